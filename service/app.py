@@ -1,0 +1,96 @@
+"""``create_app(settings)``: routes, middlewares and cleanup contexts. No logic lives here."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import aiohttp
+import structlog
+from aiohttp import web
+
+from service import keys, pipeline
+from service.dispatcher import Dispatcher
+from service.escalation import notifiers
+from service.escalation.outbox import OutboxWorker
+from service.intake import api, responses, webhook
+from service.intake.committer import GroupCommitter
+from service.matching import loader
+from service.observability import Metrics
+from service.records import inbox
+from service.records.store import Store
+from service.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+
+def create_app(settings: Settings, *, rules: loader.RuleSet | None = None) -> web.Application:
+    """Build the application; rules load now so that a broken rule stops start-up with its file:line."""
+    app = web.Application(
+        middlewares=[responses.errors_middleware], client_max_size=settings.max_body_bytes + 1
+    )
+    app[keys.SETTINGS] = settings
+    app[keys.METRICS] = Metrics()
+    app[keys.RULES] = rules if rules is not None else loader.load_rules(settings.rules_dir)
+    app.cleanup_ctx.extend([_store, _workers])
+    app.router.add_post("/v1/alerts", webhook.post_alerts)
+    app.router.add_get("/v1/incidents", api.list_incidents)
+    app.router.add_get("/v1/incidents/{id}", api.get_incident)
+    app.router.add_get("/v1/openapi.json", api.openapi_document)
+    app.router.add_get("/healthz", api.healthz)
+    app.router.add_get("/readyz", api.readyz)
+    app.router.add_get("/metrics", api.metrics)
+    return app
+
+
+async def _store(app: web.Application) -> AsyncIterator[None]:
+    settings = app[keys.SETTINGS]
+    store = Store.open(settings.store_url, timeout_s=settings.store_timeout_s)
+    await store.migrate()
+    if store.single_writer:  # one replica: whatever is still claimed was claimed by a process that died
+        released = await inbox.release(store)
+        if released:
+            log.info("dispatcher.resumed", rows=released)
+    app[keys.STORE] = store
+    yield
+    await store.close()
+
+
+async def _workers(app: web.Application) -> AsyncIterator[None]:
+    settings, store, metrics = app[keys.SETTINGS], app[keys.STORE], app[keys.METRICS]
+    async with aiohttp.ClientSession() as session:
+        outbox = OutboxWorker(
+            store,
+            notifiers.build(settings, session),
+            metrics,
+            max_attempts=settings.outbox_max_attempts,
+            backoff_s=settings.outbox_backoff_s,
+        )
+        flow = pipeline.Pipeline(
+            store=store,
+            rules=app[keys.RULES],
+            metrics=metrics,
+            channels=notifiers.channels(settings),
+            base_url=settings.base_url,
+            on_notify=outbox.wake,
+        )
+        dispatcher = Dispatcher(
+            store, flow.process, metrics, workers=settings.workers, lease_s=settings.inbox_lease_s
+        )
+        committer = GroupCommitter(store, on_commit=dispatcher.wake)
+        app[keys.OUTBOX], app[keys.DISPATCHER], app[keys.COMMITTER] = outbox, dispatcher, committer
+        outbox.start()
+        dispatcher.start()
+        committer.start()
+        log.info(
+            "service.started",
+            listen=settings.listen,
+            store=store.dialect,
+            rules=len(app[keys.RULES].rules),
+            channels=notifiers.channels(settings),
+        )
+        try:
+            yield
+        finally:
+            await committer.stop()
+            await dispatcher.stop()
+            await outbox.stop()

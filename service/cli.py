@@ -1,0 +1,206 @@
+"""The ``remediator`` command: serve, migrate, rules lint, replay, incidents list|show.
+
+Every setting has a ``--flag`` mirroring its ``REMEDIATOR_*`` variable; flags win over the environment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from service import errors
+from service.settings import Settings
+
+
+def _add_settings_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("settings (each also REMEDIATOR_<NAME>)")
+    for name, field in Settings.model_fields.items():
+        env = f"REMEDIATOR_{name.upper()}"
+        group.add_argument(
+            f"--{name.replace('_', '-')}",
+            dest=f"setting_{name}",
+            default=None,
+            metavar="VALUE",
+            help=f"{field.description or name} [{env}]",
+        )
+
+
+def load_settings(args: argparse.Namespace) -> Settings:
+    """Settings from the environment, overridden by the flags given."""
+    overrides = {
+        key.removeprefix("setting_"): value
+        for key, value in vars(args).items()
+        if key.startswith("setting_") and value is not None
+    }
+    return Settings(**overrides)
+
+
+def _settings_or_exit(args: argparse.Namespace) -> Settings:
+    try:
+        return load_settings(args)
+    except errors.ConfigError as exc:
+        raise SystemExit(f"remediator: {exc}") from None
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in exc.errors()
+        )
+        raise SystemExit(f"remediator: invalid settings: {problems}") from None
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    from service import app as application
+    from service.matching import loader
+    from service.observability import configure_logging
+
+    settings = _settings_or_exit(args)
+    configure_logging(fmt=settings.log_format, level=settings.log_level)
+    try:
+        app = application.create_app(settings)
+    except loader.RuleLoadError as exc:
+        print(f"remediator: rules in {settings.rules_dir} are invalid:\n{exc}", file=sys.stderr)
+        return 1
+    web.run_app(
+        app, host=settings.host, port=settings.port, print=None, access_log=None, shutdown_timeout=15.0
+    )
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from service.records.store import Store
+
+    settings = _settings_or_exit(args)
+
+    async def run() -> None:
+        store = Store.open(settings.store_url, timeout_s=settings.store_timeout_s)
+        try:
+            await store.migrate()
+        finally:
+            await store.close()
+
+    try:
+        asyncio.run(run())
+    except errors.StoreUnavailable as exc:
+        print(f"remediator: store unavailable: {exc}", file=sys.stderr)
+        return 1
+    print("migrations applied")
+    return 0
+
+
+def cmd_rules_lint(args: argparse.Namespace) -> int:
+    from service.matching import loader
+
+    directory = Path(args.directory)
+    problems = loader.lint(directory, today=date.today())
+    for problem in problems:
+        print(problem)
+    errors_found = [p for p in problems if p.severity == "error"]
+    if errors_found:
+        print(f"{len(errors_found)} error(s)", file=sys.stderr)
+        return 1
+    files = sorted(p for p in directory.glob("*.y*ml")) if directory.is_dir() else []
+    print(f"ok: {len(files)} rule file(s), {len(problems)} warning(s)")
+    return 0
+
+
+def _request(method: str, url: str, *, token: str | None, body: bytes | None = None) -> tuple[int, Any]:
+    request = urllib.request.Request(url, data=body, method=method)  # noqa: S310 — http(s) URL given by the operator
+    if body is not None:
+        request.add_header("Content-Type", "application/json")
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+            return response.status, json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as exc:
+        payload = exc.read()
+        try:
+            return exc.code, json.loads(payload)
+        except ValueError:
+            return exc.code, payload.decode(errors="replace")
+    except urllib.error.URLError as exc:
+        raise SystemExit(f"remediator: cannot reach {url}: {exc.reason}") from None
+
+
+def _token(args: argparse.Namespace) -> str | None:
+    return args.token or os.environ.get("REMEDIATOR_WEBHOOK_TOKEN") or None
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    body = Path(args.file).read_bytes()
+    status, answer = _request("POST", args.url.rstrip("/") + "/v1/alerts", token=_token(args), body=body)
+    print(json.dumps(answer))
+    return 0 if status == 200 else 1
+
+
+def cmd_incidents(args: argparse.Namespace) -> int:
+    base = args.url.rstrip("/")
+    if args.incidents_command == "list":
+        query = "&".join(
+            f"{k}={v}" for k, v in (("state", args.state), ("rule", args.rule), ("limit", args.limit)) if v
+        )
+        status, answer = _request(
+            "GET", f"{base}/v1/incidents" + (f"?{query}" if query else ""), token=_token(args)
+        )
+        if status == 200 and not args.json:
+            for item in answer["incidents"]:
+                target = item["target"]
+                print(
+                    f"{item['id']}  {item['state']:<10} {item['severity']:<8} {item['rule']:<32} "
+                    f"{target['kind']}/{target['namespace']}/{target['name']}  opened {item['opened_at']}"
+                )
+            return 0
+    else:
+        status, answer = _request("GET", f"{base}/v1/incidents/{args.id}", token=_token(args))
+    print(json.dumps(answer, indent=2))
+    return 0 if status == 200 else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="remediator", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the service")
+    _add_settings_flags(serve)
+    serve.set_defaults(func=cmd_serve)
+    migrate = sub.add_parser("migrate", help="apply pending store migrations")
+    _add_settings_flags(migrate)
+    migrate.set_defaults(func=cmd_migrate)
+    rules = sub.add_parser("rules", help="rule tools").add_subparsers(dest="rules_command", required=True)
+    lint = rules.add_parser("lint", help="check rule files; prints file:line for every problem")
+    lint.add_argument("directory", nargs="?", default=os.environ.get("REMEDIATOR_RULES_DIR", "rules"))
+    lint.set_defaults(func=cmd_rules_lint)
+    client = argparse.ArgumentParser(add_help=False)
+    client.add_argument("--url", default=os.environ.get("REMEDIATOR_URL", "http://127.0.0.1:8080"))
+    client.add_argument("--token", default=None, help="bearer token (default: $REMEDIATOR_WEBHOOK_TOKEN)")
+    replay = sub.add_parser("replay", parents=[client], help="post a captured Alertmanager payload")
+    replay.add_argument("file")
+    replay.set_defaults(func=cmd_replay)
+    incidents = sub.add_parser("incidents", help="read incidents from a running service")
+    isub = incidents.add_subparsers(dest="incidents_command", required=True)
+    ilist = isub.add_parser("list", parents=[client])
+    ilist.add_argument("--state")
+    ilist.add_argument("--rule")
+    ilist.add_argument("--limit", type=int)
+    ilist.add_argument("--json", action="store_true")
+    ishow = isub.add_parser("show", parents=[client])
+    ishow.add_argument("id")
+    for p in (ilist, ishow):
+        p.set_defaults(func=cmd_incidents)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))

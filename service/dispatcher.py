@@ -1,0 +1,123 @@
+"""The dispatcher: background workers that claim inbox rows and run the pipeline on each.
+
+Bounded concurrency (``workers``); woken by intake after each commit, and by a 1 s tick for expired
+leases. Rows of one fingerprint are never claimed together (see ``records.inbox``). On stop it finishes
+what is running (up to a grace period) and releases the claims it still holds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+import socket
+import time
+from collections.abc import Awaitable, Callable
+
+import structlog
+
+from service import errors
+from service.observability import Metrics
+from service.records import inbox
+from service.records.store import Store
+
+log = structlog.get_logger(__name__)
+
+MAX_ATTEMPTS = 5
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()[:40]}-{os.getpid()}-{secrets.token_hex(3)}"
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        store: Store,
+        process: Callable[[inbox.InboxRow], Awaitable[None]],
+        metrics: Metrics,
+        *,
+        workers: int,
+        lease_s: float,
+    ) -> None:
+        self.name = worker_name()
+        self._store = store
+        self._process = process
+        self._metrics = metrics
+        self._workers = workers
+        self._lease_s = lease_s
+        self._wake = asyncio.Event()
+        self._inflight: set[asyncio.Task[None]] = set()
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="dispatcher")
+
+    async def stop(self, grace_s: float = 10.0) -> None:
+        """Stop claiming, let running rows finish for ``grace_s``, release the rest."""
+        self._stopping = True
+        self._wake.set()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._inflight:
+            _done, pending = await asyncio.wait(self._inflight, timeout=grace_s)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        with contextlib.suppress(errors.StoreUnavailable):
+            released = await inbox.release(self._store, worker=self.name)
+            if released:
+                log.info("dispatcher.released", rows=released)
+
+    async def _run(self) -> None:
+        while not self._stopping:
+            free = self._workers - len(self._inflight)
+            claimed: list[inbox.InboxRow] = []
+            if free > 0:
+                try:
+                    claimed = await inbox.claim(
+                        self._store, self.name, limit=free, lease_s=self._lease_s, now=time.time()
+                    )
+                except errors.StoreUnavailable as exc:
+                    log.warning("dispatcher.store_unavailable", reason=str(exc))
+            for row in claimed:
+                task = asyncio.create_task(self._one(row), name=f"inbox-{row.id}")
+                self._inflight.add(task)
+                task.add_done_callback(self._done)
+            if claimed and len(claimed) == free:
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), 1.0)
+            self._wake.clear()
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._inflight.discard(task)
+        self._wake.set()  # a finished row may unblock the next row of its fingerprint
+
+    async def _one(self, row: inbox.InboxRow) -> None:
+        structlog.contextvars.bind_contextvars(inbox_id=row.id, fingerprint=row.fingerprint)
+        try:
+            await self._process(row)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self._metrics.pipeline_errors.inc()
+            give_up = row.attempts >= MAX_ATTEMPTS
+            log.exception("pipeline.failed", attempts=row.attempts, give_up=give_up)
+            with contextlib.suppress(errors.StoreUnavailable):
+                await inbox.fail(
+                    self._store,
+                    row.id,
+                    error=f"{type(exc).__name__}: {exc}",
+                    now=time.time(),
+                    give_up=give_up,
+                )
+        finally:
+            structlog.contextvars.unbind_contextvars("inbox_id", "fingerprint")

@@ -1,0 +1,1 @@
+"""Escalation: the bundle (pure rendering) and the notifiers that deliver it through the outbox."""

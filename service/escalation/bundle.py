@@ -1,0 +1,86 @@
+"""Build the context bundle of an incident (pure: no clock, no I/O — time comes in as arguments).
+
+Links from alerts (generatorURL, runbook_url) are shown to humans, never fetched, and only http(s)
+links are kept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from service.model import alerts, incidents
+from service.model.incidents import IncidentState
+
+
+def safe_link(url: str | None) -> str | None:
+    """The URL if it is an http(s) link, else None (no javascript:, file:, data: …)."""
+    if not url:
+        return None
+    lowered = url.strip().lower()
+    return url.strip() if lowered.startswith(("http://", "https://")) else None
+
+
+def alert_ref(alert: alerts.Alert) -> incidents.AlertRef:
+    return incidents.AlertRef(
+        name=alert.name,
+        status=alert.status,
+        fingerprint=alert.fingerprint,
+        starts_at=alert.starts_at,
+        ends_at=None if alert.ends_at is None or alert.ends_at.year <= 1 else alert.ends_at,
+        labels=alert.labels,
+        annotations=alert.annotations,
+        generator_url=safe_link(alert.generator_url),
+        runbook_url=safe_link(alert.annotations.get("runbook_url")),
+    )
+
+
+def build(
+    *,
+    incident_id: str,
+    rule_name: str,
+    runbook: str,
+    severity: str,
+    mttr_target_s: float,
+    state: IncidentState,
+    reason: str | None,
+    target: incidents.TargetRef,
+    opened_at: float,
+    now: float,
+    alert_list: Sequence[alerts.Alert],
+    suggested: Sequence[incidents.SuggestedCommand],
+    base_url: str,
+    level: int = 1,
+    findings: Sequence[incidents.Finding] = (),
+    actions: Sequence[incidents.ActionRecord] = (),
+) -> incidents.Bundle:
+    """The bundle a human receives; ``now`` fixes the elapsed time against the MTTR target."""
+    refs = [alert_ref(a) for a in alert_list]
+    first = refs[0] if refs else None
+    summary = first.annotations.get("summary") if first else None
+    title = f"[{severity.upper()}] {runbook}: {target.key}" + (f" — {summary}" if summary else "")
+    links = {"incident": f"{base_url.rstrip('/')}/v1/incidents/{incident_id}"}
+    if first and first.generator_url:
+        links["graph"] = first.generator_url
+    if first and first.runbook_url:
+        links["runbook"] = first.runbook_url
+    return incidents.Bundle(
+        incident_id=incident_id,
+        title=title[:500],
+        severity=severity,
+        rule=rule_name,
+        runbook=runbook,
+        state=state,
+        reason=reason,
+        target=target,
+        mttr_target_s=mttr_target_s,
+        elapsed_s=round(max(0.0, now - opened_at), 3),
+        opened_at=datetime.fromtimestamp(opened_at, UTC),
+        alerts=refs,
+        findings=list(findings),
+        actions=[a for a in actions if a.status != "awaiting_approval"],
+        proposals=[a for a in actions if a.status == "awaiting_approval"],
+        suggested=list(suggested),
+        escalation_level=level,
+        links=links,
+    )

@@ -1,0 +1,145 @@
+"""The outbox worker: delivers queued notifications, retrying transient failures with backoff.
+
+429 and 5xx (and unreachable receivers) are retried, honouring Retry-After, doubling from
+``outbox_backoff_s`` up to 5 minutes, ``outbox_max_attempts`` times; other 4xx fail at once and are
+recorded. A notification whose delivery was cut by a crash is re-sent after its lease expires, with the
+same ``delivery_id``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+
+import structlog
+
+from service import errors
+from service.escalation.notifiers import Notifier
+from service.observability import Metrics
+from service.records import outbox
+from service.records.store import Store
+
+log = structlog.get_logger(__name__)
+
+
+class OutboxWorker:
+    def __init__(
+        self,
+        store: Store,
+        notifiers: dict[str, Notifier],
+        metrics: Metrics,
+        *,
+        max_attempts: int,
+        backoff_s: float,
+        lease_s: float = 60.0,
+        batch: int = 50,
+    ) -> None:
+        self._store = store
+        self._notifiers = notifiers
+        self._metrics = metrics
+        self._max_attempts = max_attempts
+        self._backoff_s = backoff_s
+        self._lease_s = lease_s
+        self._batch = batch
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="outbox-worker")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                delivered = await self.run_once(now=time.time())
+                wait = 0.0 if delivered else await self._idle_wait()
+            except errors.StoreUnavailable as exc:
+                log.warning("outbox.store_unavailable", reason=str(exc))
+                wait = 1.0
+            if wait > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), wait)
+            self._wake.clear()
+
+    async def _idle_wait(self) -> float:
+        due = await outbox.next_due(self._store)
+        self._metrics.outbox_backlog.set(await outbox.backlog(self._store))
+        if due is None:
+            return 5.0
+        return min(5.0, max(0.01, due - time.time()))
+
+    async def run_once(self, *, now: float) -> int:
+        """Deliver what is due now; returns how many entries were attempted."""
+        batch = await outbox.claim_due(self._store, now=now, limit=self._batch, lease_s=self._lease_s)
+        if batch:
+            await asyncio.gather(*(self._deliver(d) for d in batch))
+        return len(batch)
+
+    async def _deliver(self, delivery: outbox.Delivery) -> None:
+        notifier = self._notifiers.get(delivery.channel)
+        now = time.time()
+        if notifier is None:
+            await outbox.mark(
+                self._store,
+                delivery.id,
+                state=outbox.FAILED,
+                now=now,
+                error=f"channel {delivery.channel!r} is not configured",
+            )
+            return
+        bound = log.bind(
+            delivery_id=delivery.delivery_id,
+            channel=delivery.channel,
+            event=delivery.event,
+            incident_id=delivery.incident_id,
+            attempt=delivery.attempts,
+        )
+        try:
+            await notifier.send(delivery)
+        except errors.Transient as exc:
+            self._metrics.notifications.labels(channel=delivery.channel, result="retry").inc()
+            if delivery.attempts >= self._max_attempts:
+                bound.error("notify.failed", reason=str(exc))
+                await outbox.mark(self._store, delivery.id, state=outbox.FAILED, now=now, error=str(exc))
+                return
+            delay = exc.delay if exc.delay is not None else self._backoff(delivery.attempts)
+            bound.warning("notify.retry", reason=str(exc), delay_s=delay)
+            await outbox.mark(
+                self._store,
+                delivery.id,
+                state=outbox.PENDING,
+                now=now,
+                error=str(exc),
+                next_attempt_at=time.time() + delay,
+            )
+            return
+        except errors.Permanent as exc:
+            self._metrics.notifications.labels(channel=delivery.channel, result="failed").inc()
+            bound.error("notify.failed", reason=str(exc))
+            await outbox.mark(self._store, delivery.id, state=outbox.FAILED, now=now, error=str(exc))
+            return
+        except Exception as exc:  # a bug in a notifier must not stop the others: record and give up on it
+            self._metrics.notifications.labels(channel=delivery.channel, result="failed").inc()
+            bound.exception("notify.crashed")
+            await outbox.mark(
+                self._store,
+                delivery.id,
+                state=outbox.FAILED,
+                now=now,
+                error=f"{type(exc).__name__}: {exc}"[:500],
+            )
+            return
+        self._metrics.notifications.labels(channel=delivery.channel, result="delivered").inc()
+        await outbox.mark(self._store, delivery.id, state=outbox.DELIVERED, now=time.time())
+
+    def _backoff(self, attempts: int) -> float:
+        return float(min(300.0, self._backoff_s * 2 ** max(0, attempts - 1)))

@@ -1,0 +1,1 @@
+"""Intake: the HTTP edge — webhook, auth, limits, the read API, health and metrics."""

@@ -1,0 +1,103 @@
+"""The read API (``GET /v1/incidents``, ``GET /v1/incidents/{id}``), health, readiness and metrics."""
+
+from __future__ import annotations
+
+import time
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from service import errors, keys
+from service.intake import auth, openapi, responses
+from service.records import inbox, outbox
+from service.records import incidents as incident_rows
+
+STATES = ("open", "diagnosing", "remediating", "verifying", "mitigated", "escalated", "resolved")
+MAX_LIMIT = 1000
+
+
+def _reader_denied(request: web.Request) -> web.Response | None:
+    settings = request.app[keys.SETTINGS]
+    denial = auth.reader_denial(request, settings.webhook_token, settings.approver_tokens)
+    return None if denial is None else auth.unauthorized(denial)
+
+
+async def list_incidents(request: web.Request) -> web.Response:
+    if (denied := _reader_denied(request)) is not None:
+        return denied
+    query = request.query
+    state = query.get("state") or None
+    if state is not None and state not in STATES:
+        return responses.error(400, f"state must be one of {', '.join(STATES)}", field="state")
+    try:
+        limit = int(query.get("limit", "100"))
+    except ValueError:
+        return responses.error(400, "limit must be an integer", field="limit")
+    if not 1 <= limit <= MAX_LIMIT:
+        return responses.error(400, f"limit must be between 1 and {MAX_LIMIT}", field="limit")
+    cursor = query.get("cursor") or None
+    if cursor is not None:
+        try:
+            incident_rows.decode_cursor(cursor)
+        except ValueError:
+            return responses.error(400, "invalid cursor", field="cursor")
+    try:
+        page, next_cursor = await incident_rows.list_incidents(
+            request.app[keys.STORE],
+            state=state,
+            rule=query.get("rule") or None,
+            limit=limit,
+            cursor=cursor,
+            now=time.time(),
+        )
+    except errors.StoreUnavailable:
+        return responses.error(503, "store unavailable; retry later")
+    body: dict[str, object] = {"incidents": page}
+    if next_cursor:
+        body["next"] = next_cursor
+    return responses.json_response(body)
+
+
+async def get_incident(request: web.Request) -> web.Response:
+    if (denied := _reader_denied(request)) is not None:
+        return denied
+    incident_id = request.match_info["id"]
+    store = request.app[keys.STORE]
+    try:
+        detail = await incident_rows.get_incident(store, incident_id, now=time.time())
+        if detail is not None:
+            detail["notifications"] = await outbox.for_incident(store, incident_id)
+    except errors.StoreUnavailable:
+        return responses.error(503, "store unavailable; retry later")
+    if detail is None:
+        return responses.error(404, f"no incident {incident_id!r}", field="id")
+    return responses.json_response(detail)
+
+
+async def healthz(_request: web.Request) -> web.Response:
+    return responses.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    store_ok = await request.app[keys.STORE].ping()
+    checks = {"store": "ok" if store_ok else "unavailable", "coordination": "ok (in-process)"}
+    return responses.json_response({"ready": store_ok, "checks": checks}, status=200 if store_ok else 503)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    app = request.app
+    registry = app[keys.METRICS]
+    store = app[keys.STORE]
+    try:
+        for state, count in (await incident_rows.count_by_state(store)).items():
+            registry.incidents.labels(state=state).set(count)
+        registry.outbox_backlog.set(await outbox.backlog(store))
+        registry.inbox_backlog.set(await inbox.backlog(store))
+    except errors.StoreUnavailable:
+        pass  # serve what we have; /readyz reports the store
+    body = generate_latest(registry.registry)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+async def openapi_document(_request: web.Request) -> web.Response:
+    return responses.json_response(openapi.DOCUMENT)

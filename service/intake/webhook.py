@@ -1,0 +1,123 @@
+"""``POST /v1/alerts``: the Alertmanager webhook. Answers 200 only after the alerts are committed.
+
+Order of checks: credentials (401) → content type (415) → declared size (413, before reading) →
+read with the limit (413) → JSON (400) → schema (400 naming the field) → commit (200 or 503).
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC
+from typing import Any
+
+import orjson
+import structlog
+from aiohttp import web
+from pydantic import ValidationError
+
+from service import errors, keys
+from service.intake import auth, responses
+from service.model import alerts
+
+log = structlog.get_logger(__name__)
+
+
+def field_path(loc: tuple[int | str, ...]) -> str:
+    """``("alerts", 0, "startsAt")`` → ``alerts[0].startsAt``."""
+    path = ""
+    for part in loc:
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+    return path or "body"
+
+
+def episode_time(alert: alerts.Alert) -> str:
+    return alert.starts_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+async def _read_limited(request: web.Request, limit: int) -> bytes | None:
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.content.iter_chunked(64 * 1024):
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _too_large(limit: int) -> web.Response:
+    response = responses.error(413, f"request body exceeds the limit of {limit} bytes")
+    response.force_close()
+    return response
+
+
+async def post_alerts(request: web.Request) -> web.StreamResponse:
+    started = time.perf_counter()
+    metrics = request.app[keys.METRICS]
+    response = await _handle(request)
+    metrics.intake_requests.labels(code=str(response.status)).inc()
+    if response.status == 200:
+        metrics.intake_latency.observe(time.perf_counter() - started)
+    return response
+
+
+async def _handle(request: web.Request) -> web.Response:
+    app = request.app
+    settings = app[keys.SETTINGS]
+    denial = auth.webhook_denial(request, settings.webhook_token)
+    if denial is not None:
+        return auth.unauthorized(denial)
+    if request.content_type != "application/json" and not request.content_type.endswith("+json"):
+        return responses.error(415, f"expected Content-Type application/json, got {request.content_type!r}")
+    limit = settings.max_body_bytes
+    if request.content_length is not None and request.content_length > limit:
+        return _too_large(limit)
+    body = await _read_limited(request, limit)
+    if body is None:
+        return _too_large(limit)
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        return responses.error(400, f"invalid JSON: {exc}")
+    try:
+        notification = alerts.Notification.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False, include_input=False)[0]
+        path = field_path(tuple(first["loc"]))
+        return responses.error(400, f"{path}: {first['msg']}", field=path)
+    rows = _rows(notification, data, now=time.time())
+    try:
+        accepted, duplicates = await app[keys.COMMITTER].submit(rows, timeout=settings.store_timeout_s)
+    except errors.StoreUnavailable as exc:
+        log.warning("intake.unavailable", reason=str(exc)[:300], alerts=len(rows))
+        return responses.error(503, "store unavailable; retry later")
+    metrics = app[keys.METRICS]
+    metrics.alerts_received.inc(accepted)
+    metrics.alerts_duplicate.inc(duplicates)
+    if notification.truncated_alerts:
+        log.warning(
+            "intake.truncated_group",
+            group_key=notification.group_key,
+            truncated=notification.truncated_alerts,
+        )
+    return responses.json_response({"accepted": accepted, "duplicates": duplicates})
+
+
+def _rows(notification: alerts.Notification, data: dict[str, Any], *, now: float) -> list[dict[str, Any]]:
+    raw_alerts = data["alerts"]
+    return [
+        {
+            "fingerprint": alert.fingerprint,
+            "starts_at": episode_time(alert),
+            "status": alert.status,
+            "alertname": alert.name[:256],
+            "payload": orjson.dumps(raw).decode(),
+            "receiver": notification.receiver[:256],
+            "group_key": notification.group_key,
+            "truncated": notification.truncated_alerts,
+            "received_at": now,
+            "state": "pending",
+            "attempts": 0,
+        }
+        for alert, raw in zip(notification.alerts, raw_alerts, strict=True)
+    ]

@@ -1,0 +1,21 @@
+"""Every ``web.AppKey`` of the application, typed, in one place."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from service.dispatcher import Dispatcher
+from service.escalation.outbox import OutboxWorker
+from service.intake.committer import GroupCommitter
+from service.matching.loader import RuleSet
+from service.observability import Metrics
+from service.records.store import Store
+from service.settings import Settings
+
+SETTINGS = web.AppKey("settings", Settings)
+METRICS = web.AppKey("metrics", Metrics)
+STORE = web.AppKey("store", Store)
+RULES = web.AppKey("rules", RuleSet)
+COMMITTER = web.AppKey("committer", GroupCommitter)
+DISPATCHER = web.AppKey("dispatcher", Dispatcher)
+OUTBOX = web.AppKey("outbox", OutboxWorker)

@@ -1,0 +1,286 @@
+"""Turn the data of one rule file into a ``CompiledRule``, or into every problem that prevents it.
+
+Owns the checks of a single rule beyond its shape: pydantic validation errors (translated into
+sentences), matchers and ``match`` syntax, CEL ``when``, Jinja templates (target fields, ``with:``
+strings, ``suggest``), probe and action names against ``service.model.catalog``, ``safety: safe`` on an
+approval-only action, duplicate probe ids and ``verify.probe`` naming no probe. The checks run on the raw
+data, so one file reports all its problems at once. Problems carry a location (``("remediate", 0,
+"when")``), not a line: ``loader`` maps locations to lines. Never does I/O.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import pydantic
+
+from service.matching import compiled, conditions, matchers, names, templates
+from service.model import catalog, rules
+
+Loc = tuple[str | int, ...]
+
+#: The model behind each mapping of a rule file, by the field names leading to it (list indexes dropped).
+_MODELS: dict[tuple[str, ...], type[pydantic.BaseModel]] = {
+    (): rules.Rule,
+    ("target",): rules.Target,
+    ("diagnose",): rules.ProbeSpec,
+    ("remediate",): rules.ActionSpec,
+    ("remediate", "max_attempts"): rules.Attempts,
+    ("remediate", "verify"): rules.Verify,
+    ("suggest",): rules.Suggestion,
+}
+
+
+@dataclass(frozen=True)
+class Problem:
+    loc: Loc
+    message: str
+
+
+def compile_rule(
+    data: Any, file: str, compiler: templates.TemplateCompiler
+) -> tuple[compiled.CompiledRule | None, list[Problem]]:
+    """Validate and compile one rule; the rule is ``None`` exactly when there are problems."""
+    if not isinstance(data, dict):
+        kind = type(data).__name__ if data is not None else "nothing"
+        return None, [Problem((), f"a rule file holds one mapping (name:, match:, target:, …), got {kind}")]
+    problems: list[Problem] = []
+    rule: rules.Rule | None = None
+    try:
+        rule = rules.Rule.model_validate(data)
+    except pydantic.ValidationError as exc:
+        problems.extend(_translate(exc))
+    checker = _Checker(compiler, problems)
+    group = checker.match(data.get("match"))
+    target = checker.target(data.get("target"))
+    probe_ids, diagnose_params = checker.diagnose(data.get("diagnose"))
+    conds, remediate_params = checker.remediate(data.get("remediate"), probe_ids)
+    suggest = checker.suggest(data.get("suggest"))
+    if problems or rule is None or target is None:
+        return None, problems
+    return (
+        compiled.CompiledRule(
+            rule=rule,
+            file=file,
+            matchers=group,
+            target=target,
+            conditions=conds,
+            suggest=suggest,
+            diagnose_params=diagnose_params,
+            remediate_params=remediate_params,
+        ),
+        [],
+    )
+
+
+class _Checker:
+    """Compiles the parts of one rule from raw data, recording a Problem for each failure."""
+
+    def __init__(self, compiler: templates.TemplateCompiler, problems: list[Problem]) -> None:
+        self._compiler = compiler
+        self._problems = problems
+
+    def _add(self, loc: Loc, message: str) -> None:
+        self._problems.append(Problem(loc, f"{_where(loc)}: {message}" if loc else message))
+
+    def match(self, items: Any) -> tuple[matchers.MatchGroup, ...]:
+        groups: list[matchers.MatchGroup] = []
+        for i, item in _enumerate(items):
+            loc: Loc = ("match", i)
+            if isinstance(item, dict) and set(item) == {"any"}:
+                alternatives = self._alternatives(item["any"], (*loc, "any"))
+                if alternatives is not None:
+                    groups.append(matchers.AnyOf(alternatives))
+            elif isinstance(item, str):
+                matcher = self._matcher(item, loc)
+                if matcher is not None:
+                    groups.append(matcher)
+            elif isinstance(item, dict) and len(item) == 1:
+                ((key, value),) = item.items()
+                self._add(loc, f'expected a matcher string; for "{key}: {value}" write {key}="{value}"')
+            else:
+                self._add(loc, 'expected a matcher string such as alertname="X", or {any: [...]}')
+        return tuple(groups)
+
+    def _alternatives(self, alts: Any, loc: Loc) -> tuple[tuple[matchers.Matcher, ...], ...] | None:
+        if not isinstance(alts, list) or not alts:
+            self._add(loc, "any: needs a non-empty list of matchers or lists of matchers")
+            return None
+        result: list[tuple[matchers.Matcher, ...]] = []
+        for j, alt in enumerate(alts):
+            texts = [(alt, (*loc, j))] if isinstance(alt, str) else _enumerate_at(alt, (*loc, j))
+            if not texts or not all(isinstance(text, str) for text, _ in texts):
+                self._add((*loc, j), "an alternative is a matcher string or a non-empty list of them")
+                continue
+            parsed = [self._matcher(text, at) for text, at in texts]
+            result.append(tuple(m for m in parsed if m is not None))
+        return tuple(result)
+
+    def _matcher(self, text: str, loc: Loc) -> matchers.Matcher | None:
+        try:
+            return matchers.parse_matcher(text)
+        except matchers.MatcherError as exc:
+            self._add(loc, str(exc))
+            return None
+
+    def target(self, raw: Any) -> templates.CompiledTarget | None:
+        if not isinstance(raw, dict):
+            return None
+        defaults = {
+            name: info.default for name, info in rules.Target.model_fields.items() if not info.is_required()
+        }
+        compiled_fields: dict[str, Any] = {}
+        for name in ("kind", "namespace", "name", "selector"):
+            source = raw.get(name, defaults.get(name))
+            compiled_fields[name] = None if source is None else self._text(source, ("target", name))
+            if isinstance(source, str) and not templates.is_template(source):
+                problem = names.check_target_field(name, source)  # a constant is checked now, not per alert
+                if problem is not None:
+                    self._add(("target", name), problem)
+        if any(compiled_fields[name] is None for name in ("kind", "namespace", "name")):
+            return None
+        return templates.CompiledTarget(**compiled_fields)
+
+    def _text(self, source: Any, loc: Loc) -> Any:
+        if not isinstance(source, str):
+            return None  # pydantic reports the type
+        try:
+            return self._compiler.text(source)
+        except templates.TemplateError as exc:
+            self._add(loc, str(exc))
+            return None
+
+    def diagnose(self, items: Any) -> tuple[dict[str, int], tuple[templates.CompiledParams, ...]]:
+        ids: dict[str, int] = {}
+        params: list[templates.CompiledParams] = []
+        for j, item in _enumerate(items):
+            if not isinstance(item, dict):
+                continue
+            probe_id, probe = item.get("id"), item.get("probe")
+            if isinstance(probe_id, str):
+                if probe_id in ids:
+                    self._add(
+                        ("diagnose", j, "id"),
+                        f"duplicate probe id {probe_id!r} (first at diagnose[{ids[probe_id]}])",
+                    )
+                else:
+                    ids[probe_id] = j
+            if isinstance(probe, str) and probe not in catalog.PROBES:
+                self._add(
+                    ("diagnose", j, "probe"), f"unknown probe {probe!r}{_did_you_mean(probe, catalog.PROBES)}"
+                )
+            params.append(self._params(item.get("with"), ("diagnose", j, "with")))
+        return ids, tuple(params)
+
+    def remediate(
+        self, items: Any, probe_ids: Mapping[str, int]
+    ) -> tuple[dict[int, conditions.Condition], tuple[templates.CompiledParams, ...]]:
+        conds: dict[int, conditions.Condition] = {}
+        params: list[templates.CompiledParams] = []
+        for i, item in _enumerate(items):
+            if not isinstance(item, dict):
+                continue
+            action = item.get("action")
+            if isinstance(action, str) and action not in catalog.ACTIONS:
+                self._add(
+                    ("remediate", i, "action"),
+                    f"unknown action {action!r}{_did_you_mean(action, catalog.ACTIONS)}",
+                )
+            if item.get("safety") == "safe" and action in catalog.APPROVAL_ONLY_ACTIONS:
+                self._add(
+                    ("remediate", i, "safety"),
+                    f"{action} is approval-only and cannot be safety: safe; use safety: unsafe to propose it"
+                    " to a human",
+                )
+            when = item.get("when")
+            if isinstance(when, str):
+                try:
+                    conds[i] = conditions.compile_condition(when)
+                except conditions.ConditionError as exc:
+                    self._add(("remediate", i, "when"), f"bad CEL: {exc}")
+            verify = item.get("verify")
+            probe = verify.get("probe") if isinstance(verify, dict) else None
+            if isinstance(probe, str) and probe not in probe_ids:
+                known = ", ".join(probe_ids) or "none"
+                self._add(
+                    ("remediate", i, "verify", "probe"), f"{probe!r} names no diagnose id (known: {known})"
+                )
+            params.append(self._params(item.get("with"), ("remediate", i, "with")))
+        return conds, tuple(params)
+
+    def _params(self, raw: Any, loc: Loc) -> templates.CompiledParams:
+        compiled_params, problems = self._compiler.params(raw if isinstance(raw, dict) else {}, _where(loc))
+        for path, message in problems:
+            self._add((*loc, *path), message)
+        return compiled_params
+
+    def suggest(self, items: Any) -> tuple[templates.CompiledSuggestion, ...]:
+        result: list[templates.CompiledSuggestion] = []
+        for k, item in _enumerate(items):
+            source, loc = (
+                (item, ("suggest", k)) if isinstance(item, str) else (None, ("suggest", k, "command"))
+            )
+            hazard = None
+            if isinstance(item, dict):
+                source, hazard = item.get("command"), item.get("hazard")
+            if not isinstance(source, str):
+                continue  # pydantic reports it
+            try:
+                template = self._compiler.command(source)
+            except templates.TemplateError as exc:
+                self._add(loc, str(exc))
+                continue
+            result.append(
+                templates.CompiledSuggestion(source, template, hazard if isinstance(hazard, str) else None)
+            )
+        return tuple(result)
+
+
+def _translate(exc: pydantic.ValidationError) -> list[Problem]:
+    problems = []
+    for error in exc.errors(include_url=False):
+        loc: Loc = tuple(error["loc"])
+        kind = error["type"]
+        if kind == "extra_forbidden" and loc and isinstance(loc[-1], str):
+            parent, key = loc[:-1], loc[-1]
+            shape = tuple(part for part in parent if isinstance(part, str))
+            model = _MODELS.get(shape)
+            hint = _did_you_mean(key, _field_names(model)) if model is not None else ""
+            message = f"unknown field {key!r}{hint}"
+            problems.append(Problem(loc, f"{_where(parent)}: {message}" if parent else message))
+        elif kind == "missing":
+            problems.append(Problem(loc, f"{_where(loc)}: required field is missing"))
+        else:
+            message = error["msg"].removeprefix("Value error, ")
+            value = error.get("input")
+            if isinstance(value, str | int | float | bool) and kind != "value_error":
+                message += f" (got {value!r})"
+            problems.append(Problem(loc, f"{_where(loc)}: {message}"))
+    return problems
+
+
+def _field_names(model: type[pydantic.BaseModel]) -> set[str]:
+    return {info.alias or name for name, info in model.model_fields.items()}
+
+
+def _did_you_mean(word: str, known: frozenset[str] | set[str]) -> str:
+    close = difflib.get_close_matches(word, sorted(known), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _where(loc: Loc) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
+    return text
+
+
+def _enumerate(items: Any) -> list[tuple[int, Any]]:
+    return list(enumerate(items)) if isinstance(items, list) else []
+
+
+def _enumerate_at(items: Any, loc: Loc) -> list[tuple[Any, Loc]]:
+    return [(item, (*loc, k)) for k, item in _enumerate(items)]

@@ -1,0 +1,157 @@
+"""Loading and linting a directory of rule files (DESIGN §3.3): the only I/O of ``matching``.
+
+Owns finding the rule files (``*.yaml`` and ``*.yml`` directly in the directory, sorted by file name;
+hidden files such as editor backups or a ConfigMap's ``..data`` are skipped), parsing them, mapping each
+problem to ``file:line``, checks across files (duplicate rule names) and the review-age warning.
+``load_rules`` raises ``RuleLoadError`` listing every error of every file; ``lint`` returns them.
+Reads files; never writes, never imports a network or database library.
+
+``CompiledRule``, ``RuleSet``, ``LintError`` and ``RuleLoadError`` are defined in ``compiled`` and
+``problems`` and re-exported here, the module callers use.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from service.matching import compiled, compiler, positions, templates
+from service.matching.compiled import CompiledRule, RuleSet
+from service.matching.problems import LintError, RuleLoadError
+
+__all__ = ["CompiledRule", "LintError", "RuleLoadError", "RuleSet", "lint", "load_rules", "parse_rule"]
+
+_SUFFIXES = (".yaml", ".yml")
+#: A rule whose ``reviewed:`` date is more than this many days old gets a warning.
+REVIEW_MAX_AGE_DAYS = 31
+
+
+def load_rules(directory: Path, *, today: date | None = None) -> RuleSet:
+    """Load and compile every rule file; raise ``RuleLoadError`` with all errors (warnings do not raise)."""
+    rules, problems = _load(directory, date.today() if today is None else today)
+    errors = [problem for problem in problems if problem.severity == "error"]
+    if errors:
+        raise RuleLoadError(errors)
+    return RuleSet(tuple(rules), warnings=tuple(problems))
+
+
+def lint(directory: Path, *, today: date | None = None) -> list[LintError]:
+    """Every error and warning of every rule file, in file order, then line order."""
+    return _load(directory, date.today() if today is None else today)[1]
+
+
+def parse_rule(text: str, *, file: str = "<string>") -> CompiledRule:
+    """Compile one rule from YAML text (for tests and ``rules test``); raise ``RuleLoadError``."""
+    result = _lint_text(text, file, templates.TemplateCompiler(), today=None)
+    errors = [problem for problem in result.problems if problem.severity == "error"]
+    if errors or result.rule is None:
+        raise RuleLoadError(errors)
+    return result.rule
+
+
+@dataclass
+class _FileResult:
+    rule: compiled.CompiledRule | None = None
+    name: str | None = None
+    name_line: int = 0
+    problems: list[LintError] = field(default_factory=list)
+
+
+def _load(directory: Path, today: date) -> tuple[list[compiled.CompiledRule], list[LintError]]:
+    if not directory.is_dir():
+        reason = "does not exist" if not directory.exists() else "is not a directory"
+        return [], [LintError(str(directory), 0, f"rules directory {str(directory)!r} {reason}")]
+    try:
+        paths = sorted(
+            (
+                p
+                for p in directory.iterdir()
+                if p.suffix in _SUFFIXES and not p.name.startswith(".") and p.is_file()
+            ),
+            key=lambda p: p.name,
+        )
+    except OSError as exc:
+        return [], [LintError(str(directory), 0, f"cannot list rules directory: {exc}")]
+    compiler_ = templates.TemplateCompiler()
+    rules: list[compiled.CompiledRule] = []
+    problems: list[LintError] = []
+    first_seen: dict[str, tuple[str, int]] = {}
+    for path in paths:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            problems.append(LintError(str(path), 0, f"cannot read rule file: {exc}"))
+            continue
+        result = _lint_text(text, str(path), compiler_, today=today)
+        if result.name is not None:
+            if result.name in first_seen:
+                other, line = first_seen[result.name]
+                result.problems.append(
+                    LintError(
+                        str(path),
+                        result.name_line,
+                        f"duplicate rule name {result.name!r} (also in {other}:{line})",
+                    )
+                )
+                result.rule = None
+            else:
+                first_seen[result.name] = (str(path), result.name_line)
+        problems.extend(sorted(result.problems, key=lambda problem: problem.line))
+        if result.rule is not None:
+            rules.append(result.rule)
+    return rules, problems
+
+
+def _lint_text(
+    text: str, file: str, compiler_: templates.TemplateCompiler, *, today: date | None
+) -> _FileResult:
+    result = _FileResult()
+    try:
+        root, data = positions.parse(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else 0
+        detail = exc.problem or exc.context or "invalid YAML"
+        if exc.problem and exc.context:
+            where = f" at line {exc.context_mark.line + 1}" if exc.context_mark is not None else ""
+            detail += f" ({exc.context}{where})"
+        result.problems.append(LintError(file, line, f"YAML syntax error: {detail}"))
+        return result
+    except yaml.YAMLError as exc:
+        result.problems.append(LintError(file, 0, f"YAML syntax error: {exc}"))
+        return result
+    if root is None:
+        result.problems.append(
+            LintError(file, 1, "empty rule file: expected one rule (name:, match:, target:, …)")
+        )
+        return result
+    for line, message in positions.duplicate_keys(root):
+        result.problems.append(LintError(file, line, message))
+    rule, problems = compiler.compile_rule(data, file, compiler_)
+    for problem in problems:
+        result.problems.append(LintError(file, positions.line_of(root, problem.loc), problem.message))
+    if isinstance(data, dict):
+        if isinstance(data.get("name"), str):
+            result.name, result.name_line = data["name"], positions.line_of(root, ("name",))
+        if today is not None:
+            result.problems.extend(_review_warning(data, root, file, today))
+    result.rule = rule if not any(p.severity == "error" for p in result.problems) else None
+    return result
+
+
+def _review_warning(data: dict[str, Any], root: yaml.Node, file: str, today: date) -> list[LintError]:
+    reviewed = data.get("reviewed")
+    if not isinstance(reviewed, date) or isinstance(reviewed, datetime):
+        return []
+    age = (today - reviewed).days
+    if age <= REVIEW_MAX_AGE_DAYS:
+        return []
+    message = (
+        f"rule last reviewed on {reviewed.isoformat()}, {age} days ago (more than {REVIEW_MAX_AGE_DAYS});"
+        " review it and update reviewed:"
+    )
+    return [LintError(file, positions.line_of(root, ("reviewed",)), message, severity="warning")]

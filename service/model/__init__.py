@@ -1,0 +1,1 @@
+"""Frozen pydantic models shared by every stage; imports nothing but pydantic and the stdlib."""

@@ -1,0 +1,118 @@
+"""Incidents and what hangs off them: findings, action records, timeline events, the bundle."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+IncidentState = Literal[
+    "open", "diagnosing", "remediating", "verifying", "mitigated", "escalated", "resolved"
+]
+FindingStatus = Literal["ok", "degraded", "failed", "error", "skipped"]
+ActionStatus = Literal[
+    "planned",
+    "skipped",
+    "blocked",
+    "running",
+    "succeeded",
+    "failed",
+    "awaiting_approval",
+    "approved",
+    "rejected",
+    "unknown",
+]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class TargetRef(_Frozen):
+    """The rendered target of an incident; ``valid`` is false when a rendered name failed validation."""
+
+    kind: str
+    namespace: str
+    name: str
+    selector: str | None = None
+    valid: bool = True
+    error: str | None = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.kind}/{self.namespace}/{self.name}"
+
+
+class Finding(_Frozen):
+    id: str
+    probe: str
+    status: FindingStatus
+    summary: str = ""
+    facts: dict[str, Any] = Field(default_factory=dict)
+    evidence: str = ""
+    duration_ms: float = 0.0
+
+
+class ActionRecord(_Frozen):
+    id: str
+    action: str
+    safety: Literal["safe", "unsafe"]
+    status: ActionStatus
+    guard: str | None = None
+    reason: str | None = None
+    requested_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    approver: str | None = None
+    request: dict[str, Any] | None = None
+    result: dict[str, Any] | None = None
+
+
+class TimelineEvent(_Frozen):
+    at: datetime
+    kind: str
+    message: str
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+class AlertRef(_Frozen):
+    """An alert as the bundle shows it; links are shown, never fetched."""
+
+    name: str
+    status: Literal["firing", "resolved"]
+    fingerprint: str
+    starts_at: datetime
+    ends_at: datetime | None = None
+    labels: dict[str, str]
+    annotations: dict[str, str] = Field(default_factory=dict)
+    generator_url: str | None = None
+    runbook_url: str | None = None
+
+
+class SuggestedCommand(_Frozen):
+    command: str
+    hazard: str | None = None
+
+
+class Bundle(_Frozen):
+    """Everything a human needs in the first minute of an escalated incident."""
+
+    incident_id: str
+    title: str
+    severity: str
+    rule: str
+    runbook: str
+    state: IncidentState
+    reason: str | None = None
+    target: TargetRef
+    mttr_target_s: float
+    elapsed_s: float
+    opened_at: datetime
+    alerts: list[AlertRef]
+    findings: list[Finding] = Field(default_factory=list)
+    actions: list[ActionRecord] = Field(default_factory=list)
+    proposals: list[ActionRecord] = Field(default_factory=list)
+    suggested: list[SuggestedCommand] = Field(default_factory=list)
+    escalation_level: int = 1
+    links: dict[str, str] = Field(default_factory=dict)

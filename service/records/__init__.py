@@ -1,0 +1,1 @@
+"""Records: the store (SQLite default / PostgreSQL), its migrations, and coordination."""

@@ -1,0 +1,142 @@
+"""The inbox: every received alert, unique per (fingerprint, startsAt, status), claimed by workers.
+
+A row is claimable when it is pending (or its claim's lease expired) and no earlier row of the same
+fingerprint is unfinished: the alerts of one label set are processed in the order they arrived.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from service.records import schema
+from service.records.store import Store
+
+Key = tuple[str, str, str]
+
+PENDING, CLAIMED, DONE = "pending", "claimed", "done"
+
+
+@dataclass(frozen=True, slots=True)
+class InboxRow:
+    id: int
+    fingerprint: str
+    starts_at: str
+    status: str
+    payload: str
+    receiver: str
+    group_key: str
+    truncated: int
+    received_at: float
+    attempts: int
+
+
+async def insert(store: Store, conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> set[Key]:
+    """Insert rows, skipping those already stored; returns the keys that were new."""
+    if not rows:
+        return set()
+    t = schema.inbox
+    stmt = store.insert_ignore(t).returning(t.c.fingerprint, t.c.starts_at, t.c.status)
+    result = await conn.execute(stmt, list(rows))
+    return {(r[0], r[1], r[2]) for r in result.all()}
+
+
+async def claim(store: Store, worker: str, *, limit: int, lease_s: float, now: float) -> list[InboxRow]:
+    """Claim up to ``limit`` claimable rows for ``worker`` until ``now + lease_s``."""
+    t = schema.inbox
+    earlier = schema.inbox.alias("earlier")
+    blocked = (
+        sa.select(sa.literal(1))
+        .where(earlier.c.fingerprint == t.c.fingerprint, earlier.c.id < t.c.id, earlier.c.state != DONE)
+        .exists()
+    )
+    candidates = (
+        sa.select(t.c.id)
+        .where(sa.or_(t.c.state == PENDING, sa.and_(t.c.state == CLAIMED, t.c.lease_until < now)), ~blocked)
+        .order_by(t.c.id)
+        .limit(limit)
+    )
+    if store.dialect == "postgresql":
+        candidates = candidates.with_for_update(skip_locked=True)
+    stmt = (
+        sa.update(t)
+        .where(t.c.id.in_(candidates.scalar_subquery()))
+        .values(state=CLAIMED, claimed_by=worker, lease_until=now + lease_s, attempts=t.c.attempts + 1)
+        .returning(
+            t.c.id,
+            t.c.fingerprint,
+            t.c.starts_at,
+            t.c.status,
+            t.c.payload,
+            t.c.receiver,
+            t.c.group_key,
+            t.c.truncated,
+            t.c.received_at,
+            t.c.attempts,
+        )
+    )
+    async with store.write() as conn:
+        result = await conn.execute(stmt)
+        rows = [InboxRow(*r) for r in result.all()]
+    return sorted(rows, key=lambda r: r.id)
+
+
+async def finish(
+    conn: AsyncConnection, row_id: int, *, outcome: str, incident_id: str | None, now: float
+) -> None:
+    """Mark a row done inside the transaction that did its work."""
+    t = schema.inbox
+    await conn.execute(
+        sa.update(t)
+        .where(t.c.id == row_id)
+        .values(state=DONE, outcome=outcome, incident_id=incident_id, processed_at=now, lease_until=None)
+    )
+
+
+async def fail(store: Store, row_id: int, *, error: str, now: float, give_up: bool) -> None:
+    """Record a processing error; the row becomes claimable again unless we give up on it."""
+    t = schema.inbox
+    values: dict[str, Any] = {"error": error[:2000], "claimed_by": None, "lease_until": None}
+    values.update({"state": DONE, "outcome": "error", "processed_at": now} if give_up else {"state": PENDING})
+    async with store.write() as conn:
+        await conn.execute(sa.update(t).where(t.c.id == row_id).values(**values))
+
+
+async def release(store: Store, *, worker: str | None = None) -> int:
+    """Return claimed rows to pending: those of ``worker``, or every claim (single-replica start-up)."""
+    t = schema.inbox
+    cond = t.c.state == CLAIMED
+    if worker is not None:
+        cond = sa.and_(cond, t.c.claimed_by == worker)
+    async with store.write() as conn:
+        result = await conn.execute(
+            sa.update(t).where(cond).values(state=PENDING, claimed_by=None, lease_until=None)
+        )
+    return int(result.rowcount or 0)
+
+
+async def backlog(store: Store) -> int:
+    t = schema.inbox
+    async with store.read() as conn:
+        value = await conn.scalar(sa.select(sa.func.count()).select_from(t).where(t.c.state != DONE))
+    return int(value or 0)
+
+
+async def resolved_before(conn: AsyncConnection, row: InboxRow) -> bool:
+    """True when this episode's resolved notification arrived before this firing one (a late re-send)."""
+    t = schema.inbox
+    value = await conn.scalar(
+        sa.select(sa.func.count())
+        .select_from(t)
+        .where(
+            t.c.fingerprint == row.fingerprint,
+            t.c.starts_at == row.starts_at,
+            t.c.status == "resolved",
+            t.c.id < row.id,
+        )
+    )
+    return bool(value)

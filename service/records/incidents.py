@@ -1,0 +1,222 @@
+"""Incident rows: open-or-attach, alerts of an incident, timeline events, and the read queries.
+
+``open_key`` (rule + target) is unique while an incident is unresolved, so two workers or replicas that
+race to open the same incident end with one row: the loser attaches to the winner's.
+"""
+
+from __future__ import annotations
+
+import base64
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from service.records import schema
+from service.records.store import Store, plain
+
+T, A, E = schema.incidents, schema.incident_alerts, schema.timeline
+
+
+def iso(ts: float | None) -> str | None:
+    return None if ts is None else datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
+
+
+async def find_open(conn: AsyncConnection, open_key: str) -> dict[str, Any] | None:
+    row = (await conn.execute(sa.select(T).where(T.c.open_key == open_key))).mappings().first()
+    return plain(row) if row else None
+
+
+async def create(store: Store, conn: AsyncConnection, values: dict[str, Any]) -> bool:
+    """Insert a new incident; False when another one holds the same open_key."""
+    result = await conn.execute(store.insert_ignore(T).returning(T.c.id), [values])
+    return result.first() is not None
+
+
+async def update(conn: AsyncConnection, incident_id: str, **values: Any) -> None:
+    await conn.execute(sa.update(T).where(T.c.id == incident_id).values(**values))
+
+
+async def attach_alert(
+    store: Store,
+    conn: AsyncConnection,
+    incident_id: str,
+    *,
+    fingerprint: str,
+    starts_at: str,
+    payload: str,
+    now: float,
+) -> bool:
+    """Attach an alert episode; False when it was already attached."""
+    row = {
+        "incident_id": incident_id,
+        "fingerprint": fingerprint,
+        "starts_at": starts_at,
+        "status": "firing",
+        "payload": payload,
+        "attached_at": now,
+        "ends_at": None,
+    }
+    result = await conn.execute(store.insert_ignore(A).returning(A.c.incident_id), [row])
+    return result.first() is not None
+
+
+async def add_event(
+    conn: AsyncConnection,
+    incident_id: str,
+    *,
+    at: float,
+    kind: str,
+    message: str,
+    data: dict[str, Any] | None = None,
+) -> None:
+    await conn.execute(
+        sa.insert(E).values(
+            incident_id=incident_id, at=at, kind=kind, message=message, data=orjson.dumps(data or {}).decode()
+        )
+    )
+
+
+async def find_by_episode(conn: AsyncConnection, fingerprint: str, starts_at: str) -> dict[str, Any] | None:
+    """The unresolved incident this alert episode is attached to, if any."""
+    stmt = (
+        sa.select(T)
+        .join(A, A.c.incident_id == T.c.id)
+        .where(A.c.fingerprint == fingerprint, A.c.starts_at == starts_at, T.c.resolved_at.is_(None))
+    )
+    row = (await conn.execute(stmt)).mappings().first()
+    return plain(row) if row else None
+
+
+async def resolve_alert(
+    conn: AsyncConnection, incident_id: str, *, fingerprint: str, starts_at: str, ends_at: str | None
+) -> int:
+    """Mark an attached episode resolved; returns how many episodes of the incident still fire."""
+    await conn.execute(
+        sa.update(A)
+        .where(A.c.incident_id == incident_id, A.c.fingerprint == fingerprint, A.c.starts_at == starts_at)
+        .values(status="resolved", ends_at=ends_at)
+    )
+    firing = await conn.scalar(
+        sa.select(sa.func.count())
+        .select_from(A)
+        .where(A.c.incident_id == incident_id, A.c.status == "firing")
+    )
+    return int(firing or 0)
+
+
+async def alerts_of(conn: AsyncConnection, incident_id: str) -> list[dict[str, Any]]:
+    rows = await conn.execute(sa.select(A).where(A.c.incident_id == incident_id).order_by(A.c.attached_at))
+    return [plain(r) for r in rows.mappings()]
+
+
+def target_of(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "kind": row["target_kind"],
+        "namespace": row["target_namespace"],
+        "name": row["target_name"],
+        "selector": row["target_selector"],
+        "valid": bool(row["target_valid"]),
+        "error": row["target_error"],
+    }
+
+
+def summary(row: dict[str, Any], *, now: float) -> dict[str, Any]:
+    """The list view of an incident (DESIGN §3.1)."""
+    end = row["mitigated_at"] or row["resolved_at"]
+    return {
+        "id": row["id"],
+        "rule": row["rule"],
+        "state": row["state"],
+        "severity": row["severity"],
+        "runbook": row["runbook"],
+        "target": target_of(row),
+        "reason": row["reason"],
+        "escalation_level": row["escalation_level"],
+        "opened_at": iso(row["opened_at"]),
+        "escalated_at": iso(row["escalated_at"]),
+        "mitigated_at": iso(row["mitigated_at"]),
+        "resolved_at": iso(row["resolved_at"]),
+        "mttr_target_s": row["mttr_target_s"],
+        "elapsed_s": round((end or now) - row["opened_at"], 3),
+    }
+
+
+def encode_cursor(opened_at: float, incident_id: str) -> str:
+    return base64.urlsafe_b64encode(orjson.dumps([opened_at, incident_id])).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[float, str]:
+    """Raises ValueError on anything that is not a cursor this service produced."""
+    try:
+        value = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        opened_at, incident_id = value
+        return float(opened_at), str(incident_id)
+    except (ValueError, TypeError, orjson.JSONDecodeError) as exc:
+        raise ValueError("invalid cursor") from exc
+
+
+async def list_incidents(
+    store: Store, *, state: str | None, rule: str | None, limit: int, cursor: str | None, now: float
+) -> tuple[list[dict[str, Any]], str | None]:
+    """Newest first; returns the page and the cursor of the next page (None when no more remain)."""
+    stmt = sa.select(T)
+    if state:
+        stmt = stmt.where(T.c.state == state)
+    if rule:
+        stmt = stmt.where(T.c.rule == rule)
+    if cursor:
+        opened_at, last_id = decode_cursor(cursor)
+        stmt = stmt.where(
+            sa.or_(T.c.opened_at < opened_at, sa.and_(T.c.opened_at == opened_at, T.c.id < last_id))
+        )
+    stmt = stmt.order_by(T.c.opened_at.desc(), T.c.id.desc()).limit(limit + 1)
+    async with store.read() as conn:
+        rows = [plain(r) for r in (await conn.execute(stmt)).mappings()]
+    more = len(rows) > limit
+    rows = rows[:limit]
+    next_cursor = encode_cursor(rows[-1]["opened_at"], rows[-1]["id"]) if more and rows else None
+    return [summary(r, now=now) for r in rows], next_cursor
+
+
+async def get_incident(store: Store, incident_id: str, *, now: float) -> dict[str, Any] | None:
+    """The full incident: summary + alerts, findings, actions, timeline, bundle."""
+    async with store.read() as conn:
+        row = (await conn.execute(sa.select(T).where(T.c.id == incident_id))).mappings().first()
+        if row is None:
+            return None
+        alert_rows = await alerts_of(conn, incident_id)
+        events = (
+            await conn.execute(sa.select(E).where(E.c.incident_id == incident_id).order_by(E.c.id))
+        ).mappings()
+        timeline = [
+            {"at": iso(e["at"]), "kind": e["kind"], "message": e["message"], "data": orjson.loads(e["data"])}
+            for e in events
+        ]
+    detail = summary(plain(row), now=now)
+    bundle = orjson.loads(row["bundle"]) if row["bundle"] else None
+    detail.update(
+        alerts=[
+            {
+                "fingerprint": a["fingerprint"],
+                "starts_at": a["starts_at"],
+                "ends_at": a["ends_at"],
+                "status": a["status"],
+                "alert": orjson.loads(a["payload"]),
+            }
+            for a in alert_rows
+        ],
+        findings=(bundle or {}).get("findings", []),
+        actions=(bundle or {}).get("actions", []),
+        timeline=timeline,
+        bundle=bundle,
+    )
+    return detail
+
+
+async def count_by_state(store: Store) -> dict[str, int]:
+    async with store.read() as conn:
+        rows = await conn.execute(sa.select(T.c.state, sa.func.count()).group_by(T.c.state))
+        return {state: int(n) for state, n in rows.all()}

@@ -1,0 +1,125 @@
+"""Table definitions (SQLAlchemy Core) of the store; migrations in ``migrations/`` create them.
+
+Times are stored as UTC epoch seconds (float) so that SQLite and PostgreSQL compare them the same way.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+#: Every alert as received, one row per (fingerprint, startsAt, status): the durable queue of work.
+inbox = sa.Table(
+    "inbox",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("fingerprint", sa.String(128), nullable=False),
+    sa.Column("starts_at", sa.String(40), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("alertname", sa.String(256), nullable=False),
+    sa.Column("payload", sa.Text, nullable=False),
+    sa.Column("receiver", sa.String(256), nullable=False),
+    sa.Column("group_key", sa.Text, nullable=False),
+    sa.Column("truncated", sa.Integer, nullable=False),
+    sa.Column("received_at", sa.Float, nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("claimed_by", sa.String(64)),
+    sa.Column("lease_until", sa.Float),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("outcome", sa.String(32)),
+    sa.Column("incident_id", sa.String(32)),
+    sa.Column("processed_at", sa.Float),
+    sa.Column("error", sa.Text),
+    sa.UniqueConstraint("fingerprint", "starts_at", "status", name="uq_inbox_episode_status"),
+)
+
+#: One rule acting on one target. ``open_key`` is set while unresolved, so at most one is open per pair.
+incidents = sa.Table(
+    "incidents",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("rule", sa.String(64), nullable=False),
+    sa.Column("open_key", sa.String(600), unique=True),
+    sa.Column("target_kind", sa.String(64), nullable=False),
+    sa.Column("target_namespace", sa.String(256), nullable=False),
+    sa.Column("target_name", sa.String(512), nullable=False),
+    sa.Column("target_selector", sa.Text),
+    sa.Column("target_valid", sa.Boolean, nullable=False),
+    sa.Column("target_error", sa.Text),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("severity", sa.String(16), nullable=False),
+    sa.Column("runbook", sa.Text, nullable=False),
+    sa.Column("mttr_target_s", sa.Float, nullable=False),
+    sa.Column("reason", sa.Text),
+    sa.Column("escalation_level", sa.Integer, nullable=False),
+    sa.Column("opened_at", sa.Float, nullable=False),
+    sa.Column("escalated_at", sa.Float),
+    sa.Column("mitigated_at", sa.Float),
+    sa.Column("resolved_at", sa.Float),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.Column("bundle", sa.Text),
+)
+
+#: The alert episodes attached to an incident.
+incident_alerts = sa.Table(
+    "incident_alerts",
+    metadata,
+    sa.Column("incident_id", sa.String(32), nullable=False),
+    sa.Column("fingerprint", sa.String(128), nullable=False),
+    sa.Column("starts_at", sa.String(40), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("payload", sa.Text, nullable=False),
+    sa.Column("attached_at", sa.Float, nullable=False),
+    sa.Column("ends_at", sa.String(40)),
+    sa.PrimaryKeyConstraint("incident_id", "fingerprint", "starts_at"),
+)
+
+#: What happened to an incident, in order.
+timeline = sa.Table(
+    "timeline",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("incident_id", sa.String(32), nullable=False),
+    sa.Column("at", sa.Float, nullable=False),
+    sa.Column("kind", sa.String(64), nullable=False),
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Column("data", sa.Text, nullable=False),
+)
+
+#: Notifications to deliver, written in the same transaction as the change they announce.
+outbox = sa.Table(
+    "outbox",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("delivery_id", sa.String(64), nullable=False, unique=True),
+    sa.Column("dedup_key", sa.String(200), nullable=False, unique=True),
+    sa.Column("incident_id", sa.String(32), nullable=False),
+    sa.Column("channel", sa.String(32), nullable=False),
+    sa.Column("event", sa.String(32), nullable=False),
+    sa.Column("payload", sa.Text, nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("next_attempt_at", sa.Float, nullable=False),
+    sa.Column("lease_until", sa.Float),
+    sa.Column("last_error", sa.Text),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("delivered_at", sa.Float),
+)
+
+#: Service-wide switches and counters that must survive restarts (e.g. the kill switch).
+service_state = sa.Table(
+    "service_state",
+    metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
+
+sa.Index("ix_inbox_state_id", inbox.c.state, inbox.c.id)
+sa.Index("ix_inbox_fingerprint_id", inbox.c.fingerprint, inbox.c.id)
+sa.Index("ix_incidents_opened", incidents.c.opened_at, incidents.c.id)
+sa.Index("ix_incidents_state", incidents.c.state)
+sa.Index("ix_incident_alerts_episode", incident_alerts.c.fingerprint, incident_alerts.c.starts_at)
+sa.Index("ix_timeline_incident", timeline.c.incident_id, timeline.c.id)
+sa.Index("ix_outbox_due", outbox.c.state, outbox.c.next_attempt_at)

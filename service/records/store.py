@@ -1,0 +1,138 @@
+"""The store: one async SQLAlchemy engine (SQLite via aiosqlite, or PostgreSQL via asyncpg), migrations,
+and the transaction boundaries every other records module works inside.
+
+SQLite allows one writer at a time; the store serialises writes with an asyncio lock so that writers wait
+in the event loop, not in a busy-retry loop of the driver. Failures to reach or write the store are
+translated to ``errors.StoreUnavailable`` here, at the edge.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import event, exc
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from service import errors
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def engine_url(url: str) -> str:
+    """Translate the user-facing store URL to the SQLAlchemy async driver URL."""
+    if url.startswith("sqlite:///"):
+        return "sqlite+aiosqlite:///" + url.removeprefix("sqlite:///")
+    if url.startswith(("postgresql://", "postgres://")):
+        return "postgresql+asyncpg://" + url.split("://", 1)[1]
+    raise errors.ConfigError(f"unsupported store URL scheme in {url.split(':', 1)[0]!r}")
+
+
+class Store:
+    """Owns the engine; hands out read connections and serialised write transactions."""
+
+    def __init__(self, engine: AsyncEngine, *, timeout_s: float) -> None:
+        self.engine = engine
+        self.dialect = engine.dialect.name
+        self.single_writer = self.dialect == "sqlite"
+        self.timeout_s = timeout_s
+        self._write_lock = asyncio.Lock()
+
+    @classmethod
+    def open(cls, url: str, *, timeout_s: float = 2.0, pool_size: int = 5) -> Store:
+        """Create the engine (no I/O yet). SQLite gets WAL, synchronous=NORMAL and a busy timeout."""
+        target = engine_url(url)
+        if target.startswith("sqlite"):
+            path = target.removeprefix("sqlite+aiosqlite:///")
+            if path and path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            engine = create_async_engine(
+                target, connect_args={"timeout": timeout_s}, pool_size=pool_size, max_overflow=0
+            )
+            _sqlite_pragmas(engine, timeout_s)
+        else:
+            engine = create_async_engine(target, pool_size=pool_size, max_overflow=5, pool_pre_ping=True)
+        return cls(engine, timeout_s=timeout_s)
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    async def migrate(self) -> None:
+        """Apply every pending Alembic migration (idempotent)."""
+        async with self.write() as conn:
+            await conn.run_sync(_upgrade)
+
+    async def ping(self) -> bool:
+        try:
+            async with self.read() as conn:
+                await conn.execute(sa.text("SELECT 1"))
+        except errors.StoreUnavailable:
+            return False
+        return True
+
+    @contextlib.asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncConnection]:
+        """A connection for reads; errors become StoreUnavailable."""
+        try:
+            async with self.engine.connect() as conn:
+                yield conn
+        except (exc.OperationalError, exc.InterfaceError, OSError) as error:
+            raise errors.StoreUnavailable(_describe(error)) from error
+
+    @contextlib.asynccontextmanager
+    async def write(self) -> AsyncIterator[AsyncConnection]:
+        """One write transaction, committed on exit; serialised on SQLite."""
+        lock = self._write_lock if self.single_writer else contextlib.nullcontext()
+        try:
+            async with lock, self.engine.begin() as conn:
+                yield conn
+        except (exc.OperationalError, exc.InterfaceError, OSError) as error:
+            raise errors.StoreUnavailable(_describe(error)) from error
+        except exc.DBAPIError as error:
+            if error.connection_invalidated:
+                raise errors.StoreUnavailable(_describe(error)) from error
+            raise
+
+    def insert_ignore(self, table: sa.Table) -> Any:
+        """``INSERT … ON CONFLICT DO NOTHING`` for this dialect."""
+        if self.dialect == "sqlite":
+            from sqlalchemy.dialects import sqlite
+
+            return sqlite.insert(table).on_conflict_do_nothing()
+        from sqlalchemy.dialects import postgresql
+
+        return postgresql.insert(table).on_conflict_do_nothing()
+
+
+def plain(row: Any) -> dict[str, Any]:
+    """A result row as a dict with plain ``str`` keys (SQLAlchemy's are a str subclass orjson refuses)."""
+    return {str(key): value for key, value in row.items()}
+
+
+def _describe(error: BaseException) -> str:
+    """A short reason without the SQL or parameters (which may hold alert data)."""
+    orig = getattr(error, "orig", None) or error
+    return f"{type(orig).__name__}: {str(orig).splitlines()[0][:200] if str(orig) else ''}"
+
+
+def _upgrade(sync_conn: sa.Connection) -> None:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["connection"] = sync_conn
+    command.upgrade(config, "head")
+
+
+def _sqlite_pragmas(engine: AsyncEngine, timeout_s: float) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute(f"PRAGMA busy_timeout={int(timeout_s * 1000)}")
+        cursor.close()

@@ -1,0 +1,105 @@
+"""Settings: the only place that reads the environment (``REMEDIATOR_*``); CLI flags mirror every field.
+
+Secure by default: without a webhook token the service binds loopback only, and a non-loopback
+listen address without a token refuses to start. Secrets are ``SecretStr`` and never printed.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from service import errors
+
+
+class Settings(BaseSettings):
+    """Every setting of the service, from ``REMEDIATOR_<NAME>`` or the matching ``--name`` flag."""
+
+    model_config = SettingsConfigDict(env_prefix="REMEDIATOR_", extra="ignore", frozen=True)
+
+    listen: str = Field("127.0.0.1:8080", description="host:port to bind")
+    store_url: str = Field("sqlite:///./remediator.db", description="sqlite:///PATH or postgresql://…")
+    redis_url: str = Field("", description="empty = in-process coordination (single replica)")
+    rules_dir: Path = Field(Path("./rules"), description="directory of rule files (*.yaml)")
+    webhook_token: SecretStr | None = Field(
+        None, description="bearer token (or basic-auth password) for intake"
+    )
+    approver_tokens: Annotated[dict[str, SecretStr], NoDecode] = Field(
+        default_factory=dict, description="name=token,… for ack/approve/pause"
+    )
+    notify_webhook_url: str = Field("", description="generic webhook notifier URL (on when set)")
+    notify_webhook_token: SecretStr | None = Field(None, description="bearer token for the webhook notifier")
+    public_url: str = Field("", description="base URL humans use to reach this service (links in bundles)")
+    max_body_bytes: int = Field(1024 * 1024, ge=1024, description="largest accepted webhook body")
+    workers: int = Field(8, ge=1, le=256, description="pipeline workers (alerts processed at once)")
+    inbox_lease_s: float = Field(60.0, gt=0, description="how long a claimed inbox row stays claimed")
+    store_timeout_s: float = Field(2.0, gt=0, description="how long intake waits for the store before 503")
+    outbox_max_attempts: int = Field(12, ge=1, description="delivery attempts before a notification fails")
+    outbox_backoff_s: float = Field(1.0, gt=0, description="first retry delay of a notification (doubles)")
+    log_format: str = Field("auto", pattern="^(auto|json|console)$", description="auto: console on a TTY")
+    log_level: str = Field("info", pattern="^(debug|info|warning|error)$")
+
+    @field_validator("approver_tokens", mode="before")
+    @classmethod
+    def _tokens(cls, value: object) -> object:
+        if isinstance(value, str):
+            pairs: dict[str, str] = {}
+            for item in value.split(","):
+                if not item.strip():
+                    continue
+                name, sep, token = item.partition("=")
+                if not sep or not name.strip() or not token.strip():
+                    raise ValueError("approver_tokens must be name=token pairs separated by commas")
+                pairs[name.strip()] = token.strip()
+            return pairs
+        return value
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, value: str) -> str:
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError("listen must be host:port, e.g. 127.0.0.1:8080")
+        return value
+
+    @field_validator("store_url")
+    @classmethod
+    def _store(cls, value: str) -> str:
+        if not value.startswith(("sqlite:///", "postgresql://", "postgres://")):
+            raise ValueError("store_url must start with sqlite:/// or postgresql://")
+        return value
+
+    @model_validator(mode="after")
+    def _secure_default(self) -> Settings:
+        if self.webhook_token is None and not is_loopback(self.host):
+            raise errors.ConfigError(
+                f"refusing to listen on {self.listen} without REMEDIATOR_WEBHOOK_TOKEN: "
+                "set a token or bind a loopback address such as 127.0.0.1"
+            )
+        return self
+
+    @property
+    def host(self) -> str:
+        return self.listen.rpartition(":")[0].strip("[]")
+
+    @property
+    def port(self) -> int:
+        return int(self.listen.rpartition(":")[2])
+
+    @property
+    def base_url(self) -> str:
+        return self.public_url.rstrip("/") or f"http://{self.listen}"
+
+
+def is_loopback(host: str) -> bool:
+    """True for localhost and loopback addresses (127.0.0.0/8, ::1)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -1,0 +1,170 @@
+"""The read API, health, readiness, metrics and the OpenAPI document."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from structlog.testing import capture_logs
+
+from service.app import create_app
+from tests.conftest import AM_FIXTURES, TOKEN, eventually, load_fixture
+
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+@pytest.fixture
+async def client(aiohttp_client: Any, make_settings: Any) -> Any:
+    return await aiohttp_client(create_app(make_settings(approver_tokens="alice=alice-token")))
+
+
+async def incidents(client: Any, query: str = "", headers: dict[str, str] | None = None) -> dict[str, Any]:
+    response = await client.get(f"/v1/incidents{query}", headers=headers or AUTH)
+    assert response.status == 200, await response.text()
+    result: dict[str, Any] = await response.json()
+    return result
+
+
+async def post_alert(client: Any, fingerprint: str, service: str, *, status: str = "firing") -> None:
+    payload = load_fixture("am-0.25-firing.json" if status == "firing" else "am-0.25-resolved.json")
+    payload["alerts"][0]["fingerprint"] = fingerprint
+    payload["alerts"][0]["labels"]["service"] = service
+    response = await client.post(
+        "/v1/alerts", data=json.dumps(payload), headers={**AUTH, "Content-Type": "application/json"}
+    )
+    assert response.status == 200
+
+
+async def test_quick_start_flow_one_escalated_incident_and_the_log_bundle(client: Any) -> None:
+    """The README quick start: post the captured alert twice → one escalated incident, bundle in the log."""
+    body = (AM_FIXTURES / "am-0.25-firing.json").read_bytes()
+    with capture_logs() as logs:
+        for expected in ({"accepted": 1, "duplicates": 0}, {"accepted": 0, "duplicates": 1}):
+            response = await client.post(
+                "/v1/alerts", data=body, headers={**AUTH, "Content-Type": "application/json"}
+            )
+            assert await response.json() == expected
+        listed = await eventually(lambda: _nonempty(incidents(client)))
+        bundles = await eventually(lambda: [e for e in logs if e["event"] == "notify.bundle"])
+    assert len(listed) == 1
+    incident = listed[0]
+    assert incident["state"] == "escalated"
+    assert incident["rule"] == "high-error-rate"
+    assert incident["target"] == {
+        "kind": "Deployment",
+        "namespace": "default",
+        "name": "checkout",
+        "selector": "app.kubernetes.io/name=checkout",
+        "valid": True,
+        "error": None,
+    }
+    assert len(bundles) == 1
+    bundle = bundles[0]["bundle"]
+    assert bundle["runbook"] == "High HTTP Error Rate"
+    assert bundle["mttr_target_s"] == 300
+    assert bundle["alerts"][0]["labels"]["alertname"] == "HighErrorRate"
+    assert bundle["links"]["runbook"] == "https://runbooks.example/high-error-rate"
+    assert "kubectl -n default rollout restart deployment/checkout" in [
+        s["command"] for s in bundle["suggested"]
+    ]
+
+
+async def _nonempty(coro: Any) -> Any:
+    return (await coro)["incidents"]
+
+
+async def test_detail_has_alerts_timeline_and_bundle(client: Any) -> None:
+    await post_alert(client, "fp1", "checkout")
+    [summary] = await eventually(lambda: _nonempty(incidents(client, "?state=escalated")))
+    response = await client.get(f"/v1/incidents/{summary['id']}", headers=AUTH)
+    detail = await response.json()
+    assert detail["alerts"][0]["fingerprint"] == "fp1"
+    assert [e["kind"] for e in detail["timeline"]] == ["incident.opened", "incident.escalated"]
+    assert detail["bundle"]["state"] == "escalated"
+    assert detail["findings"] == [] and detail["actions"] == []
+    assert {n["channel"] for n in detail["notifications"]} == {"log"}
+
+
+async def test_resolved_alert_resolves_its_incident_with_mttr(client: Any) -> None:
+    await post_alert(client, "fp1", "checkout")
+    [summary] = await eventually(lambda: _nonempty(incidents(client, "?state=escalated")))
+    await post_alert(client, "fp1", "checkout", status="resolved")
+    [resolved] = await eventually(lambda: _nonempty(incidents(client, "?state=resolved")))
+    assert resolved["id"] == summary["id"]
+    assert resolved["resolved_at"] is not None
+    detail = await (await client.get(f"/v1/incidents/{summary['id']}", headers=AUTH)).json()
+    closing = detail["timeline"][-1]
+    assert closing["kind"] == "incident.resolved"
+    assert closing["data"]["within_target"] is True
+
+
+async def test_paging_newest_first_with_cursor(client: Any) -> None:
+    for i in range(5):
+        await post_alert(client, f"fp{i}", f"svc-{i}")
+    await eventually(lambda: _count(incidents(client), 5))
+    first = await incidents(client, "?limit=2")
+    assert len(first["incidents"]) == 2 and "next" in first
+    second = await incidents(client, f"?limit=2&cursor={first['next']}")
+    third = await incidents(client, f"?limit=2&cursor={second['next']}")
+    assert "next" not in third
+    names = [i["target"]["name"] for page in (first, second, third) for i in page["incidents"]]
+    assert names == ["svc-4", "svc-3", "svc-2", "svc-1", "svc-0"]
+
+
+async def _count(coro: Any, n: int) -> bool:
+    return len((await coro)["incidents"]) == n
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ("?limit=0", "limit"),
+        ("?limit=1001", "limit"),
+        ("?limit=x", "limit"),
+        ("?state=burning", "state"),
+        ("?cursor=garbage", "cursor"),
+    ],
+)
+async def test_bad_query_parameters_are_400(client: Any, query: str, field: str) -> None:
+    response = await client.get(f"/v1/incidents{query}", headers=AUTH)
+    assert response.status == 400
+    assert (await response.json())["field"] == field
+
+
+async def test_read_api_credentials(client: Any) -> None:
+    assert (await client.get("/v1/incidents")).status == 401
+    assert (await client.get("/v1/incidents", headers={"Authorization": "Bearer wrong"})).status == 401
+    assert (await client.get("/v1/incidents", headers={"Authorization": "Bearer alice-token"})).status == 200
+    assert (await client.get("/v1/incidents/nope", headers=AUTH)).status == 404
+
+
+async def test_health_readiness_metrics_and_openapi_are_open(client: Any) -> None:
+    await post_alert(client, "fp1", "checkout")
+    await eventually(lambda: _nonempty(incidents(client)))
+    assert (await client.get("/healthz")).status == 200
+    ready = await client.get("/readyz")
+    assert ready.status == 200 and (await ready.json())["checks"]["store"] == "ok"
+    text = await (await client.get("/metrics")).text()
+    assert "remediator_alerts_received_total 1.0" in text
+    assert 'remediator_incidents{state="escalated"} 1.0' in text
+    assert "remediator_intake_latency_seconds_bucket" in text
+    doc = await (await client.get("/v1/openapi.json")).json()
+    assert doc["openapi"].startswith("3.")
+    assert {"/v1/alerts", "/v1/incidents", "/v1/incidents/{id}"} <= set(doc["paths"])
+
+
+async def test_unmatched_alert_is_recorded_and_counted(client: Any) -> None:
+    payload = load_fixture("am-0.25-firing.json")
+    payload["alerts"][0]["labels"]["alertname"] = "NobodyHandlesThis"
+    response = await client.post(
+        "/v1/alerts", data=json.dumps(payload), headers={**AUTH, "Content-Type": "application/json"}
+    )
+    assert await response.json() == {"accepted": 1, "duplicates": 0}
+
+    async def unmatched_count() -> bool:
+        text = await (await client.get("/metrics")).text()
+        return "remediator_alerts_unmatched_total 1.0" in text
+
+    await eventually(unmatched_count)
+    assert (await incidents(client))["incidents"] == []
