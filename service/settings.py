@@ -58,6 +58,11 @@ class Settings(BaseSettings):
             return pairs
         return value
 
+    @field_validator("webhook_token", "notify_webhook_token", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("listen")
     @classmethod
     def _listen(cls, value: str) -> str:

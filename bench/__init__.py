@@ -1,0 +1,1 @@
+"""Benchmarks (issue: intake throughput, storms, matching); see docs/performance.md when present."""

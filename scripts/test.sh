@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Set up and pass the whole suite on a fresh Debian 12 machine: system packages (PostgreSQL, Redis,
+# Prometheus, Alertmanager — the tests start their own on free loopback ports), the locked virtualenv,
+# then lint, types, layering, shipped rules, and pytest. Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-system-deps.sh
+scripts/bootstrap.sh
+echo "== ruff";         .venv/bin/ruff check service tests bench
+echo "== ruff format";  .venv/bin/ruff format --check service tests bench
+echo "== mypy";         .venv/bin/mypy
+echo "== import-linter"; .venv/bin/lint-imports
+echo "== rules lint";   .venv/bin/remediator rules lint rules
+echo "== pytest";       .venv/bin/python -m pytest -q "$@"

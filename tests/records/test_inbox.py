@@ -1,0 +1,76 @@
+"""The inbox on a real SQLite store: uniqueness, claims in arrival order per fingerprint, leases."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from service.records import inbox
+from service.records.store import Store
+
+
+def row(
+    fingerprint: str, status: str = "firing", starts_at: str = "2026-11-27T10:00:00.000000Z"
+) -> dict[str, Any]:
+    return {
+        "fingerprint": fingerprint,
+        "starts_at": starts_at,
+        "status": status,
+        "alertname": "A",
+        "payload": "{}",
+        "receiver": "r",
+        "group_key": "",
+        "truncated": 0,
+        "received_at": time.time(),
+        "state": "pending",
+        "attempts": 0,
+    }
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> Any:
+    store = Store.open(f"sqlite:///{tmp_path / 'inbox.db'}")
+    await store.migrate()
+    await store.migrate()  # idempotent
+    yield store
+    await store.close()
+
+
+async def insert(store: Store, rows: list[dict[str, Any]]) -> set[inbox.Key]:
+    async with store.write() as conn:
+        return await inbox.insert(store, conn, rows)
+
+
+async def test_an_episode_status_is_stored_once(store: Store) -> None:
+    assert len(await insert(store, [row("a"), row("a", "resolved"), row("b")])) == 3
+    assert await insert(store, [row("a"), row("a", "resolved")]) == set()
+    assert len(await insert(store, [row("a", starts_at="2026-11-27T11:00:00.000000Z")])) == 1
+
+
+async def test_rows_of_one_fingerprint_are_claimed_one_at_a_time_in_order(store: Store) -> None:
+    await insert(store, [row("a"), row("b"), row("a", "resolved")])
+    first = await inbox.claim(store, "w1", limit=10, lease_s=60, now=time.time())
+    assert [(r.fingerprint, r.status) for r in first] == [("a", "firing"), ("b", "firing")]
+    assert await inbox.claim(store, "w2", limit=10, lease_s=60, now=time.time()) == []
+    async with store.write() as conn:
+        await inbox.finish(conn, first[0].id, outcome="opened", incident_id=None, now=time.time())
+    [resolved] = await inbox.claim(store, "w2", limit=10, lease_s=60, now=time.time())
+    assert (resolved.fingerprint, resolved.status) == ("a", "resolved")
+
+
+async def test_an_expired_lease_is_claimed_again_and_release_returns_claims(store: Store) -> None:
+    await insert(store, [row("a"), row("b")])
+    now = time.time()
+    claimed = await inbox.claim(store, "dead", limit=10, lease_s=5, now=now)
+    assert len(claimed) == 2
+    assert await inbox.claim(store, "alive", limit=10, lease_s=5, now=now + 1) == []
+    again = await inbox.claim(store, "alive", limit=1, lease_s=5, now=now + 6)
+    assert [r.fingerprint for r in again] == ["a"] and again[0].attempts == 2
+    assert await inbox.release(store, worker="dead") == 1
+    assert [r.fingerprint for r in await inbox.claim(store, "alive", limit=10, lease_s=5, now=now + 7)] == [
+        "b"
+    ]
+    assert await inbox.backlog(store) == 2

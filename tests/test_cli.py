@@ -1,0 +1,192 @@
+"""The ``remediator`` command line: rules lint, settings from flags and environment, replay, incidents."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestServer
+
+from service import cli
+from service.app import create_app
+from tests.conftest import AM_FIXTURES, ROOT, TOKEN, eventually
+
+BROKEN = {
+    "unknown-field.yaml": """\
+name: unknown-field
+runbook: Unknown Field
+mttr_target: 2m
+match: ['alertname="A"']
+target: {kind: Deployment, namespace: default, name: a}
+colour: red
+""",
+    "bad-matcher.yaml": """\
+name: bad-matcher
+runbook: Bad Matcher
+mttr_target: 2m
+match:
+  - alertname=="A"
+target: {kind: Deployment, namespace: default, name: a}
+""",
+    "bad-regex.yaml": """\
+name: bad-regex
+runbook: Bad Regex
+mttr_target: 2m
+match:
+  - alertname=~"Coord(inator"
+target: {kind: Deployment, namespace: default, name: a}
+""",
+    "bad-template.yaml": """\
+name: bad-template
+runbook: Bad Template
+mttr_target: 2m
+match: ['alertname="A"']
+target:
+  kind: Deployment
+  namespace: "{{ labels.namespace | default('x') "
+  name: a
+""",
+    "unknown-names.yaml": """\
+name: unknown-names
+runbook: Unknown Names
+mttr_target: 2m
+match: ['alertname="A"']
+target: {kind: Deployment, namespace: default, name: a}
+diagnose:
+  - {id: pods, probe: kube.podz}
+remediate:
+  - action: kube.reboot_cluster
+    safety: safe
+""",
+}
+
+
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 30
+) -> subprocess.CompletedProcess[str]:
+    environment = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "service", *args],
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def test_rules_lint_reports_every_broken_rule_with_file_and_line(tmp_path: Path) -> None:
+    for name, text in BROKEN.items():
+        (tmp_path / name).write_text(text)
+    result = run_cli("rules", "lint", str(tmp_path))
+    assert result.returncode == 1
+    lines = result.stdout.splitlines()
+
+    def reported(file: str, line: int, *words: str) -> bool:
+        prefix = f"{tmp_path / file}:{line}: error:"
+        return any(text.startswith(prefix) and all(w in text for w in words) for text in lines)
+
+    assert reported("unknown-field.yaml", 6, "colour"), lines
+    assert reported("bad-matcher.yaml", 5, "matcher"), lines
+    assert reported("bad-regex.yaml", 5, "regex"), lines
+    assert reported("bad-template.yaml", 7), lines
+    assert reported("unknown-names.yaml", 7, "kube.podz"), lines
+    assert reported("unknown-names.yaml", 9, "kube.reboot_cluster"), lines
+
+
+def test_shipped_rules_lint_clean() -> None:
+    result = run_cli("rules", "lint", str(ROOT / "rules"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.startswith("ok:")
+
+
+def test_serve_refuses_a_public_address_without_a_token(tmp_path: Path) -> None:
+    result = run_cli(
+        "serve",
+        "--listen",
+        "0.0.0.0:18080",
+        "--store-url",
+        f"sqlite:///{tmp_path}/x.db",
+        env={"REMEDIATOR_WEBHOOK_TOKEN": ""},
+    )
+    assert result.returncode != 0
+    assert "REMEDIATOR_WEBHOOK_TOKEN" in result.stderr
+
+
+def test_serve_refuses_broken_rules_with_their_location(tmp_path: Path) -> None:
+    (tmp_path / "bad-regex.yaml").write_text(BROKEN["bad-regex.yaml"])
+    result = run_cli(
+        "serve",
+        "--rules-dir",
+        str(tmp_path),
+        "--store-url",
+        f"sqlite:///{tmp_path}/x.db",
+        "--listen",
+        "127.0.0.1:18081",
+    )
+    assert result.returncode == 1
+    assert "bad-regex.yaml:5" in result.stderr
+
+
+def test_flags_win_over_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REMEDIATOR_LISTEN", "127.0.0.1:9999")
+    monkeypatch.setenv("REMEDIATOR_APPROVER_TOKENS", "alice=t1,bob=t2")
+    args = cli.build_parser().parse_args(["serve", "--listen", "127.0.0.1:7000", "--workers", "3"])
+    settings = cli.load_settings(args)
+    assert settings.port == 7000 and settings.workers == 3
+    assert set(settings.approver_tokens) == {"alice", "bob"}
+    assert "t1" not in repr(settings)  # secrets never printed
+
+
+def test_bad_setting_names_the_setting(tmp_path: Path) -> None:
+    result = run_cli("migrate", "--store-url", "mysql://nope")
+    assert result.returncode != 0
+    assert "store_url" in result.stderr
+
+
+def test_migrate_creates_a_fresh_store(tmp_path: Path) -> None:
+    result = run_cli("migrate", "--store-url", f"sqlite:///{tmp_path}/fresh.db")
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "fresh.db").exists()
+
+
+async def test_replay_and_incidents_commands_against_a_running_service(make_settings: Any) -> None:
+    server = TestServer(create_app(make_settings()), host="127.0.0.1")
+    await server.start_server()
+    try:
+        url = str(server.make_url("/"))
+        env = {"REMEDIATOR_WEBHOOK_TOKEN": TOKEN}
+        first = await _in_thread(
+            run_cli, "replay", str(AM_FIXTURES / "am-0.25-firing.json"), "--url", url, env=env
+        )
+        assert first.returncode == 0 and '"accepted": 1' in first.stdout
+        second = await _in_thread(
+            run_cli, "replay", str(AM_FIXTURES / "am-0.25-firing.json"), "--url", url, env=env
+        )
+        assert '"duplicates": 1' in second.stdout
+
+        async def listed() -> str | None:
+            result = await _in_thread(run_cli, "incidents", "list", "--url", url, env=env)
+            return result.stdout if "escalated" in result.stdout else None
+
+        output = await eventually(listed, timeout=20)
+        assert "Deployment/default/checkout" in output
+        incident_id = output.split()[0]
+        shown = await _in_thread(run_cli, "incidents", "show", incident_id, "--url", url, env=env)
+        assert '"runbook": "High HTTP Error Rate"' in shown.stdout
+        denied = await _in_thread(
+            run_cli, "incidents", "list", "--url", url, env={"REMEDIATOR_WEBHOOK_TOKEN": "x"}
+        )
+        assert denied.returncode == 1 and "invalid credentials" in denied.stdout
+    finally:
+        await server.close()
+
+
+async def _in_thread(*args: Any, **kwargs: Any) -> Any:
+    import asyncio
+
+    return await asyncio.to_thread(*args, **kwargs)
