@@ -172,13 +172,19 @@ class Pipeline:
             message=reason,
             data={"level": 1, "channels": self.channels},
         )
+        await self._notify(conn, incident_id, "trigger", document, now)
+
+    async def _notify(
+        self, conn: AsyncConnection, incident_id: str, event: str, document: dict[str, Any], now: float
+    ) -> None:
+        """Queue ``event`` with the bundle for every channel that is on, in the caller's transaction."""
         for channel in self.channels:
             await outbox.enqueue(
                 self.store,
                 conn,
                 incident_id=incident_id,
                 channel=channel,
-                event="trigger",
+                event=event,
                 payload={"bundle": document},
                 now=now,
             )
@@ -270,16 +276,7 @@ class Pipeline:
                 "within_target": within,
             },
         )
-        for channel in self.channels:
-            await outbox.enqueue(
-                self.store,
-                conn,
-                incident_id=incident_id,
-                channel=channel,
-                event="resolve",
-                payload={"bundle": document},
-                now=now,
-            )
+        await self._notify(conn, incident_id, "resolve", document, now)
 
 
 def escalation_reason(target: incidents.TargetRef, truncated: int) -> str:
