@@ -9,8 +9,16 @@ import structlog
 from aiohttp import web
 
 from service import keys, pipeline
+from service.clients import hub
+from service.clients.http import HttpClient
+from service.clients.kube import KubeClient
+from service.clients.postgres import PostgresConnector
+from service.clients.prometheus import PrometheusClient
+from service.clients.redis import RedisConnector
+from service.diagnosis import registry, runner
 from service.dispatcher import Dispatcher
 from service.escalation import notifiers
+from service.escalation.handoff import Handoff
 from service.escalation.outbox import OutboxWorker
 from service.intake import api, responses, webhook
 from service.intake.committer import GroupCommitter
@@ -30,8 +38,12 @@ def create_app(settings: Settings, *, rules: loader.RuleSet | None = None) -> we
     )
     app[keys.SETTINGS] = settings
     app[keys.METRICS] = Metrics()
-    app[keys.RULES] = rules if rules is not None else loader.load_rules(settings.rules_dir)
-    app.cleanup_ctx.extend([_store, _workers])
+    app[keys.RULES] = (
+        rules
+        if rules is not None
+        else loader.load_rules(settings.rules_dir, param_models=registry.param_models())
+    )
+    app.cleanup_ctx.extend([_store, _clients, _workers])
     app.router.add_post("/v1/alerts", webhook.post_alerts)
     app.router.add_get("/v1/incidents", api.list_incidents)
     app.router.add_get("/v1/incidents/{id}", api.get_incident)
@@ -55,6 +67,32 @@ async def _store(app: web.Application) -> AsyncIterator[None]:
     await store.close()
 
 
+async def _clients(app: web.Application) -> AsyncIterator[None]:
+    """The adapters probes use; each is None when its setting is empty (its probes then report skipped)."""
+    settings = app[keys.SETTINGS]
+    async with aiohttp.ClientSession() as session:
+        kube = await KubeClient.connect(settings.kubeconfig)
+        postgres = PostgresConnector.from_settings(settings)
+        redis = RedisConnector.from_settings(settings)
+        secrets = {*(postgres.secrets() if postgres else ()), *(redis.secrets() if redis else ())}
+        app[keys.CLIENTS] = hub.Clients(
+            http=HttpClient(session),
+            prometheus=PrometheusClient(session, settings.prometheus_url)
+            if settings.prometheus_url
+            else None,
+            kube=kube,
+            postgres=postgres,
+            redis=redis,
+            secrets=frozenset(secrets),
+            credential_hosts=frozenset(settings.monitor_hosts),
+        )
+        try:
+            yield
+        finally:
+            if kube is not None:
+                await kube.close()
+
+
 async def _workers(app: web.Application) -> AsyncIterator[None]:
     settings, store, metrics = app[keys.SETTINGS], app[keys.STORE], app[keys.METRICS]
     async with aiohttp.ClientSession() as session:
@@ -69,8 +107,14 @@ async def _workers(app: web.Application) -> AsyncIterator[None]:
             store=store,
             rules=app[keys.RULES],
             metrics=metrics,
-            channels=notifiers.channels(settings),
-            base_url=settings.base_url,
+            handoff=Handoff(store, notifiers.channels(settings), settings.base_url),
+            clients=app[keys.CLIENTS],
+            probes=registry.probes(),
+            limits=runner.Limits(
+                probe_timeout_s=settings.probe_timeout_s,
+                deadline_s=settings.diagnosis_deadline_s,
+                evidence_bytes=settings.evidence_limit_bytes,
+            ),
             on_notify=outbox.wake,
         )
         dispatcher = Dispatcher(

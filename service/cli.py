@@ -100,10 +100,11 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_rules_lint(args: argparse.Namespace) -> int:
+    from service.diagnosis import registry
     from service.matching import loader
 
     directory = Path(args.directory)
-    problems = loader.lint(directory, today=date.today())
+    problems = loader.lint(directory, today=date.today(), param_models=registry.param_models())
     for problem in problems:
         print(problem)
     errors_found = [p for p in problems if p.severity == "error"]

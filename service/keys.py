@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from service.clients.hub import Clients
 from service.dispatcher import Dispatcher
 from service.escalation.outbox import OutboxWorker
 from service.intake.committer import GroupCommitter
@@ -19,3 +20,4 @@ RULES = web.AppKey("rules", RuleSet)
 COMMITTER = web.AppKey("committer", GroupCommitter)
 DISPATCHER = web.AppKey("dispatcher", Dispatcher)
 OUTBOX = web.AppKey("outbox", OutboxWorker)
+CLIENTS = web.AppKey("clients", Clients)

@@ -1,31 +1,35 @@
 """The pipeline: the only module that calls every stage in order, for one inbox row.
 
-firing:   match → render target → open or attach incident → escalate (bundle → outbox)
+firing:   match → render target → open or attach incident ─(commit)─► diagnose (probes, concurrently)
+          ─(commit)─► findings, escalate (bundle → outbox), inbox row done
 resolved: find the incident of the episode → mark the alert resolved → resolve the incident when no
           alert of it still fires (timeline, MTTR, resolve notification)
 
-All the writes of one row — incident, alerts, timeline, outbox, and the inbox row's own "done" — share
-one transaction, so a crash at any point leaves the row to be processed again from scratch, exactly once.
-Diagnosis and remediation are not wired in yet: every matched incident is escalated.
+The inbox row stays claimed until the incident it opened is escalated: if the process dies during
+diagnosis, the row is claimed again and the diagnosis of the incident it opened (``opened_by``) is run
+again — probes only read, so repeating them is safe. Every other write of a row, the row's own "done"
+included, shares one transaction. Remediation is not wired in yet: every matched incident is escalated.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
 import structlog
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from service.escalation import bundle as bundles
+from service.clients.hub import Clients
+from service.diagnosis import runner
+from service.diagnosis.base import ProbeDef
+from service.escalation.handoff import Handoff
 from service.matching import select, templates
 from service.matching.loader import CompiledRule, RuleSet
 from service.model import alerts, incidents
 from service.observability import Metrics
-from service.records import inbox, outbox
+from service.records import findings, inbox
 from service.records import incidents as incident_rows
 from service.records.ids import new_id
 from service.records.store import Store
@@ -33,6 +37,15 @@ from service.records.store import Store
 log = structlog.get_logger(__name__)
 
 NO_AUTOMATION = "no automatic remediation is available for this rule yet: a human must act"
+DIAGNOSING = ("open", "diagnosing")
+
+
+@dataclass(frozen=True)
+class Opened:
+    """An incident whose diagnosis and escalation this row owns."""
+
+    incident_id: str
+    opened_at: float
 
 
 @dataclass
@@ -40,9 +53,11 @@ class Pipeline:
     store: Store
     rules: RuleSet
     metrics: Metrics
-    channels: list[str]
-    base_url: str
-    on_notify: Callable[[], None]
+    handoff: Handoff
+    clients: Clients
+    probes: Mapping[str, ProbeDef]
+    limits: runner.Limits = field(default_factory=runner.Limits)
+    on_notify: Callable[[], None] = lambda: None
     clock: Callable[[], float] = time.time
 
     async def process(self, row: inbox.InboxRow) -> None:
@@ -55,53 +70,96 @@ class Pipeline:
 
     async def _fire(self, row: inbox.InboxRow, alert: alerts.Alert) -> None:
         rule = select.select_rule(self.rules, alert.labels)
-        now = self.clock()
         if rule is None:
             async with self.store.write() as conn:
-                await inbox.finish(conn, row.id, outcome="unmatched", incident_id=None, now=now)
+                await inbox.finish(conn, row.id, outcome="unmatched", incident_id=None, now=self.clock())
             self.metrics.alerts_unmatched.inc()
             log.info("alert.unmatched", labels=alert.labels)
             return
         context = templates.alert_context(alert, rule)
         target = templates.render_target(rule.target, context)
-        open_key = f"{rule.rule.name}|{target.key}"
-        notified = False
         async with self.store.write() as conn:
-            if await inbox.resolved_before(conn, row):
-                await inbox.finish(conn, row.id, outcome="already-resolved", incident_id=None, now=now)
-                log.info("alert.processed", outcome="already-resolved", rule=rule.rule.name)
-                return
-            existing = await incident_rows.find_open(conn, open_key)
-            if existing is None:
-                incident_id = new_id(now)
-                created = await incident_rows.create(
-                    self.store, conn, _new_incident(incident_id, rule, target, open_key, now)
+            opened = await self._open_or_attach(conn, row, alert, rule, target)
+        if opened is None:
+            return
+        context = templates.with_target(context, target)
+        found = await self._diagnose(rule, target, context)
+        now = self.clock()
+        reason = escalation_reason(target, row.truncated)
+        async with self.store.write() as conn:
+            await findings.record(conn, opened.incident_id, found, round_=1, now=now)
+            if found:
+                await incident_rows.add_event(
+                    conn,
+                    opened.incident_id,
+                    at=now,
+                    kind="diagnosis.finished",
+                    message=diagnosis_summary(found),
+                    data={"findings": {f.id: f.status for f in found}},
                 )
-                if created:
-                    await self._open(conn, incident_id, rule, target, alert, row, context, now)
-                    notified = True
-                    outcome = "opened"
-                else:  # another worker opened it between our read and our insert
-                    existing = await incident_rows.find_open(conn, open_key)
-                    if existing is None:  # …and it was resolved since: roll back; the row is retried
-                        raise RuntimeError(f"incident for {open_key} changed under us; retrying")
-            if existing is not None:
-                incident_id = existing["id"]
-                await self._attach(conn, incident_id, alert, row, now)
-                outcome = "attached"
-            await inbox.finish(conn, row.id, outcome=outcome, incident_id=incident_id, now=now)
-        if notified:
-            self.metrics.incidents_opened.labels(rule=rule.rule.name).inc()
-            self.on_notify()
+            await self.handoff.escalate(
+                conn,
+                incident_id=opened.incident_id,
+                opened_at=opened.opened_at,
+                rule=rule,
+                target=target,
+                alert=alert,
+                suggested=templates.render_suggestions(rule, context),
+                found=found,
+                reason=reason,
+                now=now,
+            )
+            await inbox.finish(conn, row.id, outcome="opened", incident_id=opened.incident_id, now=now)
+        self.metrics.incidents_opened.labels(rule=rule.rule.name).inc()
+        self.on_notify()
         log.info(
             "alert.processed",
-            outcome=outcome,
-            incident_id=incident_id,
+            outcome="opened",
+            incident_id=opened.incident_id,
             rule=rule.rule.name,
             target=target.key,
         )
 
-    async def _open(
+    async def _open_or_attach(
+        self,
+        conn: AsyncConnection,
+        row: inbox.InboxRow,
+        alert: alerts.Alert,
+        rule: CompiledRule,
+        target: incidents.TargetRef,
+    ) -> Opened | None:
+        """Open the incident (→ this row diagnoses it), or attach to the open one and finish the row."""
+        now = self.clock()
+        if await inbox.resolved_before(conn, row):
+            await inbox.finish(conn, row.id, outcome="already-resolved", incident_id=None, now=now)
+            log.info("alert.processed", outcome="already-resolved", rule=rule.rule.name)
+            return None
+        open_key = f"{rule.rule.name}|{target.key}"
+        existing = await incident_rows.find_open(conn, open_key)
+        if existing is None:
+            incident_id = new_id(now)
+            values = _new_incident(incident_id, rule, target, open_key, now, opened_by=row.id)
+            if await incident_rows.create(self.store, conn, values):
+                await self._opened(conn, incident_id, rule, target, alert, row, now)
+                return Opened(incident_id, now)
+            existing = await incident_rows.find_open(conn, open_key)  # another worker won the race
+            if existing is None:  # …and it was resolved since: roll back; the row is retried
+                raise RuntimeError(f"incident for {open_key} changed under us; retrying")
+        if existing["opened_by"] == row.id and existing["state"] in DIAGNOSING:
+            log.info("incident.resumed", incident_id=existing["id"])  # we died while diagnosing it
+            return Opened(existing["id"], existing["opened_at"])
+        await self._attach(conn, existing["id"], alert, row, now)
+        await inbox.finish(conn, row.id, outcome="attached", incident_id=existing["id"], now=now)
+        log.info(
+            "alert.processed",
+            outcome="attached",
+            incident_id=existing["id"],
+            rule=rule.rule.name,
+            target=target.key,
+        )
+        return None
+
+    async def _opened(
         self,
         conn: AsyncConnection,
         incident_id: str,
@@ -109,7 +167,6 @@ class Pipeline:
         target: incidents.TargetRef,
         alert: alerts.Alert,
         row: inbox.InboxRow,
-        context: dict[str, Any],
         now: float,
     ) -> None:
         await incident_rows.attach_alert(
@@ -131,63 +188,23 @@ class Pipeline:
         )
         if not target.valid:
             await incident_rows.add_event(
-                conn,
-                incident_id,
-                at=now,
-                kind="target.invalid",
-                message=target.error or "invalid target",
+                conn, incident_id, at=now, kind="target.invalid", message=target.error or "invalid target"
             )
-        reason = escalation_reason(target, row.truncated)
-        suggested = templates.render_suggestions(rule, templates.with_target(context, target))
-        bundle = bundles.build(
-            incident_id=incident_id,
-            rule_name=rule.rule.name,
-            runbook=rule.rule.runbook,
-            severity=rule.rule.severity,
-            mttr_target_s=rule.rule.mttr_target.total_seconds(),
-            state="escalated",
-            reason=reason,
-            target=target,
-            opened_at=now,
-            now=now,
-            alert_list=[alert],
-            suggested=suggested,
-            base_url=self.base_url,
-        )
-        document = bundle.model_dump(mode="json")
-        await incident_rows.update(
-            conn,
-            incident_id,
-            state="escalated",
-            reason=reason,
-            escalated_at=now,
-            updated_at=now,
-            bundle=orjson.dumps(document).decode(),
-        )
-        await incident_rows.add_event(
-            conn,
-            incident_id,
-            at=now,
-            kind="incident.escalated",
-            message=reason,
-            data={"level": 1, "channels": self.channels},
-        )
-        await self._notify(conn, incident_id, "trigger", document, now)
 
-    async def _notify(
-        self, conn: AsyncConnection, incident_id: str, event: str, document: dict[str, Any], now: float
-    ) -> None:
-        """Queue ``event`` with the bundle for every channel that is on, in the caller's transaction."""
-        for channel in self.channels:
-            await outbox.enqueue(
-                self.store,
-                conn,
-                incident_id=incident_id,
-                channel=channel,
-                event=event,
-                payload={"bundle": document},
-                now=now,
-            )
+    async def _diagnose(
+        self, rule: CompiledRule, target: incidents.TargetRef, context: dict[str, Any]
+    ) -> list[incidents.Finding]:
+        planned = []
+        for spec, params in zip(rule.rule.diagnose, rule.diagnose_params, strict=True):
+            try:
+                planned.append(runner.PlannedProbe(spec, templates.render_params(params, context)))
+            except templates.TemplateError as exc:
+                planned.append(runner.PlannedProbe(spec, {}, render_error=str(exc)))
+        if not planned:
+            return []
+        return await runner.run_all(
+            planned, registry=self.probes, target=target, clients=self.clients, limits=self.limits
+        )
 
     async def _attach(
         self, conn: AsyncConnection, incident_id: str, alert: alerts.Alert, row: inbox.InboxRow, now: float
@@ -241,42 +258,12 @@ class Pipeline:
                 data={"still_firing": firing},
             )
             if firing == 0:
-                await self._close(conn, incident, now)
+                await self.handoff.close(conn, incident, now=now)
                 resolved = True
             await inbox.finish(conn, row.id, outcome="resolved", incident_id=incident_id, now=now)
         if resolved:
             self.on_notify()
         log.info("alert.resolved", incident_id=incident_id, incident_resolved=resolved)
-
-    async def _close(self, conn: AsyncConnection, incident: dict[str, Any], now: float) -> None:
-        incident_id = incident["id"]
-        mttr = now - incident["opened_at"]
-        within = mttr <= incident["mttr_target_s"]
-        document = orjson.loads(incident["bundle"]) if incident["bundle"] else {}
-        document.update(state="resolved", elapsed_s=round(mttr, 3))
-        await incident_rows.update(
-            conn,
-            incident_id,
-            state="resolved",
-            resolved_at=now,
-            open_key=None,
-            updated_at=now,
-            bundle=orjson.dumps(document).decode(),
-        )
-        await incident_rows.add_event(
-            conn,
-            incident_id,
-            at=now,
-            kind="incident.resolved",
-            message=f"resolved after {mttr:.0f}s ({'within' if within else 'over'} the "
-            f"{incident['mttr_target_s']:.0f}s MTTR target)",
-            data={
-                "mttr_s": round(mttr, 3),
-                "mttr_target_s": incident["mttr_target_s"],
-                "within_target": within,
-            },
-        )
-        await self._notify(conn, incident_id, "resolve", document, now)
 
 
 def escalation_reason(target: incidents.TargetRef, truncated: int) -> str:
@@ -291,8 +278,24 @@ def escalation_reason(target: incidents.TargetRef, truncated: int) -> str:
     return NO_AUTOMATION
 
 
+def diagnosis_summary(found: list[incidents.Finding]) -> str:
+    """``4 probes: 1 failed, 1 error, 2 ok`` (pure)."""
+    counts: dict[str, int] = {}
+    for finding in found:
+        counts[finding.status] = counts.get(finding.status, 0) + 1
+    order = ("failed", "degraded", "error", "skipped", "ok")
+    parts = [f"{counts[s]} {s}" for s in order if s in counts]
+    return f"{len(found)} probe{'s' if len(found) != 1 else ''}: {', '.join(parts)}"
+
+
 def _new_incident(
-    incident_id: str, rule: CompiledRule, target: incidents.TargetRef, open_key: str, now: float
+    incident_id: str,
+    rule: CompiledRule,
+    target: incidents.TargetRef,
+    open_key: str,
+    now: float,
+    *,
+    opened_by: int,
 ) -> dict[str, Any]:
     return {
         "id": incident_id,
@@ -304,7 +307,7 @@ def _new_incident(
         "target_selector": target.selector,
         "target_valid": target.valid,
         "target_error": target.error,
-        "state": "open",
+        "state": "diagnosing",
         "severity": rule.rule.severity,
         "runbook": rule.rule.runbook,
         "mttr_target_s": rule.rule.mttr_target.total_seconds(),
@@ -316,4 +319,5 @@ def _new_incident(
         "resolved_at": None,
         "updated_at": now,
         "bundle": None,
+        "opened_by": opened_by,
     }

@@ -33,6 +33,31 @@ class Settings(BaseSettings):
     )
     notify_webhook_url: str = Field("", description="generic webhook notifier URL (on when set)")
     notify_webhook_token: SecretStr | None = Field(None, description="bearer token for the webhook notifier")
+    prometheus_url: str = Field(
+        "", description="Prometheus base URL for probes (empty: prometheus probes skip)"
+    )
+    kubeconfig: Path | None = Field(None, description="kubeconfig file (else in-cluster, else no Kubernetes)")
+    monitor_postgres_dsn: SecretStr | None = Field(
+        None, description="postgresql://user@host:port/db the postgres.* probes connect to (no password here)"
+    )
+    monitor_postgres_password_file: Path | None = Field(
+        None, description="file holding the monitored PostgreSQL password (a mounted Kubernetes Secret)"
+    )
+    monitor_redis_url: SecretStr | None = Field(
+        None, description="redis://host:port/db the redis.* probes use"
+    )
+    monitor_redis_password_file: Path | None = Field(
+        None, description="file holding the monitored Redis password"
+    )
+    monitor_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="hosts besides the DSN's/URL's own that probes may send monitoring credentials to",
+    )
+    probe_timeout_s: float = Field(5.0, gt=0, le=300, description="default timeout of one probe")
+    diagnosis_deadline_s: float = Field(
+        20.0, gt=0, le=600, description="all probes of a rule finish within this"
+    )
+    evidence_limit_bytes: int = Field(4096, ge=256, le=1_048_576, description="evidence kept per finding")
     public_url: str = Field("", description="base URL humans use to reach this service (links in bundles)")
     max_body_bytes: int = Field(1024 * 1024, ge=1024, description="largest accepted webhook body")
     workers: int = Field(8, ge=1, le=256, description="pipeline workers (alerts processed at once)")
@@ -58,10 +83,19 @@ class Settings(BaseSettings):
             return pairs
         return value
 
-    @field_validator("webhook_token", "notify_webhook_token", mode="before")
+    @field_validator(
+        "webhook_token", "notify_webhook_token", "monitor_postgres_dsn", "monitor_redis_url", mode="before"
+    )
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("monitor_hosts", mode="before")
+    @classmethod
+    def _hosts(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [item.strip().lower() for item in value.split(",") if item.strip()]
+        return value
 
     @field_validator("listen")
     @classmethod
@@ -77,6 +111,15 @@ class Settings(BaseSettings):
         if not value.startswith(("sqlite:///", "postgresql://", "postgres://")):
             raise ValueError("store_url must start with sqlite:/// or postgresql://")
         return value
+
+    @model_validator(mode="after")
+    def _lease_outlives_diagnosis(self) -> Settings:
+        if self.inbox_lease_s < self.diagnosis_deadline_s + 10:
+            raise ValueError(
+                f"inbox_lease_s ({self.inbox_lease_s:g}) must exceed diagnosis_deadline_s "
+                f"({self.diagnosis_deadline_s:g}) by 10 s or more: another worker could take a live row"
+            )
+        return self
 
     @model_validator(mode="after")
     def _secure_default(self) -> Settings:

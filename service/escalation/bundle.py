@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 from service.model import alerts, incidents
 from service.model.incidents import IncidentState
@@ -84,3 +85,21 @@ def build(
         escalation_level=level,
         links=links,
     )
+
+
+def findings_table(findings: Sequence[dict[str, Any]], *, width: int = 100) -> str:
+    """The findings of a bundle document as an aligned text table (id, probe, status, summary)."""
+    if not findings:
+        return "(no findings)"
+    rows = [("ID", "PROBE", "STATUS", "SUMMARY")] + [
+        (str(f.get("id", "")), str(f.get("probe", "")), str(f.get("status", "")), str(f.get("summary", "")))
+        for f in findings
+    ]
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    lines = []
+    for row in rows:
+        head = "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:3]))
+        summary = " ".join(row[3].split())
+        room = max(20, width - len(head) - 2)
+        lines.append(f"{head}  {summary if len(summary) <= room else summary[: room - 1] + '…'}")
+    return "\n".join(lines)

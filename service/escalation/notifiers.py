@@ -14,6 +14,7 @@ import orjson
 import structlog
 
 from service import errors
+from service.escalation import bundle
 from service.records.outbox import Delivery
 from service.settings import Settings
 
@@ -44,7 +45,8 @@ class LogNotifier:
     async def send(self, delivery: Delivery) -> None:
         document = body(delivery)
         document["notification"] = document.pop("event")  # "event" is the log event's own name
-        log.info("notify.bundle", **document)
+        findings = document.get("bundle", {}).get("findings", [])
+        log.info("notify.bundle", findings_table=bundle.findings_table(findings), **document)
 
 
 def retry_after(value: str | None) -> float | None:

@@ -40,8 +40,12 @@ class Problem:
     message: str
 
 
+#: Params models by probe/action name, handed in by the caller (matching imports no probe or action).
+ParamModels = Mapping[str, type[pydantic.BaseModel]]
+
+
 def compile_rule(
-    data: Any, file: str, compiler: templates.TemplateCompiler
+    data: Any, file: str, compiler: templates.TemplateCompiler, param_models: ParamModels | None = None
 ) -> tuple[compiled.CompiledRule | None, list[Problem]]:
     """Validate and compile one rule; the rule is ``None`` exactly when there are problems."""
     if not isinstance(data, dict):
@@ -53,7 +57,7 @@ def compile_rule(
         rule = rules.Rule.model_validate(data)
     except pydantic.ValidationError as exc:
         problems.extend(_translate(exc))
-    checker = _Checker(compiler, problems)
+    checker = _Checker(compiler, problems, param_models or {})
     group = checker.match(data.get("match"))
     target = checker.target(data.get("target"))
     probe_ids, diagnose_params = checker.diagnose(data.get("diagnose"))
@@ -79,7 +83,10 @@ def compile_rule(
 class _Checker:
     """Compiles the parts of one rule from raw data, recording a Problem for each failure."""
 
-    def __init__(self, compiler: templates.TemplateCompiler, problems: list[Problem]) -> None:
+    def __init__(
+        self, compiler: templates.TemplateCompiler, problems: list[Problem], param_models: ParamModels
+    ) -> None:
+        self._param_models = param_models
         self._compiler = compiler
         self._problems = problems
 
@@ -173,6 +180,8 @@ class _Checker:
                     ("diagnose", j, "probe"), f"unknown probe {probe!r}{_did_you_mean(probe, catalog.PROBES)}"
                 )
             params.append(self._params(item.get("with"), ("diagnose", j, "with")))
+            if isinstance(probe, str):
+                self._check_params(probe, item.get("with"), ("diagnose", j, "with"))
         return ids, tuple(params)
 
     def remediate(
@@ -209,7 +218,28 @@ class _Checker:
                     ("remediate", i, "verify", "probe"), f"{probe!r} names no diagnose id (known: {known})"
                 )
             params.append(self._params(item.get("with"), ("remediate", i, "with")))
+            if isinstance(action, str):
+                self._check_params(action, item.get("with"), ("remediate", i, "with"))
         return conds, tuple(params)
+
+    def _check_params(self, name: str, raw: Any, loc: Loc) -> None:
+        """Check ``with:`` against the params model of ``name``; templated values wait for rendering."""
+        model = self._param_models.get(name)
+        if model is None or not (raw is None or isinstance(raw, dict)):
+            return
+        raw = raw or {}
+        templated = {key for key, value in raw.items() if _has_template(value)}
+        concrete = {key: value for key, value in raw.items() if key not in templated}
+        try:
+            model.model_validate(concrete)
+        except pydantic.ValidationError as exc:
+            for error in exc.errors(include_url=False, include_input=False):
+                path = tuple(error["loc"])
+                if error["type"] == "missing" and path[:1] and path[0] in templated:
+                    continue
+                where = ".".join(str(part) for part in path) or "with"
+                at = (*loc, *path) if path[:1] and path[0] in raw else loc
+                self._add(at, f"bad params for {name}: {where}: {error['msg']}")
 
     def _params(self, raw: Any, loc: Loc) -> templates.CompiledParams:
         compiled_params, problems = self._compiler.params(raw if isinstance(raw, dict) else {}, _where(loc))
@@ -237,6 +267,16 @@ class _Checker:
                 templates.CompiledSuggestion(source, template, hazard if isinstance(hazard, str) else None)
             )
         return tuple(result)
+
+
+def _has_template(value: Any) -> bool:
+    if isinstance(value, str):
+        return templates.is_template(value)
+    if isinstance(value, dict):
+        return any(_has_template(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_template(v) for v in value)
+    return False
 
 
 def _translate(exc: pydantic.ValidationError) -> list[Problem]:

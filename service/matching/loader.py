@@ -30,18 +30,25 @@ _SUFFIXES = (".yaml", ".yml")
 REVIEW_MAX_AGE_DAYS = 31
 
 
-def load_rules(directory: Path, *, today: date | None = None) -> RuleSet:
-    """Load and compile every rule file; raise ``RuleLoadError`` with all errors (warnings do not raise)."""
-    rules, problems = _load(directory, date.today() if today is None else today)
+def load_rules(
+    directory: Path, *, today: date | None = None, param_models: compiler.ParamModels | None = None
+) -> RuleSet:
+    """Load and compile every rule file; raise ``RuleLoadError`` with all errors (warnings do not raise).
+
+    ``param_models`` (probe/action name → params model) lets the caller have ``with:`` checked too.
+    """
+    rules, problems = _load(directory, date.today() if today is None else today, param_models)
     errors = [problem for problem in problems if problem.severity == "error"]
     if errors:
         raise RuleLoadError(errors)
     return RuleSet(tuple(rules), warnings=tuple(problems))
 
 
-def lint(directory: Path, *, today: date | None = None) -> list[LintError]:
+def lint(
+    directory: Path, *, today: date | None = None, param_models: compiler.ParamModels | None = None
+) -> list[LintError]:
     """Every error and warning of every rule file, in file order, then line order."""
-    return _load(directory, date.today() if today is None else today)[1]
+    return _load(directory, date.today() if today is None else today, param_models)[1]
 
 
 def parse_rule(text: str, *, file: str = "<string>") -> CompiledRule:
@@ -61,7 +68,9 @@ class _FileResult:
     problems: list[LintError] = field(default_factory=list)
 
 
-def _load(directory: Path, today: date) -> tuple[list[compiled.CompiledRule], list[LintError]]:
+def _load(
+    directory: Path, today: date, param_models: compiler.ParamModels | None = None
+) -> tuple[list[compiled.CompiledRule], list[LintError]]:
     if not directory.is_dir():
         reason = "does not exist" if not directory.exists() else "is not a directory"
         return [], [LintError(str(directory), 0, f"rules directory {str(directory)!r} {reason}")]
@@ -86,7 +95,7 @@ def _load(directory: Path, today: date) -> tuple[list[compiled.CompiledRule], li
         except (OSError, UnicodeDecodeError) as exc:
             problems.append(LintError(str(path), 0, f"cannot read rule file: {exc}"))
             continue
-        result = _lint_text(text, str(path), compiler_, today=today)
+        result = _lint_text(text, str(path), compiler_, today=today, param_models=param_models)
         if result.name is not None:
             if result.name in first_seen:
                 other, line = first_seen[result.name]
@@ -107,7 +116,12 @@ def _load(directory: Path, today: date) -> tuple[list[compiled.CompiledRule], li
 
 
 def _lint_text(
-    text: str, file: str, compiler_: templates.TemplateCompiler, *, today: date | None
+    text: str,
+    file: str,
+    compiler_: templates.TemplateCompiler,
+    *,
+    today: date | None,
+    param_models: compiler.ParamModels | None = None,
 ) -> _FileResult:
     result = _FileResult()
     try:
@@ -131,7 +145,7 @@ def _lint_text(
         return result
     for line, message in positions.duplicate_keys(root):
         result.problems.append(LintError(file, line, message))
-    rule, problems = compiler.compile_rule(data, file, compiler_)
+    rule, problems = compiler.compile_rule(data, file, compiler_, param_models)
     for problem in problems:
         result.problems.append(LintError(file, positions.line_of(root, problem.loc), problem.message))
     if isinstance(data, dict):

@@ -14,7 +14,7 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from service.records import schema
+from service.records import findings, schema
 from service.records.store import Store, plain
 
 T, A, E = schema.incidents, schema.incident_alerts, schema.timeline
@@ -188,6 +188,7 @@ async def get_incident(store: Store, incident_id: str, *, now: float) -> dict[st
         if row is None:
             return None
         alert_rows = await alerts_of(conn, incident_id)
+        found = await findings.latest(conn, incident_id)
         events = (
             await conn.execute(sa.select(E).where(E.c.incident_id == incident_id).order_by(E.c.id))
         ).mappings()
@@ -208,7 +209,7 @@ async def get_incident(store: Store, incident_id: str, *, now: float) -> dict[st
             }
             for a in alert_rows
         ],
-        findings=(bundle or {}).get("findings", []),
+        findings=found,
         actions=(bundle or {}).get("actions", []),
         timeline=timeline,
         bundle=bundle,

@@ -59,6 +59,24 @@ incidents = sa.Table(
     sa.Column("resolved_at", sa.Float),
     sa.Column("updated_at", sa.Float, nullable=False),
     sa.Column("bundle", sa.Text),
+    sa.Column("opened_by", sa.Integer),  # the inbox row that opened it (and owns its first diagnosis)
+)
+
+#: What the probes found, per diagnosis round (round 1 at opening; later rounds re-check).
+findings = sa.Table(
+    "findings",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("incident_id", sa.String(32), nullable=False),
+    sa.Column("round", sa.Integer, nullable=False),
+    sa.Column("probe_id", sa.String(64), nullable=False),
+    sa.Column("probe", sa.String(64), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("summary", sa.Text, nullable=False),
+    sa.Column("facts", sa.Text, nullable=False),
+    sa.Column("evidence", sa.Text, nullable=False),
+    sa.Column("duration_ms", sa.Float, nullable=False),
+    sa.Column("at", sa.Float, nullable=False),
 )
 
 #: The alert episodes attached to an incident.
@@ -122,4 +140,5 @@ sa.Index("ix_incidents_opened", incidents.c.opened_at, incidents.c.id)
 sa.Index("ix_incidents_state", incidents.c.state)
 sa.Index("ix_incident_alerts_episode", incident_alerts.c.fingerprint, incident_alerts.c.starts_at)
 sa.Index("ix_timeline_incident", timeline.c.incident_id, timeline.c.id)
+sa.Index("ix_findings_incident", findings.c.incident_id, findings.c.round, findings.c.id)
 sa.Index("ix_outbox_due", outbox.c.state, outbox.c.next_attempt_at)
