@@ -98,6 +98,33 @@ def test_rules_lint_reports_every_broken_rule_with_file_and_line(tmp_path: Path)
     assert reported("unknown-names.yaml", 9, "kube.reboot_cluster"), lines
 
 
+def test_rules_lint_checks_probe_params_against_each_probe(tmp_path: Path) -> None:
+    (tmp_path / "params.yaml").write_text("""\
+name: params
+runbook: Params
+mttr_target: 2m
+match: ['alertname="A"']
+target: {kind: Deployment, namespace: default, name: a}
+diagnose:
+  - {id: db, probe: tcp.connect, with: {host: postgresql, port: not-a-port}}
+  - id: health
+    probe: http.get
+    with:
+      url: "http://{{ target.name }}.{{ target.namespace }}:8011/v1/health"
+      expect_statuz: 200
+  - {id: api, probe: http.get, with: {url: "http://x/{{ labels.path }}"}}
+  - {id: pods, probe: kube.pods, with: {selector: "app=x; rm -rf /"}}
+""")
+    result = run_cli("rules", "lint", str(tmp_path))
+    assert result.returncode == 1
+    out = result.stdout
+    file = tmp_path / "params.yaml"
+    assert f"{file}:7: error: diagnose[0].with.port: bad params for tcp.connect: Input should be" in out, out
+    assert f"{file}:12: error: diagnose[1].with.expect_statuz: bad params for http.get: Extra inputs" in out, out
+    assert f"{file}:14: error: diagnose[3].with.selector: bad params for kube.pods: Value error" in out, out
+    assert ":13:" not in out, "a templated url is checked when it is rendered, not at lint"
+
+
 def test_shipped_rules_lint_clean() -> None:
     result = run_cli("rules", "lint", str(ROOT / "rules"))
     assert result.returncode == 0, result.stdout + result.stderr

@@ -139,18 +139,26 @@ class KubeClient:
         }
         if container:
             kwargs["container"] = container
-        response: Any = await self.call(
-            f"logs {namespace}/{pod}",
-            self.core.read_namespaced_pod_log,
-            pod,
-            namespace,
-            timeout=timeout,
-            **kwargs,
+        what = f"logs {namespace}/{pod}" + (f" -c {container}" if container else "") + (
+            " --previous" if previous else ""
         )
+        response: Any = await self.call(
+            what, self.core.read_namespaced_pod_log, pod, namespace, timeout=timeout, **kwargs
+        )
+        # unpreloaded, kubernetes-asyncio hands back the raw response of any status: check it here
         try:
             body: bytes = await response.read()
+        except TimeoutError as exc:
+            raise errors.Transient(f"Kubernetes API timed out ({what})") from exc
+        except (aiohttp.ClientError, OSError) as exc:
+            raise errors.Transient(f"Kubernetes API unreachable ({what}): {type(exc).__name__}") from exc
         finally:
             response.release()
+        if not 200 <= response.status <= 299:
+            failure = ApiException(status=response.status, reason=response.reason)
+            failure.body = body.decode("utf-8", errors="replace")
+            failure.headers = response.headers
+            raise translate(failure, what)
         return body.decode("utf-8", errors="replace")
 
     async def list_hpas(self, namespace: str, *, timeout: float) -> list[dict[str, Any]]:

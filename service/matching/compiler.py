@@ -237,9 +237,9 @@ class _Checker:
                 path = tuple(error["loc"])
                 if error["type"] == "missing" and path[:1] and path[0] in templated:
                     continue
-                where = ".".join(str(part) for part in path) or "with"
-                at = (*loc, *path) if path[:1] and path[0] in raw else loc
-                self._add(at, f"bad params for {name}: {where}: {error['msg']}")
+                inside = path[:1] and path[0] in raw
+                where = "" if inside else f"{'.'.join(str(part) for part in path) or 'with'}: "
+                self._add((*loc, *path) if inside else loc, f"bad params for {name}: {where}{error['msg']}")
 
     def _params(self, raw: Any, loc: Loc) -> templates.CompiledParams:
         compiled_params, problems = self._compiler.params(raw if isinstance(raw, dict) else {}, _where(loc))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Annotated, Any
 
 from pydantic import AfterValidator
@@ -74,6 +75,17 @@ def last_terminated_reason(pod: dict[str, Any]) -> str | None:
     return None
 
 
+def pod_level_reason(pod: dict[str, Any]) -> str | None:
+    """Why the pod itself is stuck when no container says: ``Evicted``, ``Unschedulable``… (else None)."""
+    status = pod.get("status") or {}
+    if status.get("reason"):
+        return str(status["reason"])
+    for condition in status.get("conditions") or []:
+        if condition.get("type") == "PodScheduled" and condition.get("status") == "False":
+            return str(condition.get("reason") or "Unschedulable")
+    return None
+
+
 def is_ready(pod: dict[str, Any]) -> bool:
     for condition in (pod.get("status") or {}).get("conditions") or []:
         if condition.get("type") == "Ready":
@@ -88,3 +100,12 @@ def phase(pod: dict[str, Any]) -> str:
 
 def name(obj: dict[str, Any]) -> str:
     return str((obj.get("metadata") or {}).get("name") or "")
+
+
+def owned_by(obj: dict[str, Any], kind: str, names: str | Collection[str], uid: str | None = None) -> bool:
+    """Whether ``obj``'s controller is a ``kind`` named ``names`` (one, or any of several), with ``uid``."""
+    wanted = {names} if isinstance(names, str) else set(names)
+    for ref in (obj.get("metadata") or {}).get("ownerReferences") or []:
+        if ref.get("controller") and ref.get("kind") == kind and ref.get("name") in wanted:
+            return uid is None or ref.get("uid") == uid
+    return False

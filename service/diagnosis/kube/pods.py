@@ -2,9 +2,11 @@
 
 Params: ``selector`` (optional; default the rule's target selector, else the Deployment's matchLabels).
 Facts: ``desired`` (Deployment spec.replicas, else the number of pods), ``total``, ``ready``, ``running``,
-``pending``, ``crashlooping`` (waiting CrashLoopBackOff), ``oomkilled`` (last state OOMKilled),
-``imagepull`` (ErrImagePull / ImagePullBackOff), ``restarts`` (sum), ``phases`` ({phase: count}),
-``pods`` (up to 20: name, phase, ready, restarts, reason).
+``pending`` (phase Pending, not counting pods that cannot pull their image), ``crashlooping`` (waiting
+CrashLoopBackOff), ``oomkilled`` (last state OOMKilled), ``imagepull`` (ErrImagePull / ImagePullBackOff),
+``restarts`` (sum), ``phases`` ({phase: count}), ``pods`` (up to 20: name, phase, ready, restarts, reason —
+the waiting reason, else the last terminated one, else the pod's own such as Unschedulable or Evicted —
+and last_terminated).
 Status: ``failed`` when none is ready of a desired > 0; ``degraded`` when fewer are ready than desired, or
 any pod crashloops, is pending or cannot pull its image; else ``ok``.
 """
@@ -38,10 +40,11 @@ def summarize(pods: list[dict[str, Any]], desired: int | None) -> Observation:
         ready = common.is_ready(pod)
         counts["ready"] += ready
         counts["running"] += pod_phase == "Running"
-        counts["pending"] += pod_phase == "Pending"
         counts["crashlooping"] += reason == "CrashLoopBackOff"
         counts["oomkilled"] += last == "OOMKilled"
         counts["imagepull"] += reason in IMAGE_PULL
+        # like kubectl's STATUS column: a Pending pod that cannot pull its image is counted as imagepull
+        counts["pending"] += pod_phase == "Pending" and reason not in IMAGE_PULL | {"CrashLoopBackOff"}
         pod_restarts = common.restarts(pod)
         total_restarts += pod_restarts
         rows.append(
@@ -50,7 +53,8 @@ def summarize(pods: list[dict[str, Any]], desired: int | None) -> Observation:
                 "phase": pod_phase,
                 "ready": ready,
                 "restarts": pod_restarts,
-                "reason": reason or last or "",
+                "reason": reason or last or common.pod_level_reason(pod) or "",
+                "last_terminated": last or "",
             }
         )
     want = desired if desired is not None else len(pods)
@@ -75,6 +79,7 @@ def summarize(pods: list[dict[str, Any]], desired: int | None) -> Observation:
     evidence = "\n".join(
         f"{r['name']:<50} {r['phase']:<10} ready={str(r['ready']).lower():<5} "
         f"restarts={r['restarts']:<4} {r['reason']}"
+        + (f" (last: {r['last_terminated']})" if r["last_terminated"] not in ("", r["reason"]) else "")
         for r in rows
     )
     return Observation(status, summary, facts, evidence)
