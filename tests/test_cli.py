@@ -120,7 +120,9 @@ diagnose:
     out = result.stdout
     file = tmp_path / "params.yaml"
     assert f"{file}:7: error: diagnose[0].with.port: bad params for tcp.connect: Input should be" in out, out
-    assert f"{file}:12: error: diagnose[1].with.expect_statuz: bad params for http.get: Extra inputs" in out, out
+    assert (
+        f"{file}:12: error: diagnose[1].with.expect_statuz: bad params for http.get: Extra inputs" in out
+    ), out
     assert f"{file}:14: error: diagnose[3].with.selector: bad params for kube.pods: Value error" in out, out
     assert ":13:" not in out, "a templated url is checked when it is rendered, not at lint"
 

@@ -139,8 +139,10 @@ class KubeClient:
         }
         if container:
             kwargs["container"] = container
-        what = f"logs {namespace}/{pod}" + (f" -c {container}" if container else "") + (
-            " --previous" if previous else ""
+        what = (
+            f"logs {namespace}/{pod}"
+            + (f" -c {container}" if container else "")
+            + (" --previous" if previous else "")
         )
         response: Any = await self.call(
             what, self.core.read_namespaced_pod_log, pod, namespace, timeout=timeout, **kwargs
@@ -156,7 +158,7 @@ class KubeClient:
             response.release()
         if not 200 <= response.status <= 299:
             failure = ApiException(status=response.status, reason=response.reason)
-            failure.body = body.decode("utf-8", errors="replace")
+            failure.body = body
             failure.headers = response.headers
             raise translate(failure, what)
         return body.decode("utf-8", errors="replace")

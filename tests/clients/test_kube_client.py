@@ -113,7 +113,12 @@ async def test_read_log_passes_container_previous_tail_and_limit(
     assert text == "two\nthree\n"
     request = standin.requests[-1]
     assert request.path == f"/api/v1/namespaces/{NS}/pods/{pod}/log"
-    assert request.query == {"container": "coordinator", "previous": "True", "tailLines": "2", "limitBytes": "4096"}
+    assert request.query == {
+        "container": "coordinator",
+        "previous": "True",
+        "tailLines": "2",
+        "limitBytes": "4096",
+    }
 
 
 async def test_read_log_errors_are_raised_not_returned_as_log_text(
@@ -128,7 +133,9 @@ async def test_read_log_errors_are_raised_not_returned_as_log_text(
         f'previous terminated container "coordinator" in pod "{pod}" not found'
     )
     with pytest.raises(NotFound, match=r'Kubernetes API 404 \(logs shop/gone\): pods "gone" not found'):
-        await kube.read_log(NS, "gone", container=None, previous=False, tail_lines=5, limit_bytes=100, timeout=2)
+        await kube.read_log(
+            NS, "gone", container=None, previous=False, tail_lines=5, limit_bytes=100, timeout=2
+        )
     standin.fail_next("GET", r"/log$", 503)
     with pytest.raises(errors.Transient) as transient:
         await kube.read_log(NS, pod, container=None, previous=False, tail_lines=5, limit_bytes=100, timeout=2)
@@ -142,7 +149,10 @@ async def test_404_is_not_found_with_the_api_message(kube: KubeClient) -> None:
     with pytest.raises(NotFound) as caught:
         await kube.read_deployment(NS, "nope", timeout=2)
     assert isinstance(caught.value, errors.Permanent)
-    assert str(caught.value) == 'Kubernetes API 404 (get deployment shop/nope): deployments.apps "nope" not found'
+    assert (
+        str(caught.value)
+        == 'Kubernetes API 404 (get deployment shop/nope): deployments.apps "nope" not found'
+    )
 
 
 async def test_409_is_a_conflict_to_retry_at_once(kube: KubeClient, standin: KubeStandin) -> None:
@@ -196,7 +206,9 @@ async def test_a_wrong_token_is_permanent(standin: KubeStandin, tmp_path: Path) 
     assert standin.requests[-1].status == 401
 
 
-async def test_the_right_token_in_a_handwritten_kubeconfig_works(standin: KubeStandin, tmp_path: Path) -> None:
+async def test_the_right_token_in_a_handwritten_kubeconfig_works(
+    standin: KubeStandin, tmp_path: Path
+) -> None:
     path = handwritten_kubeconfig(tmp_path / "kubeconfig", standin.url, standin.ca_pem, standin.token)
     kube = await KubeClient.connect(path)
     assert kube is not None
@@ -208,7 +220,9 @@ async def test_the_right_token_in_a_handwritten_kubeconfig_works(standin: KubeSt
 
 async def test_a_slow_api_is_a_transient_timeout(kube: KubeClient, standin: KubeStandin) -> None:
     standin.delay(r"/deployments/coordinator$", 1.0, times=1)
-    with pytest.raises(errors.Transient, match=r"^Kubernetes API timed out \(get deployment shop/coordinator\)$"):
+    with pytest.raises(
+        errors.Transient, match=r"^Kubernetes API timed out \(get deployment shop/coordinator\)$"
+    ):
         await kube.read_deployment(NS, "coordinator", timeout=0.2)
 
 
@@ -219,7 +233,9 @@ async def test_an_unreachable_api_is_transient(standin: KubeStandin, tmp_path: P
     kube = await KubeClient.connect(path)
     assert kube is not None
     try:
-        with pytest.raises(errors.Transient, match=r"^Kubernetes API unreachable \(get deployment shop/x\): "):
+        with pytest.raises(
+            errors.Transient, match=r"^Kubernetes API unreachable \(get deployment shop/x\): "
+        ):
             await kube.read_deployment(NS, "x", timeout=2)
     finally:
         await kube.close()

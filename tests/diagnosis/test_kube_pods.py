@@ -100,9 +100,10 @@ async def test_a_crashlooping_deployment_is_failed_with_restarts_and_reasons(
     assert finding.facts["crashlooping"] == 3
     assert finding.facts["restarts"] == 6
     assert finding.facts["oomkilled"] == 0
-    assert [(p["phase"], p["ready"], p["restarts"], p["reason"], p["last_terminated"]) for p in finding.facts["pods"]] == [
-        ("Running", False, 2, "CrashLoopBackOff", "Error")
-    ] * 3
+    assert [
+        (p["phase"], p["ready"], p["restarts"], p["reason"], p["last_terminated"])
+        for p in finding.facts["pods"]
+    ] == [("Running", False, 2, "CrashLoopBackOff", "Error")] * 3
     assert finding.evidence.count("CrashLoopBackOff (last: Error)") == 3
 
 
@@ -178,7 +179,9 @@ async def test_no_selector_for_a_non_deployment_target_is_an_error(
     target = incidents.TargetRef(kind="StatefulSet", namespace=NS, name="postgresql")
     finding = await run(clients, target=target)
     assert finding.status == "error"
-    assert finding.summary == "no pod selector for StatefulSet/shop/postgresql: set target.selector in the rule"
+    assert (
+        finding.summary == "no pod selector for StatefulSet/shop/postgresql: set target.selector in the rule"
+    )
     assert standin.requests == []
 
 
@@ -200,7 +203,9 @@ async def test_without_kubernetes_the_probe_is_skipped(standin: KubeStandin) -> 
     assert standin.requests == []
 
 
-async def test_an_invalid_target_is_skipped_without_any_request(clients: Clients, standin: KubeStandin) -> None:
+async def test_an_invalid_target_is_skipped_without_any_request(
+    clients: Clients, standin: KubeStandin
+) -> None:
     target = incidents.TargetRef(
         kind="Deployment", namespace=NS, name="Bad_Name", valid=False, error="'Bad_Name' is not a valid name"
     )
@@ -210,7 +215,9 @@ async def test_an_invalid_target_is_skipped_without_any_request(clients: Clients
     assert standin.requests == []
 
 
-async def test_an_api_error_is_an_error_finding_with_the_reason(clients: Clients, standin: KubeStandin) -> None:
+async def test_an_api_error_is_an_error_finding_with_the_reason(
+    clients: Clients, standin: KubeStandin
+) -> None:
     standin.fail_next("GET", r"/pods$", 500)
     finding = await run(clients)
     assert finding.status == "error"
@@ -223,7 +230,10 @@ async def test_an_api_error_is_an_error_finding_with_the_reason(clients: Clients
 async def test_a_missing_deployment_is_an_error_naming_it(clients: Clients) -> None:
     finding = await run(clients, target=TARGET.model_copy(update={"name": "ghost"}))
     assert finding.status == "error"
-    assert finding.summary == 'Kubernetes API 404 (get deployment shop/ghost): deployments.apps "ghost" not found'
+    assert (
+        finding.summary
+        == 'Kubernetes API 404 (get deployment shop/ghost): deployments.apps "ghost" not found'
+    )
 
 
 async def test_a_slow_api_is_cut_off_at_the_probe_timeout(clients: Clients, standin: KubeStandin) -> None:

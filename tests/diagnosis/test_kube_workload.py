@@ -102,7 +102,11 @@ async def test_a_rollout_in_progress_then_done(clients: Clients, standin: KubeSt
     await standin.settle()
     done = await run(clients)
     assert done.facts["rollout_in_progress"] is False
-    assert (done.facts["generation"], done.facts["observed_generation"], done.facts["revision"]) == (2, 2, "2")
+    assert (done.facts["generation"], done.facts["observed_generation"], done.facts["revision"]) == (
+        2,
+        2,
+        "2",
+    )
     assert done.status == "ok"
     assert done.summary == "3/3 available, 3 updated"
 
@@ -145,7 +149,10 @@ async def test_an_hpa_of_another_deployment_does_not_count(clients: Clients, sta
 async def test_a_missing_deployment_is_an_error_naming_it(clients: Clients) -> None:
     finding = await run(clients, target=TARGET.model_copy(update={"name": "ghost"}))
     assert finding.status == "error"
-    assert finding.summary == 'Kubernetes API 404 (get deployment shop/ghost): deployments.apps "ghost" not found'
+    assert (
+        finding.summary
+        == 'Kubernetes API 404 (get deployment shop/ghost): deployments.apps "ghost" not found'
+    )
 
 
 async def test_a_target_that_is_not_a_deployment_is_skipped(clients: Clients, standin: KubeStandin) -> None:

@@ -92,8 +92,9 @@ async def test_eight_hanging_or_unreachable_probes_finish_within_the_deadline(bl
         limits = runner.Limits(probe_timeout_s=1.0, deadline_s=2.0)
         started = time.monotonic()
         async with LagWatchdog() as watchdog:
-            found = await runner.run_all(probes, registry=registry.probes(), target=TARGET, clients=clients,
-                                         limits=limits)
+            found = await runner.run_all(
+                probes, registry=registry.probes(), target=TARGET, clients=clients, limits=limits
+            )
         elapsed = time.monotonic() - started
     assert elapsed < 2.5, f"diagnosis took {elapsed:.2f}s against a 2 s deadline"
     assert [f.id for f in found] == [p.spec.id for p in probes], "every probe is reported, in rule order"
@@ -117,8 +118,13 @@ async def test_a_probe_past_the_deadline_is_cut_off_while_the_others_report(blac
             planned("quick", "dns.resolve", {"name": "localhost"}),
         ]
         started = time.monotonic()
-        found = await runner.run_all(probes, registry=registry.probes(), target=TARGET, clients=clients,
-                                     limits=runner.Limits(probe_timeout_s=30, deadline_s=0.5))
+        found = await runner.run_all(
+            probes,
+            registry=registry.probes(),
+            target=TARGET,
+            clients=clients,
+            limits=runner.Limits(probe_timeout_s=30, deadline_s=0.5),
+        )
     assert time.monotonic() - started < 1.5
     by_id = {f.id: f for f in found}
     assert by_id["quick"].status == "ok"
@@ -134,12 +140,16 @@ async def test_bad_params_unknown_probes_and_render_errors_are_findings_not_cras
         probes = [
             planned("bad", "tcp.connect", {"host": "x", "port": "not-a-port"}),
             planned("typo", "tcp.connect", {"host": "x", "port": 1, "colour": "red"}),
-            runner.PlannedProbe(ProbeSpec.model_validate({"id": "tmpl", "probe": "http.get"}), {},
-                                render_error="with.url: could not render: 'dict object' has no attribute 'x'"),
+            runner.PlannedProbe(
+                ProbeSpec.model_validate({"id": "tmpl", "probe": "http.get"}),
+                {},
+                render_error="with.url: could not render: 'dict object' has no attribute 'x'",
+            ),
             planned("kube", "kube.pods", {}),
         ]
-        found = await runner.run_all(probes, registry=registry.probes(), target=TARGET, clients=clients,
-                                     limits=runner.Limits())
+        found = await runner.run_all(
+            probes, registry=registry.probes(), target=TARGET, clients=clients, limits=runner.Limits()
+        )
     by_id = {f.id: f for f in found}
     assert by_id["bad"].status == "error" and "bad params: port" in by_id["bad"].summary
     assert by_id["typo"].status == "error" and "colour" in by_id["typo"].summary

@@ -69,10 +69,19 @@ async def cluster(tmp_path: Path) -> AsyncIterator[tuple[KubeStandin, Path]]:
         kube.set_deployment_pods_state("shop", "coordinator", "crashloop")
         pod = kube.pods_of("shop", "coordinator")[0]
         name = pod["metadata"]["name"]
-        kube.set_logs("shop", name, "starting\nERROR cannot connect to postgresql:5432 password=hunter22\n",
-                      previous=True)
-        kube.add_event("shop", involved_kind="Pod", involved_name=name, reason="BackOff",
-                       message="Back-off restarting failed container")
+        kube.set_logs(
+            "shop",
+            name,
+            "starting\nERROR cannot connect to postgresql:5432 password=hunter22\n",
+            previous=True,
+        )
+        kube.add_event(
+            "shop",
+            involved_kind="Pod",
+            involved_name=name,
+            reason="BackOff",
+            message="Back-off restarting failed container",
+        )
         yield kube, kube.write_kubeconfig(tmp_path / "kubeconfig", namespace="shop")
 
 
@@ -82,7 +91,11 @@ def write_rule(rules_dir: Path, health_url: str) -> None:
 
 def coordinator_down() -> str:
     payload = load_fixture("am-0.25-firing.json")
-    payload["alerts"][0]["labels"] = {"alertname": "CoordinatorDown", "namespace": "shop", "severity": "critical"}
+    payload["alerts"][0]["labels"] = {
+        "alertname": "CoordinatorDown",
+        "namespace": "shop",
+        "severity": "critical",
+    }
     return json.dumps(payload)
 
 
@@ -93,8 +106,9 @@ async def test_findings_reach_the_api_and_the_log_bundle(
     write_rule(rules_dir, health)
     client = await aiohttp_client(create_app(make_settings(kubeconfig=kubeconfig)))
     with capture_logs() as logs:
-        response = await client.post("/v1/alerts", data=coordinator_down(),
-                                     headers={**AUTH, "Content-Type": "application/json"})
+        response = await client.post(
+            "/v1/alerts", data=coordinator_down(), headers={**AUTH, "Content-Type": "application/json"}
+        )
         assert response.status == 200
         bundle_logs = await eventually(lambda: [e for e in logs if e["event"] == "notify.bundle"], timeout=15)
     [summary] = (await (await client.get("/v1/incidents", headers=AUTH)).json())["incidents"]
@@ -124,18 +138,33 @@ async def test_a_crash_during_diagnosis_resumes_the_same_incident(
     kube.delay(r"/pods$", 4.0)  # the pods probe hangs: the service dies while diagnosing
     port = procs.free_port()
     db = tmp_path / "resume.db"
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "REMEDIATOR_LISTEN": f"127.0.0.1:{port}",
-           "REMEDIATOR_STORE_URL": f"sqlite:///{db}", "REMEDIATOR_RULES_DIR": str(rules_dir),
-           "REMEDIATOR_WEBHOOK_TOKEN": TOKEN, "REMEDIATOR_KUBECONFIG": str(kubeconfig),
-           "REMEDIATOR_PROBE_TIMEOUT_S": "10", "REMEDIATOR_LOG_LEVEL": "warning"}
-    service = procs.Proc([sys.executable, "-m", "service", "serve"], log_path=tmp_path / "service.log",
-                         port=port, workdir=tmp_path, env=env)
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "REMEDIATOR_LISTEN": f"127.0.0.1:{port}",
+        "REMEDIATOR_STORE_URL": f"sqlite:///{db}",
+        "REMEDIATOR_RULES_DIR": str(rules_dir),
+        "REMEDIATOR_WEBHOOK_TOKEN": TOKEN,
+        "REMEDIATOR_KUBECONFIG": str(kubeconfig),
+        "REMEDIATOR_PROBE_TIMEOUT_S": "10",
+        "REMEDIATOR_LOG_LEVEL": "warning",
+    }
+    service = procs.Proc(
+        [sys.executable, "-m", "service", "serve"],
+        log_path=tmp_path / "service.log",
+        port=port,
+        workdir=tmp_path,
+        env=env,
+    )
     await asyncio.to_thread(service.start)
     base = f"http://127.0.0.1:{port}"
     try:
         async with aiohttp.ClientSession() as session:
-            async with session.post(f"{base}/v1/alerts", data=coordinator_down(),
-                                    headers={**AUTH, "Content-Type": "application/json"}) as response:
+            async with session.post(
+                f"{base}/v1/alerts",
+                data=coordinator_down(),
+                headers={**AUTH, "Content-Type": "application/json"},
+            ) as response:
                 assert response.status == 200
 
             async def state() -> str | None:
@@ -157,7 +186,9 @@ async def test_a_crash_during_diagnosis_resumes_the_same_incident(
         rounds = conn.execute("SELECT count(DISTINCT round), count(*) FROM findings").fetchone()
     assert [state for _, state in incidents] == ["escalated"], "one incident, escalated after the restart"
     assert opened == 1 and triggers == 1
-    assert rounds == (1, 5), "the interrupted diagnosis left nothing behind; the resumed one recorded 5 findings"
+    assert rounds == (1, 5), (
+        "the interrupted diagnosis left nothing behind; the resumed one recorded 5 findings"
+    )
 
 
 async def _escalated(session: aiohttp.ClientSession, base: str) -> bool:

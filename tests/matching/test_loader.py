@@ -41,7 +41,7 @@ remediate:                               # in order; the first whose `when` hold
     safety: unsafe                       # never automatic: proposed to a human, runnable after approval
 suggest:                                 # runbook commands for humans; every {{ }} value is shell-quoted
   - kubectl rollout restart deployment/{{ target.name }} -n {{ target.namespace }}
-"""  # noqa: E501  (verbatim from DESIGN §3.3)
+"""
 
 HEAD = """\
 name: {name}

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+import re
+from collections.abc import Collection, Iterable
 from typing import Annotated, Any
 
 from pydantic import AfterValidator
@@ -96,6 +97,13 @@ def is_ready(pod: dict[str, Any]) -> bool:
 
 def phase(pod: dict[str, Any]) -> str:
     return str((pod.get("status") or {}).get("phase") or "Unknown")
+
+
+def promql_one_of(values: Iterable[str]) -> str:
+    """The inside of a PromQL ``=~"…"`` string matching exactly one of ``values``: regex-escaped, then
+    escaped for the PromQL string literal (PromQL rejects a bare ``\\-`` as an invalid escape)."""
+    pattern = "|".join(re.escape(value) for value in sorted(set(values)))
+    return pattern.replace("\\", "\\\\").replace('"', '\\"')
 
 
 def name(obj: dict[str, Any]) -> str:

@@ -11,7 +11,7 @@ Status: ``degraded`` when there are warnings, else ``ok``.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -19,6 +19,7 @@ from typing import Any
 from pydantic import Field
 
 from service.clients.kube import KubeClient
+from service.diagnosis import redact
 from service.diagnosis.base import Observation, Params, ProbeContext, probe
 from service.diagnosis.kube import common
 
@@ -29,7 +30,7 @@ class EventsParams(Params):
 
 
 def _when(event: dict[str, Any]) -> datetime | None:
-    """When the event was last seen: core/v1 ``lastTimestamp``, else the events.k8s.io fields, else creation."""
+    """When it was last seen: core/v1 ``lastTimestamp``, else the events.k8s.io fields, else creation."""
     candidates = (
         event.get("lastTimestamp"),
         (event.get("series") or {}).get("lastObservedTime"),
@@ -84,19 +85,20 @@ def owned(
 
 def summarize(
     events: list[dict[str, Any]],
-    mine_: Callable[[str, str], bool],
+    is_mine: Callable[[str, str], bool],
     *,
     now: datetime,
     since_s: float,
     limit: int,
+    secrets: Iterable[str] = (),
 ) -> Observation:
-    """Warnings about objects that ``mine_(kind, name)`` accepts, within ``since_s`` of ``now`` (pure)."""
+    """Warnings about objects that ``is_mine(kind, name)`` accepts, within ``since_s`` of ``now`` (pure)."""
     mine = []
     for event in events:
         involved = event.get("involvedObject") or {}
         name = str(involved.get("name") or "")
         kind = str(involved.get("kind") or "")
-        if event.get("type") != "Warning" or not mine_(kind, name):
+        if event.get("type") != "Warning" or not is_mine(kind, name):
             continue
         when = _when(event)
         if when is not None and (now - when).total_seconds() > since_s:
@@ -111,7 +113,9 @@ def summarize(
         {
             "reason": e.get("reason"),
             "object": obj,
-            "message": str(e.get("message") or "")[:300],
+            "message": redact.redact(str(e.get("message") or ""), secrets)[
+                :300
+            ],  # facts are not redacted later
             "count": int(e.get("count") or 1),
             "last_seen": when.isoformat(),
         }
@@ -119,7 +123,7 @@ def summarize(
     ]
     if not mine:
         return Observation("ok", "no Warning events", {"warnings": 0, "reasons": {}, "latest": []})
-    top = ", ".join(f"{r}×{n}" for r, n in sorted(reasons.items(), key=lambda kv: -kv[1])[:4])
+    top = ", ".join(f"{r}×{n}" for r, n in sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))[:4])
     evidence = "\n".join(
         f"{x['last_seen']} {x['object']} {x['reason']} (x{x['count']}): {x['message']}" for x in latest
     )
@@ -161,7 +165,14 @@ async def events_probe(ctx: ProbeContext, params: EventsParams) -> Observation:
     events = await kube.list_events(
         ctx.target.namespace, field_selector="type=Warning", timeout=ctx.timeout_s
     )
-    return summarize(events, mine, now=datetime.now(UTC), since_s=params.since_s, limit=params.limit)
+    return summarize(
+        events,
+        mine,
+        now=datetime.now(UTC),
+        since_s=params.since_s,
+        limit=params.limit,
+        secrets=ctx.clients.secrets,
+    )
 
 
 PROBES = (events_probe,)

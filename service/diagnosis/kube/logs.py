@@ -1,8 +1,10 @@
 """``kube.logs``: the log tail of the target's most-restarted pod (the previous container when it crashloops).
 
-Params: ``tail_lines`` (100), ``container`` (optional; default the first container).
+Params: ``tail_lines`` (100), ``container`` (optional; default the pod's most-restarted container, else its
+first). The previous container is read when the container has restarted and its last instance terminated.
 Facts: ``pod``, ``container``, ``previous`` (bool), ``lines``, ``error_lines`` (lines that mention error,
-exception, fatal, panic or traceback). Evidence: the tail (redacted and bounded by the runner).
+exception, fatal, panic or traceback). Evidence: the tail — its last lines within ~4 KB — redacted and bounded
+by the runner.
 Status: ``degraded`` when error lines are present, ``skipped`` when the target has no pods, else ``ok``.
 """
 
@@ -17,6 +19,7 @@ from service.diagnosis.base import Observation, Params, ProbeContext, probe
 from service.diagnosis.kube import common
 
 _ERROR = re.compile(r"(?i)\b(error|exception|fatal|panic|traceback)\b")
+EVIDENCE_TAIL_BYTES = 3968  # within the runner's default evidence limit (4096), with room for the marker
 
 
 class LogsParams(Params):
@@ -24,15 +27,43 @@ class LogsParams(Params):
     container: common.Name | None = None
 
 
-def pick(pods: list[dict[str, Any]]) -> tuple[dict[str, Any], bool] | None:
-    """The most-restarted pod, and whether to read its previous container (pure)."""
+def _status_of(pod: dict[str, Any], container: str | None) -> dict[str, Any]:
+    return next((c for c in common.container_statuses(pod) if c.get("name") == container), {})
+
+
+def pick(
+    pods: list[dict[str, Any]], container: str | None = None
+) -> tuple[dict[str, Any], str | None, bool] | None:
+    """The most-restarted pod (an unready one on a tie), its container — ``container``, else the
+    most-restarted one, else the first — and whether to read that container's previous instance (pure)."""
     if not pods:
         return None
-    pod = max(pods, key=common.restarts)
-    crashed = (
-        common.waiting_reason(pod) == "CrashLoopBackOff" or common.last_terminated_reason(pod) is not None
-    )
-    return pod, crashed and common.restarts(pod) > 0
+    pod = max(pods, key=lambda p: (common.restarts(p), not common.is_ready(p)))
+    names = [str(c.get("name")) for c in (pod.get("spec") or {}).get("containers") or [] if c.get("name")]
+    if container is None and names:
+        restarts = {
+            str(c.get("name")): int(c.get("restartCount") or 0) for c in common.container_statuses(pod)
+        }
+        container = max(names, key=lambda n: restarts.get(n, 0))  # the first of equals
+    status = _status_of(pod, container)
+    terminated = (status.get("lastState") or {}).get("terminated")
+    return pod, container, bool(terminated) and int(status.get("restartCount") or 0) > 0
+
+
+def tail(text: str, limit: int = EVIDENCE_TAIL_BYTES) -> str:
+    """The last whole lines of ``text`` within ``limit`` UTF-8 bytes, saying how many earlier lines were cut:
+    the runner bounds evidence from its start, and the end of a log is where the crash is."""
+    if len(text.encode("utf-8")) <= limit:
+        return text
+    lines = text.splitlines(keepends=True)
+    kept: list[str] = []
+    size = 0
+    for line in reversed(lines):
+        size += len(line.encode("utf-8"))
+        if size > limit and kept:
+            break
+        kept.append(line)
+    return f"…[{len(lines) - len(kept)} earlier lines not shown]\n" + "".join(reversed(kept))
 
 
 @probe("kube.logs", LogsParams, needs_target=True)
@@ -44,12 +75,12 @@ async def logs_probe(ctx: ProbeContext, params: LogsParams) -> Observation:
         selector, _ = await common.pod_selector(kube, ctx)
     except ValueError as exc:
         return Observation("error", str(exc))
-    chosen = pick(await kube.list_pods(ctx.target.namespace, selector, timeout=ctx.timeout_s))
+    chosen = pick(
+        await kube.list_pods(ctx.target.namespace, selector, timeout=ctx.timeout_s), params.container
+    )
     if chosen is None:
         return Observation("skipped", f"no pods match {selector}")
-    pod, previous = chosen
-    containers = [c.get("name") for c in (pod.get("spec") or {}).get("containers") or []]
-    container = params.container or (str(containers[0]) if containers else None)
+    pod, container, previous = chosen
     text = await kube.read_log(
         ctx.target.namespace,
         common.name(pod),
@@ -72,7 +103,7 @@ async def logs_probe(ctx: ProbeContext, params: LogsParams) -> Observation:
     summary = f"{len(lines)} lines from {which} {container} of {common.name(pod)}, {len(errors)} with errors"
     if errors:
         summary += f"; last: {errors[-1].strip()[:160]}"
-    return Observation("degraded" if errors else "ok", summary, facts, text)
+    return Observation("degraded" if errors else "ok", summary, facts, tail(text))
 
 
 PROBES = (logs_probe,)

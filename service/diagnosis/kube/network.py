@@ -2,9 +2,11 @@
 
 Params: none. Facts: ``count``, ``policies`` (names), ``deny_all_ingress`` / ``deny_all_egress`` (a policy
 with an empty pod selector and no rules for that direction), ``selecting_target`` (names of policies whose
-podSelector matches the target's pod labels), ``ingress_allowed`` (some policy selecting the target allows
-ingress). Status: ``degraded`` when a deny-all ingress policy exists and no policy selecting the target
-allows ingress — the "network partition" shape; else ``ok``.
+non-empty podSelector matches the target's pod labels), ``ingress_allowed`` (a policy that applies to the
+target — its own or one selecting every pod — has ingress rules, or no deny-all ingress exists). The pod
+labels are the Deployment's template labels, else the ``key=value`` requirements of the target's selector.
+Status: ``degraded`` when a deny-all ingress policy exists and no policy applying to the target allows
+ingress — the "network partition" shape; else ``ok``.
 """
 
 from __future__ import annotations
@@ -36,6 +38,18 @@ def selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
     return True
 
 
+def selector_labels(selector: str) -> dict[str, str]:
+    """The labels an equality selector (``a=b,c==d,e!=f``) requires of a pod (pure)."""
+    labels = {}
+    for requirement in selector.split(","):
+        if "!=" in requirement:
+            continue
+        key, found, value = requirement.replace("==", "=").partition("=")
+        if found:
+            labels[key.strip()] = value.strip()
+    return labels
+
+
 def summarize(policies: list[dict[str, Any]], pod_labels: dict[str, str]) -> Observation:
     """Facts and status from the namespace's policies and the target's pod labels (pure)."""
     deny_in, deny_out, selecting, allows_in = [], [], [], False
@@ -48,9 +62,13 @@ def summarize(policies: list[dict[str, Any]], pod_labels: dict[str, str]) -> Obs
             deny_in.append(common.name(policy))
         if everything and "Egress" in types and not spec.get("egress"):
             deny_out.append(common.name(policy))
-        if selects(selector, pod_labels) and not everything:
+        if not selects(selector, pod_labels):
+            continue
+        if not everything:
             selecting.append(common.name(policy))
-            allows_in = allows_in or bool(spec.get("ingress"))
+        # policies add up: any policy that applies to the target's pods (an empty selector applies to every
+        # pod) and has ingress rules lets some traffic in, whatever a deny-all says
+        allows_in = allows_in or ("Ingress" in types and bool(spec.get("ingress")))
     facts = {
         "count": len(policies),
         "policies": [common.name(p) for p in policies],
@@ -75,7 +93,7 @@ async def networkpolicies_probe(ctx: ProbeContext, params: NetworkPoliciesParams
     if kube is None:
         return common.NOT_CONFIGURED
     policies = await kube.list_network_policies(ctx.target.namespace, timeout=ctx.timeout_s)
-    labels: dict[str, str] = {}
+    labels = selector_labels(ctx.target.selector or "")
     if ctx.target.kind == "Deployment":
         deployment = await kube.read_deployment(ctx.target.namespace, ctx.target.name, timeout=ctx.timeout_s)
         labels = dict(

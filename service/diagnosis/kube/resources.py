@@ -13,6 +13,7 @@ Status: ``degraded`` when a ratio reaches ``warn_ratio`` or throttling exceeds 2
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
@@ -135,7 +136,8 @@ def summarize(
 
 
 def _by_pod(samples: list[Any]) -> dict[str, float]:
-    return {s.labels.get("pod", ""): s.value for s in samples if s.labels.get("pod")}
+    """Value by pod, leaving out NaN and infinities (0/0 throttling of an idle pod): facts stay valid JSON."""
+    return {s.labels["pod"]: s.value for s in samples if s.labels.get("pod") and math.isfinite(s.value)}
 
 
 @probe("kube.resources", ResourcesParams, needs_target=True)
@@ -152,8 +154,7 @@ async def resources_probe(ctx: ProbeContext, params: ResourcesParams) -> Observa
     pods = await kube.list_pods(ctx.target.namespace, selector, timeout=ctx.timeout_s)
     if not pods:
         return Observation("skipped", f"no pods match {selector}")
-    # names come from the API (valid DNS-1123) and the namespace was validated: safe inside a PromQL string
-    names = "|".join(re.escape(common.name(p)) for p in pods)
+    names = common.promql_one_of(common.name(p) for p in pods)  # the namespace was validated (DNS-1123)
     scope = f'namespace="{ctx.target.namespace}", pod=~"{names}", container!="", container!="POD"'
     window = params.window
     cpu = await prometheus.query(

@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import Field
 
+from service.clients.kube import NotFound
 from service.diagnosis.base import Observation, Params, ProbeContext, probe
 from service.diagnosis.kube import common
 from service.diagnosis.kube.resources import quantity
@@ -104,16 +105,24 @@ async def pvc_probe(ctx: ProbeContext, params: PvcParams) -> Observation:
             return Observation("error", str(exc))
         wanted = claimed_by(await kube.list_pods(namespace, selector, timeout=ctx.timeout_s))
     claims = [c for c in claims if common.name(c) in wanted]
+    if params.claim and not claims:
+        return Observation(
+            "skipped", f"no PersistentVolumeClaim {params.claim} in {namespace}", {"claims": []}
+        )
     expandable: dict[str, bool] = {}
-    for storage_class in {str((c.get("spec") or {}).get("storageClassName")) for c in claims} - {"None"}:
-        sc = await kube.read_storage_class(storage_class, timeout=ctx.timeout_s)
+    for storage_class in sorted(
+        {str((c.get("spec") or {}).get("storageClassName") or "") for c in claims} - {""}
+    ):
+        try:
+            sc = await kube.read_storage_class(storage_class, timeout=ctx.timeout_s)
+        except NotFound:  # an answer, not a failure: a class that does not exist expands nothing
+            sc = {}
         expandable[storage_class] = bool(sc.get("allowVolumeExpansion"))
     used: dict[str, float] = {}
     capacity: dict[str, float] = {}
     if ctx.clients.prometheus is not None and claims:
-        scope = (
-            f'namespace="{namespace}", persistentvolumeclaim=~"{"|".join(common.name(c) for c in claims)}"'
-        )
+        names = common.promql_one_of(common.name(c) for c in claims)
+        scope = f'namespace="{namespace}", persistentvolumeclaim=~"{names}"'
         for target, metric in ((used, "used"), (capacity, "capacity")):
             for sample in await ctx.clients.prometheus.query(
                 f"max by (persistentvolumeclaim) (kubelet_volume_stats_{metric}_bytes{{{scope}}})",
