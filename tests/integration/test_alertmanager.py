@@ -70,7 +70,7 @@ async def test_store_that_cannot_commit_answers_503_and_alertmanager_retry_lands
     db_path = settings.store_url.removeprefix("sqlite:///")
     # another process holds the write lock of the SQLite store: every commit of the service fails
     blocker = sqlite3.connect(db_path, timeout=5, isolation_level=None)
-    blocker.execute("BEGIN EXCLUSIVE")
+    await eventually(lambda: _try_exclusive(blocker))  # the service's own short transactions come and go
     config = procs.webhook_config(str(server.make_url("/v1/alerts")), bearer=TOKEN)
     am = await asyncio.to_thread(procs.start_alertmanager, config, tmpdir=tmp_path)
     try:
@@ -92,6 +92,14 @@ async def test_store_that_cannot_commit_answers_503_and_alertmanager_retry_lands
     finally:
         blocker.close()
         await asyncio.to_thread(am.stop)
+
+
+def _try_exclusive(conn: sqlite3.Connection) -> bool:
+    try:
+        conn.execute("BEGIN EXCLUSIVE")
+    except sqlite3.OperationalError:
+        return False
+    return True
 
 
 def _count_inbox(conn: sqlite3.Connection) -> int:
