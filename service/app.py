@@ -16,16 +16,18 @@ from service.clients.postgres import PostgresConnector
 from service.clients.prometheus import PrometheusClient
 from service.clients.redis import RedisConnector
 from service.diagnosis import registry, runner
-from service.dispatcher import Dispatcher
+from service.dispatcher import Dispatcher, worker_name
 from service.escalation import notifiers
 from service.escalation.handoff import Handoff
 from service.escalation.outbox import OutboxWorker
-from service.intake import api, responses, webhook
+from service.intake import api, control, responses, webhook
 from service.intake.committer import GroupCommitter
 from service.matching import loader
 from service.observability import Metrics
-from service.records import inbox
+from service.records import coordination, inbox
 from service.records.store import Store
+from service.remediation import registry as actions_registry
+from service.remediation.engine import Engine, Policy
 from service.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -43,10 +45,13 @@ def create_app(settings: Settings, *, rules: loader.RuleSet | None = None) -> we
         if rules is not None
         else loader.load_rules(settings.rules_dir, param_models=registry.param_models())
     )
-    app.cleanup_ctx.extend([_store, _clients, _workers])
+    app.cleanup_ctx.extend([_store, _coordination, _clients, _workers])
     app.router.add_post("/v1/alerts", webhook.post_alerts)
     app.router.add_get("/v1/incidents", api.list_incidents)
     app.router.add_get("/v1/incidents/{id}", api.get_incident)
+    app.router.add_post("/v1/incidents/{id}/actions/{action}/{verb:approve|reject}", control.decide_action)
+    app.router.add_post("/v1/pause", control.pause)
+    app.router.add_post("/v1/resume", control.resume)
     app.router.add_get("/v1/openapi.json", api.openapi_document)
     app.router.add_get("/healthz", api.healthz)
     app.router.add_get("/readyz", api.readyz)
@@ -65,6 +70,16 @@ async def _store(app: web.Application) -> AsyncIterator[None]:
     app[keys.STORE] = store
     yield
     await store.close()
+
+
+async def _coordination(app: web.Application) -> AsyncIterator[None]:
+    """In-process guard state for one replica; Redis (``REMEDIATOR_REDIS_URL``) for several."""
+    shared = coordination.connect(app[keys.SETTINGS].redis_url)
+    app[keys.COORDINATION] = shared
+    try:
+        yield
+    finally:
+        await shared.close()
 
 
 async def _clients(app: web.Application) -> AsyncIterator[None]:
@@ -117,6 +132,18 @@ async def _workers(app: web.Application) -> AsyncIterator[None]:
             ),
             on_notify=outbox.wake,
         )
+        engine = Engine(
+            store=store,
+            coordination=app[keys.COORDINATION],
+            actions=actions_registry.actions(),
+            probes=registry.probes(),
+            clients=app[keys.CLIENTS],
+            policy=policy(settings),
+            limits=flow.limits,
+            owner=worker_name(),
+        )
+        flow.engine = engine
+        app[keys.ENGINE] = engine
         dispatcher = Dispatcher(
             store, flow.process, metrics, workers=settings.workers, lease_s=settings.inbox_lease_s
         )
@@ -138,3 +165,17 @@ async def _workers(app: web.Application) -> AsyncIterator[None]:
             await committer.stop()
             await dispatcher.stop()
             await outbox.stop()
+
+
+def policy(settings: Settings) -> Policy:
+    """The guard settings of the remediation engine."""
+    return Policy(
+        dry_run=settings.dry_run,
+        namespaces=frozenset(settings.namespaces) if settings.namespaces else None,
+        budget=settings.budget,
+        budget_text=settings.action_budget,
+        storm_brake=settings.storm_brake,
+        flap_window_s=settings.flap_window_s,
+        action_timeout_s=settings.action_timeout_s,
+        verify_interval_s=settings.verify_interval_s,
+    )

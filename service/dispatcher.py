@@ -103,6 +103,7 @@ class Dispatcher:
 
     async def _one(self, row: inbox.InboxRow) -> None:
         structlog.contextvars.bind_contextvars(inbox_id=row.id, fingerprint=row.fingerprint)
+        heartbeat = asyncio.create_task(self._keep_lease(row.id), name=f"lease-{row.id}")
         try:
             await self._process(row)
         except asyncio.CancelledError:
@@ -120,4 +121,13 @@ class Dispatcher:
                     give_up=give_up,
                 )
         finally:
+            heartbeat.cancel()
+            await asyncio.gather(heartbeat, return_exceptions=True)
             structlog.contextvars.unbind_contextvars("inbox_id", "fingerprint")
+
+    async def _keep_lease(self, row_id: int) -> None:
+        """Extend the claim while the row is worked on (diagnosis, actions and verification take time)."""
+        while True:
+            await asyncio.sleep(self._lease_s / 3)
+            with contextlib.suppress(errors.StoreUnavailable):
+                await inbox.extend(self._store, row_id, self.name, until=time.time() + self._lease_s)

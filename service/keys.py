@@ -10,7 +10,9 @@ from service.escalation.outbox import OutboxWorker
 from service.intake.committer import GroupCommitter
 from service.matching.loader import RuleSet
 from service.observability import Metrics
+from service.records.coordination import Coordination
 from service.records.store import Store
+from service.remediation.engine import Engine
 from service.settings import Settings
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -21,3 +23,5 @@ COMMITTER = web.AppKey("committer", GroupCommitter)
 DISPATCHER = web.AppKey("dispatcher", Dispatcher)
 OUTBOX = web.AppKey("outbox", OutboxWorker)
 CLIENTS = web.AppKey("clients", Clients)
+COORDINATION = web.AppKey("coordination", Coordination)
+ENGINE = web.AppKey("engine", Engine)

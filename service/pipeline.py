@@ -22,6 +22,7 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from service.clients.hub import Clients
+from service.decision import plan as planning
 from service.diagnosis import runner
 from service.diagnosis.base import ProbeDef
 from service.escalation.handoff import Handoff
@@ -29,15 +30,19 @@ from service.matching import select, templates
 from service.matching.loader import CompiledRule, RuleSet
 from service.model import alerts, incidents
 from service.observability import Metrics
+from service.records import actions as journal
 from service.records import findings, inbox
 from service.records import incidents as incident_rows
+from service.records.coordination import CoordinationUnavailable
 from service.records.ids import new_id
 from service.records.store import Store
+from service.remediation import engine as remediation
 
 log = structlog.get_logger(__name__)
 
 NO_AUTOMATION = "no automatic remediation is available for this rule yet: a human must act"
 DIAGNOSING = ("open", "diagnosing")
+ACTING = ("remediating", "verifying")
 
 
 @dataclass(frozen=True)
@@ -46,6 +51,7 @@ class Opened:
 
     incident_id: str
     opened_at: float
+    state: str
 
 
 @dataclass
@@ -57,6 +63,7 @@ class Pipeline:
     clients: Clients
     probes: Mapping[str, ProbeDef]
     limits: runner.Limits = field(default_factory=runner.Limits)
+    engine: remediation.Engine | None = None
     on_notify: Callable[[], None] = lambda: None
     clock: Callable[[], float] = time.time
 
@@ -83,9 +90,11 @@ class Pipeline:
         if opened is None:
             return
         context = templates.with_target(context, target)
+        if opened.state in ACTING:  # we died while acting: never repeat, escalate
+            await self._interrupted(row, opened, rule, target, alert, context)
+            return
         found = await self._diagnose(rule, target, context)
         now = self.clock()
-        reason = escalation_reason(target, row.truncated)
         async with self.store.write() as conn:
             await findings.record(conn, opened.incident_id, found, round_=1, now=now)
             if found:
@@ -97,6 +106,164 @@ class Pipeline:
                     message=diagnosis_summary(found),
                     data={"findings": {f.id: f.status for f in found}},
                 )
+        if self.engine is None:
+            await self._escalate(
+                row, opened, rule, target, alert, context, found, escalation_reason(target, row.truncated)
+            )
+            return
+        guards = await self.engine.guards(rule, target, context, truncated=row.truncated, now=now)
+        plan = planning.decide(rule, alert, found, guards, now=now)
+        async with self.store.write() as conn:
+            await remediation.record_plan(
+                conn,
+                opened.incident_id,
+                plan,
+                rule,
+                self.engine,
+                context,
+                now=now,
+                escalating=plan.apply is None,
+            )
+            if plan.apply is not None:
+                await incident_rows.update(conn, opened.incident_id, state="remediating", updated_at=now)
+        if plan.apply is None:
+            reason = (
+                escalation_reason(target, row.truncated) if not target.valid or row.truncated else plan.reason
+            )
+            await self._escalate(row, opened, rule, target, alert, context, found, reason)
+            return
+        await self._act(row, opened, rule, target, alert, context, found, plan)
+
+    async def _act(
+        self,
+        row: inbox.InboxRow,
+        opened: Opened,
+        rule: CompiledRule,
+        target: incidents.TargetRef,
+        alert: alerts.Alert,
+        context: dict[str, Any],
+        found: list[incidents.Finding],
+        plan: planning.Plan,
+    ) -> None:
+        assert self.engine is not None and plan.apply is not None
+        step = plan.apply
+        status, outcome = await self.engine.execute(opened.incident_id, rule, step, target, context)
+        summary = outcome.summary if outcome else status
+        if status == "succeeded":
+            async with self.store.write() as conn:
+                await incident_rows.update(
+                    conn, opened.incident_id, state="verifying", updated_at=self.clock()
+                )
+                await incident_rows.add_event(
+                    conn,
+                    opened.incident_id,
+                    at=self.clock(),
+                    kind="action.succeeded",
+                    message=f"{step.action}: {summary}",
+                )
+            passed, checked = await self.engine.verify(rule, step, target, context)
+            if passed:
+                await self._mitigated(row, opened, rule, target, step, checked)
+                return
+            found = checked or found
+            last = checked[0].summary if checked else "no result"
+            reason = f"{step.action} applied but verification failed: {last}"
+        elif status == "skipped":
+            reason = (
+                f"dry-run: would apply {step.action} (the exact request is recorded); nothing was written"
+            )
+        else:
+            reason = f"{step.action} {status}: {self._last_reason(summary)}"
+        await self._escalate(row, opened, rule, target, alert, context, found, reason, propose=plan)
+
+    def _last_reason(self, summary: str) -> str:
+        return summary
+
+    async def _mitigated(
+        self,
+        row: inbox.InboxRow,
+        opened: Opened,
+        rule: CompiledRule,
+        target: incidents.TargetRef,
+        step: planning.Step,
+        checked: list[incidents.Finding],
+    ) -> None:
+        assert self.engine is not None
+        now = self.clock()
+        async with self.store.write() as conn:
+            if checked:
+                await findings.record(conn, opened.incident_id, checked, round_=2, now=now)
+                await incident_rows.add_event(
+                    conn,
+                    opened.incident_id,
+                    at=now,
+                    kind="verify.passed",
+                    message=f"{checked[0].id}: {checked[0].summary}",
+                )
+            await self.handoff.mitigate(
+                conn,
+                opened.incident_id,
+                opened_at=opened.opened_at,
+                summary=f"mitigated by {step.action}",
+                now=now,
+            )
+            await inbox.finish(conn, row.id, outcome="mitigated", incident_id=opened.incident_id, now=now)
+        try:
+            await self.engine.coordination.mark_mitigated(
+                remediation.target_key(rule, target), now=now, keep_s=self.engine.policy.flap_window_s
+            )
+        except CoordinationUnavailable:
+            log.warning("coordination.mark_mitigated_failed", incident_id=opened.incident_id)
+        self.on_notify()
+        log.info("alert.processed", outcome="mitigated", incident_id=opened.incident_id, action=step.action)
+
+    async def _interrupted(
+        self,
+        row: inbox.InboxRow,
+        opened: Opened,
+        rule: CompiledRule,
+        target: incidents.TargetRef,
+        alert: alerts.Alert,
+        context: dict[str, Any],
+    ) -> None:
+        now = self.clock()
+        async with self.store.write() as conn:
+            stale = await journal.mark_unknown(conn, opened.incident_id, now=now)
+        names = ", ".join(a["action"] for a in stale) or "an action"
+        reason = (
+            f"the service stopped while {names} was running: its result is unknown and it is not repeated"
+        )
+        await self._escalate(row, opened, rule, target, alert, context, [], reason)
+
+    async def _escalate(
+        self,
+        row: inbox.InboxRow,
+        opened: Opened,
+        rule: CompiledRule,
+        target: incidents.TargetRef,
+        alert: alerts.Alert,
+        context: dict[str, Any],
+        found: list[incidents.Finding],
+        reason: str,
+        *,
+        propose: planning.Plan | None = None,
+    ) -> None:
+        now = self.clock()
+        async with self.store.write() as conn:
+            if (
+                propose is not None and self.engine is not None
+            ):  # acted and failed: now propose the unsafe ones
+                await remediation.record_plan(
+                    conn,
+                    opened.incident_id,
+                    _proposals_only(propose),
+                    rule,
+                    self.engine,
+                    context,
+                    now=now,
+                    escalating=True,
+                )
+            records = remediation.action_records(await journal.of_incident(conn, opened.incident_id))
             await self.handoff.escalate(
                 conn,
                 incident_id=opened.incident_id,
@@ -108,16 +275,18 @@ class Pipeline:
                 found=found,
                 reason=reason,
                 now=now,
+                actions=records,
             )
             await inbox.finish(conn, row.id, outcome="opened", incident_id=opened.incident_id, now=now)
         self.metrics.incidents_opened.labels(rule=rule.rule.name).inc()
         self.on_notify()
         log.info(
             "alert.processed",
-            outcome="opened",
+            outcome="escalated",
             incident_id=opened.incident_id,
             rule=rule.rule.name,
             target=target.key,
+            reason=reason,
         )
 
     async def _open_or_attach(
@@ -141,13 +310,13 @@ class Pipeline:
             values = _new_incident(incident_id, rule, target, open_key, now, opened_by=row.id)
             if await incident_rows.create(self.store, conn, values):
                 await self._opened(conn, incident_id, rule, target, alert, row, now)
-                return Opened(incident_id, now)
+                return Opened(incident_id, now, "diagnosing")
             existing = await incident_rows.find_open(conn, open_key)  # another worker won the race
             if existing is None:  # …and it was resolved since: roll back; the row is retried
                 raise RuntimeError(f"incident for {open_key} changed under us; retrying")
-        if existing["opened_by"] == row.id and existing["state"] in DIAGNOSING:
-            log.info("incident.resumed", incident_id=existing["id"])  # we died while diagnosing it
-            return Opened(existing["id"], existing["opened_at"])
+        if existing["opened_by"] == row.id and existing["state"] in (*DIAGNOSING, *ACTING):
+            log.info("incident.resumed", incident_id=existing["id"], state=existing["state"])  # we died on it
+            return Opened(existing["id"], existing["opened_at"], existing["state"])
         await self._attach(conn, existing["id"], alert, row, now)
         await inbox.finish(conn, row.id, outcome="attached", incident_id=existing["id"], now=now)
         log.info(
@@ -264,6 +433,10 @@ class Pipeline:
         if resolved:
             self.on_notify()
         log.info("alert.resolved", incident_id=incident_id, incident_resolved=resolved)
+
+
+def _proposals_only(plan: planning.Plan) -> planning.Plan:
+    return planning.Plan(None, plan.proposals, escalate=True, reason=plan.reason)
 
 
 def escalation_reason(target: incidents.TargetRef, truncated: int) -> str:

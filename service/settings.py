@@ -53,6 +53,22 @@ class Settings(BaseSettings):
         default_factory=list,
         description="hosts besides the DSN's/URL's own that probes may send monitoring credentials to",
     )
+    dry_run: bool = Field(
+        False, description="record what would be done (plans, exact requests), write nothing"
+    )
+    namespaces: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="namespaces automatic actions may touch (empty: all but kube-system)",
+    )
+    action_budget: str = Field(
+        "10/10m",
+        pattern=r"^[1-9][0-9]*/[1-9][0-9]*[smh]$",
+        description="automatic actions per window, e.g. 10/10m",
+    )
+    storm_brake: int = Field(5, ge=1, description="incidents acting at once before automation stops")
+    flap_window_s: float = Field(1800, ge=0, description="a firing this soon after a mitigation is a flap")
+    action_timeout_s: float = Field(30, gt=0, le=600, description="timeout of one action's API calls")
+    verify_interval_s: float = Field(5, gt=0, le=120, description="how often a verify probe is re-run")
     probe_timeout_s: float = Field(5.0, gt=0, le=300, description="default timeout of one probe")
     diagnosis_deadline_s: float = Field(
         20.0, gt=0, le=600, description="all probes of a rule finish within this"
@@ -90,7 +106,7 @@ class Settings(BaseSettings):
     def _empty_is_none(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
 
-    @field_validator("monitor_hosts", mode="before")
+    @field_validator("monitor_hosts", "namespaces", mode="before")
     @classmethod
     def _hosts(cls, value: object) -> object:
         if isinstance(value, str):
@@ -129,6 +145,13 @@ class Settings(BaseSettings):
                 "set a token or bind a loopback address such as 127.0.0.1"
             )
         return self
+
+    @property
+    def budget(self) -> tuple[int, float]:
+        """``action_budget`` as (actions, window seconds)."""
+        count, window = self.action_budget.split("/")
+        unit = {"s": 1, "m": 60, "h": 3600}[window[-1]]
+        return int(count), float(window[:-1]) * unit
 
     @property
     def host(self) -> str:

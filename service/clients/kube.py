@@ -3,8 +3,9 @@
 Returns API-shaped dicts (camelCase, as ``kubectl get -o json`` shows them) so that probes and actions
 read one format and unit tests can fake this class at our own boundary. Translates ``ApiException`` and
 transport errors: 404 → ``NotFound``, 409 → ``Conflict``, 429/5xx → ``Transient`` (with Retry-After),
-other 4xx → ``Permanent``; timeouts and connection errors → ``Transient``. Reads only in this module's
-read section; the writes (patch, scale, evict) are added with the actions that need them.
+other 4xx → ``Permanent``; timeouts and connection errors → ``Transient``. Probes use the read section;
+only remediation actions call the write section (patch, scale, evict, delete a pod, patch a claim), one
+request per call, never retried here. An eviction refused by a PodDisruptionBudget is ``errors.Blocked``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,11 @@ from kubernetes_asyncio.client.exceptions import ApiException
 from service import errors
 
 T = TypeVar("T")
+
+#: the patch content types (kubernetes-asyncio would pick strategic merge for any dict body)
+STRATEGIC_MERGE = "application/strategic-merge-patch+json"
+MERGE = "application/merge-patch+json"
+JSON_PATCH = "application/json-patch+json"
 
 
 class NotFound(errors.Permanent):
@@ -196,6 +202,149 @@ class KubeClient:
         )
         return dict(self.plain(result))
 
+    # -- writes (only remediation actions call these; each one request, errors translated) ---------
+
+    async def patch_deployment(
+        self,
+        namespace: str,
+        name: str,
+        body: dict[str, Any] | list[dict[str, Any]],
+        *,
+        timeout: float,
+        content_type: str = STRATEGIC_MERGE,
+    ) -> dict[str, Any]:
+        """PATCH the Deployment (strategic merge unless ``content_type`` says merge or JSON patch)."""
+        result = await self.call(
+            f"patch deployment {namespace}/{name}",
+            self.apps.patch_namespaced_deployment,
+            name,
+            namespace,
+            body,
+            timeout=timeout,
+            _content_type=content_type,
+        )
+        return dict(self.plain(result))
+
+    async def read_deployment_scale(self, namespace: str, name: str, *, timeout: float) -> dict[str, Any]:
+        result = await self.call(
+            f"get deployment {namespace}/{name} scale",
+            self.apps.read_namespaced_deployment_scale,
+            name,
+            namespace,
+            timeout=timeout,
+        )
+        return dict(self.plain(result))
+
+    async def patch_deployment_scale(
+        self, namespace: str, name: str, replicas: int, *, timeout: float
+    ) -> dict[str, Any]:
+        """``spec.replicas`` through the scale subresource, by the merge patch ``kubectl scale`` sends."""
+        result = await self.call(
+            f"scale deployment {namespace}/{name} --replicas={replicas}",
+            self.apps.patch_namespaced_deployment_scale,
+            name,
+            namespace,
+            scale_patch(replicas),
+            timeout=timeout,
+            _content_type=MERGE,
+        )
+        return dict(self.plain(result))
+
+    async def evict_pod(self, namespace: str, pod: str, *, timeout: float) -> dict[str, Any]:
+        """POST a ``policy/v1`` Eviction: the API deletes the pod only if its PodDisruptionBudget allows.
+
+        A refusal by a budget (429 with a ``DisruptionBudget`` cause, or the 500 the API answers for a pod
+        under several budgets) is ``errors.Blocked("pdb", <the API's message>)``. Never falls back to DELETE.
+        """
+        what = f"evict pod {namespace}/{pod}"
+        try:
+            result = await self.call(
+                what,
+                self.core.create_namespaced_pod_eviction,
+                pod,
+                namespace,
+                eviction_body(namespace, pod),
+                timeout=timeout,
+            )
+        except errors.RemediatorError as exc:
+            cause = exc.__cause__
+            if isinstance(cause, ApiException) and _is_budget_refusal(cause):
+                raise errors.Blocked("pdb", _budget_message(cause)) from cause
+            raise
+        return dict(self.plain(result) or {})
+
+    async def delete_pod(
+        self, namespace: str, pod: str, *, grace_period_seconds: int | None, timeout: float
+    ) -> dict[str, Any]:
+        """DELETE one pod (``grace_period_seconds=0`` is ``kubectl delete --force --grace-period=0``)."""
+        result = await self.call(
+            f"delete pod {namespace}/{pod}",
+            self.core.delete_namespaced_pod,
+            pod,
+            namespace,
+            body=delete_options(grace_period_seconds),
+            timeout=timeout,
+        )
+        return dict(self.plain(result) or {})
+
+    async def patch_pvc(
+        self,
+        namespace: str,
+        name: str,
+        body: dict[str, Any],
+        *,
+        timeout: float,
+        content_type: str = STRATEGIC_MERGE,
+    ) -> dict[str, Any]:
+        result = await self.call(
+            f"patch pvc {namespace}/{name}",
+            self.core.patch_namespaced_persistent_volume_claim,
+            name,
+            namespace,
+            body,
+            timeout=timeout,
+            _content_type=content_type,
+        )
+        return dict(self.plain(result))
+
+
+def scale_patch(replicas: int) -> dict[str, Any]:
+    """The body ``kubectl scale`` sends to the scale subresource (a merge patch)."""
+    return {"spec": {"replicas": replicas}}
+
+
+def eviction_body(namespace: str, pod: str) -> dict[str, Any]:
+    """The ``policy/v1`` Eviction that ``kubectl drain`` posts."""
+    return {"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": pod, "namespace": namespace}}
+
+
+def delete_options(grace_period_seconds: int | None) -> dict[str, Any]:
+    """The DeleteOptions ``kubectl delete`` sends (``--grace-period``, background cascading)."""
+    body: dict[str, Any] = {"apiVersion": "v1", "kind": "DeleteOptions"}
+    if grace_period_seconds is not None:
+        body["gracePeriodSeconds"] = grace_period_seconds
+    body["propagationPolicy"] = "Background"
+    return body
+
+
+def _is_budget_refusal(exc: ApiException) -> bool:
+    """A 429 that names a disruption budget (not API throttling), or the several-budgets 500."""
+    status = int(exc.status or 0)
+    text = _status_message(exc).lower()
+    if status == 429:
+        body = _status_body(exc)
+        causes = ((body.get("details") or {}).get("causes") or []) if body else []
+        return "disruption budget" in text or any(c.get("reason") == "DisruptionBudget" for c in causes)
+    return status == 500 and "poddisruptionbudget" in text
+
+
+def _budget_message(exc: ApiException) -> str:
+    """The API's message, with its causes ("The disruption budget web needs 2 healthy pods…")."""
+    body = _status_body(exc)
+    causes = ((body.get("details") or {}).get("causes") or []) if body else []
+    details = [str(c.get("message")) for c in causes if c.get("message")]
+    return "; ".join([_status_message(exc), *details])[:500]
+
 
 def translate(exc: ApiException, what: str) -> errors.RemediatorError:
     """Our error for a Kubernetes API error answer, with the API's own message."""
@@ -225,3 +374,14 @@ def _status_message(exc: ApiException) -> str:
         body = {}
     text = body.get("message") if isinstance(body, dict) else None
     return str(text or exc.reason or "error")[:300]
+
+
+def _status_body(exc: ApiException) -> dict[str, Any]:
+    """The API's ``Status`` answer as a dict (empty when the body is not one)."""
+    import json
+
+    try:
+        body = json.loads(exc.body) if exc.body else {}
+    except (ValueError, TypeError):
+        body = {}
+    return body if isinstance(body, dict) else {}

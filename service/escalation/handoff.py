@@ -40,6 +40,7 @@ class Handoff:
         found: Sequence[incidents.Finding],
         reason: str,
         now: float,
+        actions: Sequence[incidents.ActionRecord] = (),
     ) -> None:
         document = bundles.build(
             incident_id=incident_id,
@@ -56,6 +57,7 @@ class Handoff:
             suggested=suggested,
             base_url=self.base_url,
             findings=found,
+            actions=actions,
         ).model_dump(mode="json")
         await incident_rows.update(
             conn,
@@ -75,6 +77,24 @@ class Handoff:
             data={"level": 1, "channels": list(self.channels)},
         )
         await self._notify(conn, incident_id, "trigger", document, now)
+
+    async def mitigate(
+        self, conn: AsyncConnection, incident_id: str, *, opened_at: float, summary: str, now: float
+    ) -> None:
+        """The fix worked and was verified: state ``mitigated``, time to mitigate, an informational notice."""
+        elapsed = now - opened_at
+        await incident_rows.update(conn, incident_id, state="mitigated", mitigated_at=now, updated_at=now)
+        await incident_rows.add_event(
+            conn,
+            incident_id,
+            at=now,
+            kind="incident.mitigated",
+            message=f"{summary} ({elapsed:.0f}s after opening)",
+            data={"time_to_mitigate_s": round(elapsed, 3)},
+        )
+        await self._notify(
+            conn, incident_id, "mitigated", {"incident_id": incident_id, "summary": summary}, now
+        )
 
     async def close(self, conn: AsyncConnection, incident: dict[str, Any], *, now: float) -> None:
         """Resolve the incident: MTTR against its target, the resolve notification."""

@@ -80,8 +80,13 @@ async def healthz(_request: web.Request) -> web.Response:
 
 async def readyz(request: web.Request) -> web.Response:
     store_ok = await request.app[keys.STORE].ping()
-    checks = {"store": "ok" if store_ok else "unavailable", "coordination": "ok (in-process)"}
-    return responses.json_response({"ready": store_ok, "checks": checks}, status=200 if store_ok else 503)
+    shared_ok = await request.app[keys.COORDINATION].ping()
+    checks = {
+        "store": "ok" if store_ok else "unavailable",
+        "coordination": "ok" if shared_ok else "unavailable",
+    }
+    ready = store_ok and shared_ok
+    return responses.json_response({"ready": ready, "checks": checks}, status=200 if ready else 503)
 
 
 async def metrics(request: web.Request) -> web.Response:

@@ -97,6 +97,17 @@ async def finish(
     )
 
 
+async def extend(store: Store, row_id: int, worker: str, *, until: float) -> None:
+    """Push the lease of a row this worker still holds."""
+    t = schema.inbox
+    async with store.write() as conn:
+        await conn.execute(
+            sa.update(t)
+            .where(t.c.id == row_id, t.c.claimed_by == worker, t.c.state == CLAIMED)
+            .values(lease_until=until)
+        )
+
+
 async def fail(store: Store, row_id: int, *, error: str, now: float, give_up: bool) -> None:
     """Record a processing error; the row becomes claimable again unless we give up on it."""
     t = schema.inbox

@@ -7,21 +7,17 @@ race to open the same incident end with one row: the loser attaches to the winne
 from __future__ import annotations
 
 import base64
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from service.records import actions as journal
 from service.records import findings, schema
-from service.records.store import Store, plain
+from service.records.store import Store, iso, plain
 
 T, A, E = schema.incidents, schema.incident_alerts, schema.timeline
-
-
-def iso(ts: float | None) -> str | None:
-    return None if ts is None else datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
 
 
 async def find_open(conn: AsyncConnection, open_key: str) -> dict[str, Any] | None:
@@ -77,6 +73,11 @@ async def add_event(
             incident_id=incident_id, at=at, kind=kind, message=message, data=orjson.dumps(data or {}).decode()
         )
     )
+
+
+async def get_row(conn: AsyncConnection, incident_id: str) -> dict[str, Any] | None:
+    row = (await conn.execute(sa.select(T).where(T.c.id == incident_id))).mappings().first()
+    return plain(row) if row else None
 
 
 async def find_by_episode(conn: AsyncConnection, fingerprint: str, starts_at: str) -> dict[str, Any] | None:
@@ -189,6 +190,7 @@ async def get_incident(store: Store, incident_id: str, *, now: float) -> dict[st
             return None
         alert_rows = await alerts_of(conn, incident_id)
         found = await findings.latest(conn, incident_id)
+        actions = await journal.of_incident(conn, incident_id)
         events = (
             await conn.execute(sa.select(E).where(E.c.incident_id == incident_id).order_by(E.c.id))
         ).mappings()
@@ -210,7 +212,7 @@ async def get_incident(store: Store, incident_id: str, *, now: float) -> dict[st
             for a in alert_rows
         ],
         findings=found,
-        actions=(bundle or {}).get("actions", []),
+        actions=actions,
         timeline=timeline,
         bundle=bundle,
     )

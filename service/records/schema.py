@@ -134,6 +134,30 @@ service_state = sa.Table(
     sa.Column("updated_at", sa.Float, nullable=False),
 )
 
+#: The action journal: intent before an action runs, result after (DESIGN §3.7).
+actions = sa.Table(
+    "actions",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("incident_id", sa.String(32), nullable=False),
+    sa.Column("idx", sa.Integer, nullable=False),
+    sa.Column("action", sa.String(64), nullable=False),
+    sa.Column("safety", sa.String(8), nullable=False),
+    sa.Column("status", sa.String(24), nullable=False),
+    sa.Column("guard", sa.String(32)),
+    sa.Column("reason", sa.Text),
+    sa.Column("params", sa.Text, nullable=False),
+    sa.Column("dry_run", sa.Boolean, nullable=False),
+    sa.Column("requested_at", sa.Float, nullable=False),
+    sa.Column("started_at", sa.Float),
+    sa.Column("finished_at", sa.Float),
+    sa.Column("approver", sa.String(128)),
+    sa.Column("request", sa.Text),
+    sa.Column("result", sa.Text),
+)
+
+sa.Index("ix_actions_incident", actions.c.incident_id, actions.c.requested_at)
+sa.Index("ix_actions_status", actions.c.status)
 sa.Index("ix_inbox_state_id", inbox.c.state, inbox.c.id)
 sa.Index("ix_inbox_fingerprint_id", inbox.c.fingerprint, inbox.c.id)
 sa.Index("ix_incidents_opened", incidents.c.opened_at, incidents.c.id)

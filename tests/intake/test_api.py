@@ -81,13 +81,14 @@ async def test_detail_has_alerts_timeline_and_bundle(client: Any) -> None:
     detail = await response.json()
     assert detail["alerts"][0]["fingerprint"] == "fp1"
     kinds = [e["kind"] for e in detail["timeline"]]
-    assert kinds == ["incident.opened", "diagnosis.finished", "incident.escalated"]
+    assert kinds == ["incident.opened", "diagnosis.finished", "decision", "incident.escalated"]
     assert detail["bundle"]["state"] == "escalated"
     # no Kubernetes configured: the rule's kube probes say so instead of failing
     found = [(f["id"], f["status"]) for f in detail["findings"]]
     assert found == [("pods", "skipped"), ("events", "skipped")]
     assert "Kubernetes is not configured" in detail["findings"][0]["summary"]
-    assert detail["actions"] == []
+    # the restart's condition cannot hold without pod facts; the unsafe rollback is proposed to a human
+    assert [(a["action"], a["status"]) for a in detail["actions"]] == [("kube.rollout_undo", "awaiting_approval")]
     assert {n["channel"] for n in detail["notifications"]} == {"log"}
 
 

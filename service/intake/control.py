@@ -1,0 +1,154 @@
+"""Human control: approve or reject a proposed action, and the kill switch (``/v1/pause``, ``/v1/resume``).
+
+Every endpoint here takes an approver token (``REMEDIATOR_APPROVER_TOKENS``); the approver's name is written
+to the journal and the timeline. The webhook token is known but not allowed here (403).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+import structlog
+from aiohttp import web
+
+from service import errors, keys
+from service.decision import plan as planning
+from service.intake import auth, responses
+from service.matching import templates
+from service.model import alerts, incidents
+from service.records import actions as journal
+from service.records import incidents as incident_rows
+from service.records import schema
+from service.records.coordination import CoordinationUnavailable
+
+log = structlog.get_logger(__name__)
+
+
+def _approver(request: web.Request) -> str | web.Response:
+    settings = request.app[keys.SETTINGS]
+    given = auth.presented_secret(request)
+    if given is None:
+        return auth.unauthorized(auth.MISSING)
+    name = auth.approver_name(given, settings.approver_tokens)
+    if name is not None:
+        return name
+    token = settings.webhook_token
+    if token is not None and auth.approver_name(given, {"webhook": token}) is not None:
+        return responses.error(
+            403, "the webhook token cannot approve, acknowledge or pause; use an approver token"
+        )
+    return auth.unauthorized(auth.INVALID)
+
+
+async def pause(request: web.Request) -> web.Response:
+    return await _switch(request, paused=True)
+
+
+async def resume(request: web.Request) -> web.Response:
+    return await _switch(request, paused=False)
+
+
+async def _switch(request: web.Request, *, paused: bool) -> web.Response:
+    who = _approver(request)
+    if isinstance(who, web.Response):
+        return who
+    try:
+        await request.app[keys.COORDINATION].set_paused(paused, by=who, now=time.time())
+    except CoordinationUnavailable:
+        return responses.error(503, "coordination unavailable; the switch was not changed")
+    log.warning("automation.paused" if paused else "automation.resumed", by=who)
+    return responses.json_response({"paused": paused, "by": who})
+
+
+async def decide_action(request: web.Request) -> web.Response:
+    who = _approver(request)
+    if isinstance(who, web.Response):
+        return who
+    incident_id, action_id = request.match_info["id"], request.match_info["action"]
+    verb = request.match_info["verb"]
+    app = request.app
+    store = app[keys.STORE]
+    now = time.time()
+    try:
+        async with store.write() as conn:
+            record = await journal.get(conn, incident_id, action_id)
+            if record is None:
+                return responses.error(
+                    404, f"no action {action_id!r} on incident {incident_id!r}", field="action"
+                )
+            if record["status"] != "awaiting_approval":
+                return responses.error(
+                    409, f"action {action_id} is already {record['status']}", field="action"
+                )
+            new_status = "approved" if verb == "approve" else "rejected"
+            A = schema.actions
+            changed = await conn.execute(
+                sa.update(A)
+                .where(A.c.id == action_id, A.c.status == "awaiting_approval")
+                .values(status=new_status, approver=who)
+            )
+            if not changed.rowcount:
+                return responses.error(409, f"action {action_id} was decided meanwhile", field="action")
+            await incident_rows.add_event(
+                conn,
+                incident_id,
+                at=now,
+                kind=f"action.{new_status}",
+                message=f"{record['action']} {new_status} by {who}",
+                data={"action_id": action_id, "approver": who},
+            )
+    except errors.StoreUnavailable:
+        return responses.error(503, "store unavailable; retry later")
+    if verb == "reject":
+        async with store.read() as conn:
+            return responses.json_response(await journal.get(conn, incident_id, action_id))
+    status = await _run_approved(app, incident_id, record, who)
+    async with store.read() as conn:
+        result = await journal.get(conn, incident_id, action_id)
+    return responses.json_response(result, status=200 if status in ("succeeded", "skipped") else 409)
+
+
+async def _run_approved(app: web.Application, incident_id: str, record: dict[str, Any], who: str) -> str:
+    """Run an approved action under the same lock, namespace and blast-radius checks as automatic ones."""
+    store, engine = app[keys.STORE], app[keys.ENGINE]
+    async with store.read() as conn:
+        incident = await incident_rows.get_row(conn, incident_id)
+        first_alert = (await incident_rows.alerts_of(conn, incident_id))[:1]
+    rule = app[keys.RULES].by_name(incident["rule"]) if incident else None
+    target = incidents.TargetRef.model_validate(incident_rows.target_of(incident)) if incident else None
+    reason = None
+    if rule is None or target is None or not first_alert:
+        reason = "the rule of this incident is no longer loaded"
+    elif not target.valid:
+        reason = f"invalid target: {target.error}"
+    elif target.namespace in {"kube-system"} or (
+        engine.policy.namespaces is not None and target.namespace not in engine.policy.namespaces
+    ):
+        reason = f"namespace {target.namespace} is not one automatic or approved actions may touch"
+    if reason is not None or rule is None or target is None:
+        async with store.write() as conn:
+            await journal.update(conn, record["id"], status="blocked", guard="invalid_target", reason=reason)
+        return "blocked"
+    alert = alerts.Alert.model_validate(orjson.loads(first_alert[0]["payload"]))
+    context = templates.with_target(templates.alert_context(alert, rule), target)
+    step = planning.Step(record["index"], record["action"], record["safety"], "planned")
+    radius = await engine._preflight(rule, step.index, target, context)
+    if radius:
+        async with store.write() as conn:
+            await journal.update(conn, record["id"], status="blocked", guard="blast_radius", reason=radius)
+        return "blocked"
+    status, _ = await engine.execute(
+        incident_id, rule, step, target, context, approver=who, action_id=record["id"]
+    )
+    async with store.write() as conn:
+        await incident_rows.add_event(
+            conn,
+            incident_id,
+            at=time.time(),
+            kind=f"action.{status}",
+            message=f"{record['action']} (approved by {who}): {status}",
+        )
+    return status

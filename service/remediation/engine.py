@@ -1,0 +1,430 @@
+"""The remediation engine: read the guard state, decide (pure), then act under the lock and verify.
+
+Order for one incident: guards are read (coordination + blast-radius preflights, reads only) → ``decide`` →
+for the chosen safe action: take the target lock, a budget slot and a storm-brake seat, journal the intent
+(committed), record the attempt, run the action, journal the result, then re-run the verify probe until it
+passes or ``within`` expires. Anything that cannot be done safely ends in an escalation with the reason.
+If coordination is unreachable, nothing automatic runs (fail closed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+from pydantic import ValidationError
+
+from service import errors
+from service.clients.hub import Clients
+from service.decision import plan as planning
+from service.diagnosis import runner
+from service.diagnosis.base import ProbeDef
+from service.matching import templates
+from service.matching.loader import CompiledRule
+from service.model import incidents
+from service.records import actions as journal
+from service.records import incidents as incident_rows
+from service.records.coordination import Coordination, CoordinationUnavailable
+from service.records.ids import new_id
+from service.records.store import Store
+from service.remediation.base import ActionContext, ActionDef, Outcome
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class Policy:
+    """The guard settings (DESIGN §3.5)."""
+
+    dry_run: bool = False
+    namespaces: frozenset[str] | None = None
+    budget: tuple[int, float] = (10, 600.0)
+    budget_text: str = "10/10m"
+    storm_brake: int = 5
+    flap_window_s: float = 1800.0
+    action_timeout_s: float = 30.0
+    verify_interval_s: float = 5.0
+    lock_lease_s: float = 300.0
+
+
+@dataclass(frozen=True)
+class Result:
+    """How remediation ended: mitigated, or escalate with a reason."""
+
+    mitigated: bool
+    reason: str
+    findings: list[incidents.Finding] = field(default_factory=list)
+
+
+def target_key(rule: CompiledRule, target: incidents.TargetRef) -> str:
+    return f"{rule.rule.name}|{target.key}"
+
+
+@dataclass
+class Engine:
+    store: Store
+    coordination: Coordination
+    actions: Mapping[str, ActionDef]
+    probes: Mapping[str, ProbeDef]
+    clients: Clients
+    policy: Policy
+    limits: runner.Limits
+    owner: str
+    clock: Callable[[], float] = time.time
+
+    def params_for(
+        self, rule: CompiledRule, index: int, context: Mapping[str, Any]
+    ) -> tuple[Any, str | None]:
+        """The validated params of ``rule.remediate[index]`` (or the reason they are not valid)."""
+        spec = rule.rule.remediate[index]
+        definition = self.actions.get(spec.action)
+        if definition is None:
+            return None, f"unknown action {spec.action}"
+        try:
+            rendered = templates.render_params(rule.remediate_params[index], context)
+            return definition.params.model_validate(rendered), None
+        except (templates.TemplateError, ValidationError) as exc:
+            return None, f"bad params: {exc}".splitlines()[0][:300]
+
+    async def guards(
+        self,
+        rule: CompiledRule,
+        target: incidents.TargetRef,
+        context: Mapping[str, Any],
+        *,
+        truncated: int,
+        now: float,
+    ) -> planning.GuardState:
+        """Read every guard's input. Coordination errors make the state fail closed."""
+        key = target_key(rule, target)
+        radius: dict[str, str | None] = {}
+        for index, spec in enumerate(rule.rule.remediate):
+            if spec.safety != "safe" or not target.valid or spec.action in radius:
+                continue
+            radius[spec.action] = await self._preflight(rule, index, target, context)
+        state: dict[str, Any] = {}
+        try:
+            paused, _by, _since = await self.coordination.paused()
+            last = {
+                s.action: await self.coordination.last_action(f"{key}|{s.action}")
+                for s in rule.rule.remediate
+            }
+            attempts = {
+                s.action: await self.coordination.attempts(
+                    f"{key}|{s.action}", now=now, window_s=s.max_attempts.per.total_seconds()
+                )
+                for s in rule.rule.remediate
+            }
+            limit, window = self.policy.budget
+            used = await self.coordination.budget_used(now=now, window_s=window)
+            state = {
+                "paused": paused,
+                "last_action": last,
+                "attempts": attempts,
+                "budget_left": limit - used,
+                "acting": await self.coordination.acting(now=now),
+                "last_mitigated": await self.coordination.last_mitigated(key),
+            }
+        except CoordinationUnavailable as exc:
+            log.warning("coordination.unavailable", reason=str(exc))
+            state = {"coordination_ok": False}
+        return planning.GuardState(
+            target=target,
+            dry_run=self.policy.dry_run,
+            allowed_namespaces=self.policy.namespaces,
+            truncated=truncated,
+            budget=self.policy.budget_text,
+            storm_brake=self.policy.storm_brake,
+            flap_window_s=self.policy.flap_window_s,
+            blast_radius=radius,
+            **state,
+        )
+
+    async def _preflight(
+        self, rule: CompiledRule, index: int, target: incidents.TargetRef, context: Mapping[str, Any]
+    ) -> str | None:
+        spec = rule.rule.remediate[index]
+        definition = self.actions.get(spec.action)
+        params, problem = self.params_for(rule, index, context)
+        if definition is None or problem is not None:
+            return problem or f"unknown action {spec.action}"
+        if definition.preflight is None:
+            return None
+        try:
+            return await definition.preflight(self._context(target, dry_run=True), params)
+        except errors.RemediatorError as exc:
+            return f"could not check the blast radius: {exc}"
+
+    def _context(self, target: incidents.TargetRef, *, dry_run: bool) -> ActionContext:
+        return ActionContext(
+            target=target, clients=self.clients, timeout_s=self.policy.action_timeout_s, dry_run=dry_run
+        )
+
+    async def execute(
+        self,
+        incident_id: str,
+        rule: CompiledRule,
+        step: planning.Step,
+        target: incidents.TargetRef,
+        context: Mapping[str, Any],
+        *,
+        approver: str | None = None,
+        action_id: str | None = None,
+    ) -> tuple[str, Outcome | None]:
+        """Lock, budget, storm seat, intent, run, result. Returns (status, outcome) — status as journaled."""
+        spec = rule.rule.remediate[step.index]
+        definition = self.actions[spec.action]
+        params, problem = self.params_for(rule, step.index, context)
+        action_id = action_id or new_id(self.clock())
+        now = self.clock()
+        base = {
+            "id": action_id,
+            "incident_id": incident_id,
+            "idx": step.index,
+            "action": spec.action,
+            "safety": spec.safety,
+            "params": params.model_dump(mode="json") if params else {},
+            "dry_run": self.policy.dry_run,
+            "requested_at": now,
+            "approver": approver,
+        }
+        if problem is not None:
+            await self._journal(base, action_id, status="failed", reason=problem, new=approver is None)
+            return "failed", None
+        lock = f"lock|{target.key}"
+        try:
+            if not await self.coordination.acquire_lock(lock, self.owner, lease_s=self.policy.lock_lease_s):
+                await self._journal(
+                    base,
+                    action_id,
+                    status="blocked",
+                    guard="lock",
+                    reason="lock: another actor is working on this target",
+                    new=approver is None,
+                )
+                return "blocked", None
+        except CoordinationUnavailable:
+            await self._journal(
+                base,
+                action_id,
+                status="blocked",
+                guard="coordination_unavailable",
+                reason="coordination unavailable: no action without the target lock",
+                new=approver is None,
+            )
+            return "blocked", None
+        try:
+            return await self._locked(
+                incident_id, rule, step, target, definition, params, base, action_id, approver=approver
+            )
+        finally:
+            try:
+                await self.coordination.release_lock(lock, self.owner)
+                await self.coordination.leave_acting(incident_id)
+            except CoordinationUnavailable:
+                log.warning("coordination.release_failed", lock=lock)
+
+    async def _locked(
+        self,
+        incident_id: str,
+        rule: CompiledRule,
+        step: planning.Step,
+        target: incidents.TargetRef,
+        definition: ActionDef,
+        params: Any,
+        base: dict[str, Any],
+        action_id: str,
+        *,
+        approver: str | None,
+    ) -> tuple[str, Outcome | None]:
+        spec = rule.rule.remediate[step.index]
+        key = f"{target_key(rule, target)}|{spec.action}"
+        now = self.clock()
+        new = approver is None
+        if approver is None and not self.policy.dry_run:
+            limit, window = self.policy.budget
+            try:
+                if not await self.coordination.take_budget(now=now, window_s=window, limit=limit):
+                    await self._journal(
+                        base,
+                        action_id,
+                        status="blocked",
+                        guard="budget",
+                        reason=f"budget: the {self.policy.budget_text} budget is spent",
+                        new=new,
+                    )
+                    return "blocked", None
+                seats = await self.coordination.enter_acting(
+                    incident_id, now=now, ttl_s=self.policy.lock_lease_s
+                )
+                if seats > self.policy.storm_brake:
+                    await self._journal(
+                        base,
+                        action_id,
+                        status="blocked",
+                        guard="storm_brake",
+                        reason=f"storm brake: {seats} incidents acting at once",
+                        new=new,
+                    )
+                    return "blocked", None
+            except CoordinationUnavailable:
+                await self._journal(
+                    base,
+                    action_id,
+                    status="blocked",
+                    guard="coordination_unavailable",
+                    reason="coordination unavailable",
+                    new=new,
+                )
+                return "blocked", None
+        # the intent is committed before anything is sent; a crash from here on leaves it "running" → unknown
+        await self._journal(base, action_id, status="running", started_at=self.clock(), new=new)
+        if not self.policy.dry_run:
+            try:
+                keep = max(spec.cooldown.total_seconds(), spec.max_attempts.per.total_seconds())
+                await self.coordination.record_action(key, now=now, keep_s=keep)
+            except CoordinationUnavailable:
+                log.warning("coordination.record_failed", key=key)
+        try:
+            outcome = await definition.run(self._context(target, dry_run=self.policy.dry_run), params)
+        except errors.Blocked as exc:
+            await self._finish(action_id, "blocked", guard=exc.guard, reason=exc.reason)
+            return "blocked", None
+        except errors.RemediatorError as exc:
+            await self._finish(action_id, "failed", reason=str(exc))
+            return "failed", None
+        except Exception as exc:  # an action bug: record it, never retry blindly
+            log.exception("action.crashed", action=spec.action)
+            await self._finish(action_id, "failed", reason=f"{type(exc).__name__}: {exc}")
+            return "failed", None
+        status = "skipped" if self.policy.dry_run else ("succeeded" if outcome.ok else "failed")
+        await self._finish(
+            action_id,
+            status,
+            guard="dry_run" if self.policy.dry_run else None,
+            reason=outcome.summary,
+            request=[r.as_dict() for r in outcome.requests],
+            result=outcome.result,
+        )
+        return status, outcome
+
+    async def _journal(
+        self, base: dict[str, Any], action_id: str, *, status: str, new: bool, **values: Any
+    ) -> None:
+        async with self.store.write() as conn:
+            if new:
+                await journal.add(conn, {**base, "status": status, **values})
+            else:
+                await journal.update(conn, action_id, status=status, **values)
+
+    async def _finish(self, action_id: str, status: str, **values: Any) -> None:
+        async with self.store.write() as conn:
+            await journal.update(conn, action_id, status=status, finished_at=self.clock(), **values)
+
+    async def verify(
+        self, rule: CompiledRule, step: planning.Step, target: incidents.TargetRef, context: Mapping[str, Any]
+    ) -> tuple[bool, list[incidents.Finding]]:
+        """Re-run the verify probe until it reports ok or ``within`` expires; (passed, last findings)."""
+        spec = rule.rule.remediate[step.index]
+        if spec.verify is None:
+            return True, []
+        index = next(i for i, p in enumerate(rule.rule.diagnose) if p.id == spec.verify.probe)
+        probe_spec = rule.rule.diagnose[index]
+        deadline = self.clock() + spec.verify.within.total_seconds()
+        found: list[incidents.Finding] = []
+        while True:
+            try:
+                params = templates.render_params(rule.diagnose_params[index], context)
+                planned = [runner.PlannedProbe(probe_spec, params)]
+            except templates.TemplateError as exc:
+                planned = [runner.PlannedProbe(probe_spec, {}, render_error=str(exc))]
+            found = await runner.run_all(
+                planned, registry=self.probes, target=target, clients=self.clients, limits=self.limits
+            )
+            if found and found[0].status == "ok":
+                return True, found
+            if self.clock() + self.policy.verify_interval_s > deadline:
+                return False, found
+            await asyncio.sleep(self.policy.verify_interval_s)
+
+
+async def record_plan(
+    conn: Any,
+    incident_id: str,
+    result: planning.Plan,
+    rule: CompiledRule,
+    engine: Engine,
+    context: Mapping[str, Any],
+    *,
+    now: float,
+    escalating: bool,
+) -> None:
+    """Journal the blocked steps, and the proposals when the incident is escalated."""
+    for step in result.steps:
+        if step.status == "blocked" or (step.status == "awaiting_approval" and escalating):
+            params, _ = engine.params_for(rule, step.index, context)
+            await journal.add(
+                conn,
+                {
+                    "id": new_id(now),
+                    "incident_id": incident_id,
+                    "idx": step.index,
+                    "action": step.action,
+                    "safety": step.safety,
+                    "status": step.status,
+                    "guard": step.guard,
+                    "reason": step.reason,
+                    "params": params.model_dump(mode="json") if params is not None else {},
+                    "dry_run": engine.policy.dry_run,
+                    "requested_at": now,
+                },
+            )
+    await incident_rows.add_event(
+        conn,
+        incident_id,
+        at=now,
+        kind="decision",
+        message=result.reason,
+        data={
+            "steps": [
+                {"action": s.action, "status": s.status, "guard": s.guard, "reason": s.reason}
+                for s in result.steps
+            ]
+        },
+    )
+
+
+def action_records(rows: Sequence[dict[str, Any]]) -> list[incidents.ActionRecord]:
+    """Journal rows as the bundle's ActionRecords."""
+    out = []
+    for row in rows:
+        out.append(
+            incidents.ActionRecord.model_validate(
+                {
+                    k: row[k]
+                    for k in (
+                        "id",
+                        "action",
+                        "safety",
+                        "status",
+                        "guard",
+                        "reason",
+                        "requested_at",
+                        "started_at",
+                        "finished_at",
+                        "approver",
+                    )
+                }
+                | {
+                    "request": {"requests": row["request"]}
+                    if isinstance(row["request"], list)
+                    else row["request"],
+                    "result": row["result"],
+                }
+            )
+        )
+    return out
