@@ -163,7 +163,7 @@ class Pipeline:
                 )
             passed, checked = await self.engine.verify(rule, step, target, context)
             if passed:
-                await self._mitigated(row, opened, rule, target, step, checked)
+                await self._mitigated(row, opened, rule, target, alert, context, step, checked)
                 return
             found = checked or found
             last = checked[0].summary if checked else "no result"
@@ -185,12 +185,28 @@ class Pipeline:
         opened: Opened,
         rule: CompiledRule,
         target: incidents.TargetRef,
+        alert: alerts.Alert,
+        context: dict[str, Any],
         step: planning.Step,
         checked: list[incidents.Finding],
     ) -> None:
         assert self.engine is not None
         now = self.clock()
         async with self.store.write() as conn:
+            records = remediation.action_records(await journal.of_incident(conn, opened.incident_id))
+            document = self.handoff.document(
+                incident_id=opened.incident_id,
+                opened_at=opened.opened_at,
+                rule=rule,
+                target=target,
+                alert=alert,
+                suggested=templates.render_suggestions(rule, context),
+                found=checked,
+                reason=None,
+                now=now,
+                actions=records,
+                state="mitigated",
+            )
             if checked:
                 await findings.record(conn, opened.incident_id, checked, round_=2, now=now)
                 await incident_rows.add_event(
@@ -206,6 +222,7 @@ class Pipeline:
                 opened_at=opened.opened_at,
                 summary=f"mitigated by {step.action}",
                 now=now,
+                document=document,
             )
             await inbox.finish(conn, row.id, outcome="mitigated", incident_id=opened.incident_id, now=now)
         try:
@@ -317,7 +334,15 @@ class Pipeline:
         if existing["opened_by"] == row.id and existing["state"] in (*DIAGNOSING, *ACTING):
             log.info("incident.resumed", incident_id=existing["id"], state=existing["state"])  # we died on it
             return Opened(existing["id"], existing["opened_at"], existing["state"])
-        await self._attach(conn, existing["id"], alert, row, now)
+        fresh = await self._attach(conn, existing["id"], alert, row, now)
+        if fresh and existing["state"] == "mitigated":  # it fires again after the fix: a flap, hand it over
+            await self.handoff.reescalate(
+                conn,
+                existing,
+                now=now,
+                reason=f"flapping: {alert.name} fired again after it was mitigated; no more automation",
+            )
+            self.on_notify()
         await inbox.finish(conn, row.id, outcome="attached", incident_id=existing["id"], now=now)
         log.info(
             "alert.processed",
@@ -377,7 +402,7 @@ class Pipeline:
 
     async def _attach(
         self, conn: AsyncConnection, incident_id: str, alert: alerts.Alert, row: inbox.InboxRow, now: float
-    ) -> None:
+    ) -> bool:
         new = await incident_rows.attach_alert(
             self.store,
             conn,
@@ -404,6 +429,7 @@ class Pipeline:
                 kind="group.truncated",
                 message=f"Alertmanager truncated the group: {row.truncated} alerts not delivered",
             )
+        return new
 
     async def _resolve(self, row: inbox.InboxRow, alert: alerts.Alert) -> None:
         now = self.clock()

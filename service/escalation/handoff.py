@@ -42,23 +42,19 @@ class Handoff:
         now: float,
         actions: Sequence[incidents.ActionRecord] = (),
     ) -> None:
-        document = bundles.build(
+        document = self.document(
             incident_id=incident_id,
-            rule_name=rule.rule.name,
-            runbook=rule.rule.runbook,
-            severity=rule.rule.severity,
-            mttr_target_s=rule.rule.mttr_target.total_seconds(),
-            state="escalated",
-            reason=reason,
-            target=target,
             opened_at=opened_at,
-            now=now,
-            alert_list=[alert],
+            rule=rule,
+            target=target,
+            alert=alert,
             suggested=suggested,
-            base_url=self.base_url,
-            findings=found,
+            found=found,
+            reason=reason,
+            now=now,
             actions=actions,
-        ).model_dump(mode="json")
+            state="escalated",
+        )
         await incident_rows.update(
             conn,
             incident_id,
@@ -78,12 +74,60 @@ class Handoff:
         )
         await self._notify(conn, incident_id, "trigger", document, now)
 
+    def document(
+        self,
+        *,
+        incident_id: str,
+        opened_at: float,
+        rule: CompiledRule,
+        target: incidents.TargetRef,
+        alert: alerts.Alert,
+        suggested: Sequence[incidents.SuggestedCommand],
+        found: Sequence[incidents.Finding],
+        reason: str | None,
+        now: float,
+        actions: Sequence[incidents.ActionRecord] = (),
+        state: incidents.IncidentState = "escalated",
+    ) -> dict[str, Any]:
+        """The bundle of an incident as the JSON document stored and sent (pure)."""
+        return bundles.build(
+            incident_id=incident_id,
+            rule_name=rule.rule.name,
+            runbook=rule.rule.runbook,
+            severity=rule.rule.severity,
+            mttr_target_s=rule.rule.mttr_target.total_seconds(),
+            state=state,
+            reason=reason,
+            target=target,
+            opened_at=opened_at,
+            now=now,
+            alert_list=[alert],
+            suggested=suggested,
+            base_url=self.base_url,
+            findings=found,
+            actions=actions,
+        ).model_dump(mode="json")
+
     async def mitigate(
-        self, conn: AsyncConnection, incident_id: str, *, opened_at: float, summary: str, now: float
+        self,
+        conn: AsyncConnection,
+        incident_id: str,
+        *,
+        opened_at: float,
+        summary: str,
+        now: float,
+        document: dict[str, Any],
     ) -> None:
         """The fix worked and was verified: state ``mitigated``, time to mitigate, an informational notice."""
         elapsed = now - opened_at
-        await incident_rows.update(conn, incident_id, state="mitigated", mitigated_at=now, updated_at=now)
+        await incident_rows.update(
+            conn,
+            incident_id,
+            state="mitigated",
+            mitigated_at=now,
+            updated_at=now,
+            bundle=orjson.dumps(document).decode(),
+        )
         await incident_rows.add_event(
             conn,
             incident_id,
@@ -95,6 +139,24 @@ class Handoff:
         await self._notify(
             conn, incident_id, "mitigated", {"incident_id": incident_id, "summary": summary}, now
         )
+
+    async def reescalate(
+        self, conn: AsyncConnection, incident: dict[str, Any], *, reason: str, now: float
+    ) -> None:
+        """Hand an open incident (e.g. a mitigated one that flaps) back to humans with its stored bundle."""
+        document = orjson.loads(incident["bundle"]) if incident["bundle"] else {}
+        document.update(state="escalated", reason=reason, elapsed_s=round(now - incident["opened_at"], 3))
+        await incident_rows.update(
+            conn,
+            incident["id"],
+            state="escalated",
+            reason=reason,
+            escalated_at=now,
+            updated_at=now,
+            bundle=orjson.dumps(document).decode(),
+        )
+        await incident_rows.add_event(conn, incident["id"], at=now, kind="incident.escalated", message=reason)
+        await self._notify(conn, incident["id"], "trigger", document, now)
 
     async def close(self, conn: AsyncConnection, incident: dict[str, Any], *, now: float) -> None:
         """Resolve the incident: MTTR against its target, the resolve notification."""

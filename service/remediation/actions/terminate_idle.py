@@ -74,9 +74,9 @@ def _nothing(params: TerminateIdleParams, where: str) -> str:
     return f"no session {states} for over {params.idle_for_s}s on {where}: nothing to terminate"
 
 
-async def _select(
+async def _fetch(
     ctx: ActionContext, params: TerminateIdleParams, statement: str, *, read_only: bool
-) -> list[dict[str, Any]]:
+) -> list[Any]:
     connector = common.connector_of(ctx)
     async with connector.connect(
         host=params.host,
@@ -85,13 +85,12 @@ async def _select(
         timeout=ctx.timeout_s,
         read_only=read_only,
     ) as conn:
-        rows = await conn.fetch(statement, *_args(params))
-    return [{**_session(row), "terminated": bool(row.get("terminated"))} for row in rows]
+        return list(await conn.fetch(statement, *_args(params)))
 
 
 async def preflight(ctx: ActionContext, params: TerminateIdleParams) -> str | None:
     """Refused when no session qualifies (read-only: the SELECT that dry-run shows)."""
-    if await _select(ctx, params, SELECT_SQL, read_only=True):
+    if await _fetch(ctx, params, SELECT_SQL, read_only=True):
         return None
     return _nothing(
         params,
@@ -112,19 +111,19 @@ async def terminate_idle(ctx: ActionContext, params: TerminateIdleParams) -> Out
     request = common.sql_request(connector, params, statement, _args(params))
     where = request.path.removeprefix("postgresql://")
     states = "idle or idle in transaction" if params.include_idle_in_transaction else "idle"
-    found = await _select(ctx, params, statement, read_only=ctx.dry_run)
-    if not found:  # the statement selected nothing, so it terminated nothing: a refusal, like preflight's
+    rows = await _fetch(ctx, params, statement, read_only=ctx.dry_run)
+    if not rows:  # the statement selected nothing, so it terminated nothing: a refusal, like preflight's
         raise common.refuse(_nothing(params, where))
     if ctx.dry_run:
-        pids = [s["pid"] for s in found]
-        sessions = [{k: v for k, v in s.items() if k != "terminated"} for s in found]
+        sessions = [_session(row) for row in rows]
+        pids = [s["pid"] for s in sessions]
         what = f"terminate {len(pids)} sessions {states} for over {params.idle_for_s}s on {where}"
         return common.dry_run(what, [request], terminated=0, pids=pids, sessions=sessions)
-    ended = [{k: v for k, v in s.items() if k != "terminated"} for s in found if s["terminated"]]
+    ended = [_session(row) for row in rows if row["terminated"]]
     pids = [s["pid"] for s in ended]
     summary = f"terminated {len(pids)} sessions {states} for over {params.idle_for_s}s on {where}"
-    if len(ended) < len(found):
-        summary += f" ({len(found) - len(ended)} had already ended)"
+    if len(ended) < len(rows):  # pg_terminate_backend is false for a backend that exited meanwhile
+        summary += f" ({len(rows) - len(ended)} had already ended)"
     result = {"terminated": len(pids), "pids": pids, "sessions": ended}
     return Outcome(ok=True, summary=summary, requests=[request], result=result)
 

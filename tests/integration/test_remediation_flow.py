@@ -1,0 +1,251 @@
+"""Remediation end to end in the service: a crashlooping Deployment on the Kubernetes stand-in is restarted
+once, verified and mitigated; re-sends never restart more than the guards allow; dry-run writes nothing;
+hostile labels never reach the API; a proposed unsafe action runs only when an approver says so."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from service.app import create_app
+from tests.conftest import TOKEN, eventually, load_fixture
+from tests.support.kube_standin import KubeStandin
+
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+ALICE = {"Authorization": "Bearer alice-approves"}
+RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
+
+RULE = """\
+name: coordinator-api-outage
+runbook: Coordinator API Outage
+mttr_target: 2m
+severity: critical
+match:
+  - alertname="CoordinatorDown"
+target:
+  kind: Deployment
+  namespace: "{{ labels.namespace | default('default') }}"
+  name: coordinator
+diagnose:
+  - {id: pods, probe: kube.pods}
+remediate:
+  - action: kube.rollout_restart
+    safety: safe
+    when: findings.pods.facts.crashlooping > 0
+    cooldown: COOLDOWN
+    max_attempts: {count: 2, per: 1h}
+    verify: {probe: pods, within: 10s}
+  - action: kube.delete_pods
+    safety: unsafe
+    reason: deleting pods by force skips graceful shutdown; a human decides
+suggest:
+  - kubectl -n {{ target.namespace }} rollout restart deployment/{{ target.name }}
+"""
+
+
+@pytest.fixture
+async def cluster(tmp_path: Path) -> AsyncIterator[tuple[KubeStandin, Path]]:
+    async with KubeStandin(rollout_delay=0.3) as kube:
+        kube.add_deployment("shop", "coordinator", replicas=3)
+        kube.set_deployment_pods_state("shop", "coordinator", "crashloop")
+        kube.clear_requests()
+        yield kube, kube.write_kubeconfig(tmp_path / "kubeconfig", namespace="shop")
+
+
+def write_rule(rules_dir: Path, *, cooldown: str = "10m") -> None:
+    (rules_dir / "coordinator-api-outage.yaml").write_text(RULE.replace("COOLDOWN", cooldown))
+
+
+def alert(
+    *,
+    starts_at: str = "2026-11-27T10:00:00Z",
+    namespace: str = "shop",
+    resolved: bool = False,
+    fingerprint: str = "coord",
+) -> str:
+    payload = load_fixture("am-0.25-resolved.json" if resolved else "am-0.25-firing.json")
+    payload["alerts"][0].update(
+        labels={"alertname": "CoordinatorDown", "namespace": namespace},
+        startsAt=starts_at,
+        fingerprint=fingerprint,
+    )
+    return json.dumps(payload)
+
+
+async def post(client: Any, body: str) -> None:
+    response = await client.post(
+        "/v1/alerts", data=body, headers={**AUTH, "Content-Type": "application/json"}
+    )
+    assert response.status == 200
+
+
+async def settled(client: Any) -> list[dict[str, Any]]:
+    async def idle() -> bool:
+        return "remediator_inbox_backlog 0.0" in await (await client.get("/metrics")).text()
+
+    await eventually(idle, timeout=30)
+    return list((await (await client.get("/v1/incidents", headers=AUTH)).json())["incidents"])
+
+
+async def detail(client: Any, incident_id: str) -> dict[str, Any]:
+    result: dict[str, Any] = await (await client.get(f"/v1/incidents/{incident_id}", headers=AUTH)).json()
+    return result
+
+
+def restarts(kube: KubeStandin) -> list[Any]:
+    return [r for r in kube.writes() if r.method == "PATCH" and RESTARTED_AT in json.dumps(r.body)]
+
+
+def app_for(make_settings: Any, kubeconfig: Path, **overrides: Any) -> Any:
+    return create_app(
+        make_settings(
+            kubeconfig=kubeconfig, verify_interval_s=0.2, approver_tokens="alice=alice-approves", **overrides
+        )
+    )
+
+
+async def test_crashloop_is_restarted_once_verified_and_mitigated(
+    aiohttp_client: Any, make_settings: Any, rules_dir: Path, cluster: Any
+) -> None:
+    kube, kubeconfig = cluster
+    write_rule(rules_dir)
+    client = await aiohttp_client(app_for(make_settings, kubeconfig))
+    await post(client, alert())
+    [incident] = await settled(client)
+    assert incident["state"] == "mitigated" and incident["mitigated_at"] is not None
+    [patch] = restarts(kube)
+    assert patch.content_type == "application/strategic-merge-patch+json"
+    assert patch.path == "/apis/apps/v1/namespaces/shop/deployments/coordinator"
+    full = await detail(client, incident["id"])
+    kinds = [e["kind"] for e in full["timeline"]]
+    for earlier, later in zip(
+        [
+            "incident.opened",
+            "diagnosis.finished",
+            "decision",
+            "action.succeeded",
+            "verify.passed",
+            "incident.mitigated",
+        ],
+        ["diagnosis.finished", "decision", "action.succeeded", "verify.passed", "incident.mitigated", None],
+    ):
+        assert earlier in kinds and (later is None or kinds.index(earlier) < kinds.index(later)), kinds
+    [action] = [a for a in full["actions"] if a["action"] == "kube.rollout_restart"]
+    assert action["status"] == "succeeded" and action["request"][0]["method"] == "PATCH"
+    assert full["findings"][0]["status"] == "ok", "the verify probe's finding is the latest"
+
+
+@pytest.mark.parametrize(
+    ("cooldown", "expected_restarts", "guard"), [("10m", 1, "cooldown"), ("0s", 2, "max_attempts")]
+)
+async def test_twenty_resends_restart_at_most_what_the_guards_allow(
+    aiohttp_client: Any,
+    make_settings: Any,
+    rules_dir: Path,
+    cluster: Any,
+    cooldown: str,
+    expected_restarts: int,
+    guard: str,
+) -> None:
+    kube, kubeconfig = cluster
+    write_rule(rules_dir, cooldown=cooldown)
+    client = await aiohttp_client(app_for(make_settings, kubeconfig, flap_window_s=0))
+    sends = 0
+    for episode in range(5):
+        starts = f"2026-11-27T1{episode}:00:00Z"
+        for _ in range(3):  # duplicates, as a second Alertmanager or a repeat_interval would send them
+            await post(client, alert(starts_at=starts))
+            sends += 1
+        await settled(client)
+        kube.set_deployment_pods_state("shop", "coordinator", "crashloop")  # it breaks again
+        await post(client, alert(starts_at=starts, resolved=True))
+        sends += 1
+    assert sends == 20
+    incidents = await settled(client)
+    assert len(restarts(kube)) == expected_restarts
+    blocked = [i for i in incidents if i["state"] in ("escalated", "resolved") and i["reason"]]
+    assert blocked and all(guard.replace("_", " ") in i["reason"] for i in blocked), [
+        i["reason"] for i in blocked
+    ]
+
+
+async def test_dry_run_records_the_plan_and_the_exact_request_and_writes_nothing(
+    aiohttp_client: Any, make_settings: Any, rules_dir: Path, cluster: Any
+) -> None:
+    kube, kubeconfig = cluster
+    write_rule(rules_dir)
+    client = await aiohttp_client(app_for(make_settings, kubeconfig, dry_run=True))
+    await post(client, alert())
+    [incident] = await settled(client)
+    assert incident["state"] == "escalated" and incident["reason"].startswith(
+        "dry-run: would apply kube.rollout_restart"
+    )
+    assert kube.writes() == []
+    full = await detail(client, incident["id"])
+    [action] = [a for a in full["actions"] if a["action"] == "kube.rollout_restart"]
+    assert (action["status"], action["guard"], action["dry_run"]) == ("skipped", "dry_run", True)
+    [request] = action["request"]
+    assert request["method"] == "PATCH" and request["path"].endswith(
+        "/namespaces/shop/deployments/coordinator"
+    )
+    assert RESTARTED_AT in json.dumps(request["body"])
+    decision = next(e for e in full["timeline"] if e["kind"] == "decision")
+    assert decision["data"]["steps"][0] == {
+        "action": "kube.rollout_restart",
+        "status": "planned",
+        "guard": None,
+        "reason": "its condition holds",
+    }
+
+
+@pytest.mark.parametrize("namespace", ["default; rm -rf /", "../../x", "$(reboot)"])
+async def test_hostile_label_values_never_reach_the_kubernetes_api(
+    aiohttp_client: Any, make_settings: Any, rules_dir: Path, cluster: Any, namespace: str
+) -> None:
+    kube, kubeconfig = cluster
+    write_rule(rules_dir)
+    client = await aiohttp_client(app_for(make_settings, kubeconfig))
+    await post(client, alert(namespace=namespace))
+    [incident] = await settled(client)
+    assert kube.requests == [], "not even a read reached the API"
+    assert incident["state"] == "escalated" and incident["target"]["valid"] is False
+    assert "target.namespace" in incident["reason"]
+    full = await detail(client, incident["id"])
+    assert all(a["status"] != "awaiting_approval" for a in full["actions"]), (
+        "nothing is proposed on an invalid target"
+    )
+
+
+async def test_a_proposal_runs_only_when_an_approver_approves_it(
+    aiohttp_client: Any, make_settings: Any, rules_dir: Path, cluster: Any
+) -> None:
+    kube, kubeconfig = cluster
+    write_rule(rules_dir)
+    client = await aiohttp_client(app_for(make_settings, kubeconfig))
+    await client.post(
+        "/v1/pause", headers=ALICE
+    )  # the kill switch blocks the restart: escalated with a proposal
+    await post(client, alert())
+    [incident] = await settled(client)
+    assert incident["state"] == "escalated" and "paused" in incident["reason"]
+    full = await detail(client, incident["id"])
+    [proposal] = [a for a in full["actions"] if a["status"] == "awaiting_approval"]
+    assert proposal["action"] == "kube.delete_pods"
+    assert full["bundle"]["proposals"][0]["id"] == proposal["id"]
+    url = f"/v1/incidents/{incident['id']}/actions/{proposal['id']}/approve"
+    assert (await client.post(url)).status == 401
+    assert (await client.post(url, headers=AUTH)).status == 403, "the webhook token cannot approve"
+    assert (await client.post(url.replace(proposal["id"], "nope"), headers=ALICE)).status == 404
+    assert kube.writes() == []
+    approved = await client.post(url, headers=ALICE)
+    body = await approved.json()
+    assert approved.status == 200, body
+    assert (body["status"], body["approver"]) == ("succeeded", "alice")
+    assert {r.method for r in kube.writes()} == {"DELETE"}
+    assert (await client.post(url, headers=ALICE)).status == 409, "already decided"
+    timeline = [e["kind"] for e in (await detail(client, incident["id"]))["timeline"]]
+    assert "action.approved" in timeline
