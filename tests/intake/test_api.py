@@ -88,7 +88,9 @@ async def test_detail_has_alerts_timeline_and_bundle(client: Any) -> None:
     assert found == [("pods", "skipped"), ("events", "skipped")]
     assert "Kubernetes is not configured" in detail["findings"][0]["summary"]
     # the restart's condition cannot hold without pod facts; the unsafe rollback is proposed to a human
-    assert [(a["action"], a["status"]) for a in detail["actions"]] == [("kube.rollout_undo", "awaiting_approval")]
+    assert [(a["action"], a["status"]) for a in detail["actions"]] == [
+        ("kube.rollout_undo", "awaiting_approval")
+    ]
     assert {n["channel"] for n in detail["notifications"]} == {"log"}
 
 
