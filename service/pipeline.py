@@ -147,8 +147,7 @@ class Pipeline:
     ) -> None:
         assert self.engine is not None and plan.apply is not None
         step = plan.apply
-        status, outcome = await self.engine.execute(opened.incident_id, rule, step, target, context)
-        summary = outcome.summary if outcome else status
+        status, _outcome, summary = await self.engine.execute(opened.incident_id, rule, step, target, context)
         if status == "succeeded":
             async with self.store.write() as conn:
                 await incident_rows.update(
@@ -173,11 +172,8 @@ class Pipeline:
                 f"dry-run: would apply {step.action} (the exact request is recorded); nothing was written"
             )
         else:
-            reason = f"{step.action} {status}: {self._last_reason(summary)}"
+            reason = f"{step.action} {status}: {summary}"
         await self._escalate(row, opened, rule, target, alert, context, found, reason, propose=plan)
-
-    def _last_reason(self, summary: str) -> str:
-        return summary
 
     async def _mitigated(
         self,

@@ -135,12 +135,12 @@ async def _run_approved(app: web.Application, incident_id: str, record: dict[str
     alert = alerts.Alert.model_validate(orjson.loads(first_alert[0]["payload"]))
     context = templates.with_target(templates.alert_context(alert, rule), target)
     step = planning.Step(record["index"], record["action"], record["safety"], "planned")
-    radius = await engine._preflight(rule, step.index, target, context)
+    radius = await engine.preflight(rule, step.index, target, context)
     if radius:
         async with store.write() as conn:
             await journal.update(conn, record["id"], status="blocked", guard="blast_radius", reason=radius)
         return "blocked"
-    status, _ = await engine.execute(
+    status, _, _reason = await engine.execute(
         incident_id, rule, step, target, context, approver=who, action_id=record["id"]
     )
     async with store.write() as conn:

@@ -175,6 +175,62 @@ DOCUMENT: dict[str, Any] = {
                 },
             }
         },
+        "/v1/incidents/{id}/actions/{action}/approve": {
+            "post": {
+                "summary": "Run a proposed action (approver token); the approver is journaled",
+                "security": [{"bearer": []}],
+                "parameters": [
+                    {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}},
+                    {"name": "action", "in": "path", "required": True, "schema": {"type": "string"}},
+                ],
+                "responses": {
+                    "200": {"description": "the action record after it ran"},
+                    "401": _err("missing or unknown token"),
+                    "403": _err("a known token that may not approve"),
+                    "404": _err("no such incident or action"),
+                    "409": _err("already decided, or a guard refused it"),
+                },
+            }
+        },
+        "/v1/incidents/{id}/actions/{action}/reject": {
+            "post": {
+                "summary": "Refuse a proposed action (approver token)",
+                "security": [{"bearer": []}],
+                "parameters": [
+                    {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}},
+                    {"name": "action", "in": "path", "required": True, "schema": {"type": "string"}},
+                ],
+                "responses": {
+                    "200": {"description": "the action record"},
+                    "401": _err("missing or unknown token"),
+                    "403": _err("not an approver"),
+                    "404": _err("no such action"),
+                    "409": _err("already decided"),
+                },
+            }
+        },
+        "/v1/pause": {
+            "post": {
+                "summary": "Kill switch: stop every automatic action (approver token)",
+                "security": [{"bearer": []}],
+                "responses": {
+                    "200": {"description": "paused"},
+                    "401": _err("unauthorized"),
+                    "403": _err("not an approver"),
+                },
+            }
+        },
+        "/v1/resume": {
+            "post": {
+                "summary": "Resume automatic actions (approver token)",
+                "security": [{"bearer": []}],
+                "responses": {
+                    "200": {"description": "resumed"},
+                    "401": _err("unauthorized"),
+                    "403": _err("not an approver"),
+                },
+            }
+        },
         "/healthz": {"get": {"summary": "liveness", "responses": {"200": {"description": "alive"}}}},
         "/readyz": {
             "get": {

@@ -105,7 +105,7 @@ class Engine:
         for index, spec in enumerate(rule.rule.remediate):
             if spec.safety != "safe" or not target.valid or spec.action in radius:
                 continue
-            radius[spec.action] = await self._preflight(rule, index, target, context)
+            radius[spec.action] = await self.preflight(rule, index, target, context)
         state: dict[str, Any] = {}
         try:
             paused, _by, _since = await self.coordination.paused()
@@ -144,9 +144,10 @@ class Engine:
             **state,
         )
 
-    async def _preflight(
+    async def preflight(
         self, rule: CompiledRule, index: int, target: incidents.TargetRef, context: Mapping[str, Any]
     ) -> str | None:
+        """The blast-radius refusal of ``rule.remediate[index]`` on ``target`` (reads only), or None."""
         spec = rule.rule.remediate[index]
         definition = self.actions.get(spec.action)
         params, problem = self.params_for(rule, index, context)
@@ -165,6 +166,26 @@ class Engine:
         )
 
     async def execute(
+        self,
+        incident_id: str,
+        rule: CompiledRule,
+        step: planning.Step,
+        target: incidents.TargetRef,
+        context: Mapping[str, Any],
+        *,
+        approver: str | None = None,
+        action_id: str | None = None,
+    ) -> tuple[str, Outcome | None, str]:
+        """Run one step under the guards; (status, outcome, the journaled reason a human reads)."""
+        action_id = action_id or new_id(self.clock())
+        status, outcome = await self._execute(
+            incident_id, rule, step, target, context, approver=approver, action_id=action_id
+        )
+        async with self.store.read() as conn:
+            row = await journal.get(conn, incident_id, action_id)
+        return status, outcome, str((row or {}).get("reason") or status)
+
+    async def _execute(
         self,
         incident_id: str,
         rule: CompiledRule,
