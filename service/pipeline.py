@@ -54,6 +54,18 @@ class Opened:
     state: str
 
 
+@dataclass(frozen=True)
+class Case:
+    """One firing alert on its way: its row, the incident it owns, rule, target, context."""
+
+    row: inbox.InboxRow
+    opened: Opened
+    rule: CompiledRule
+    target: incidents.TargetRef
+    alert: alerts.Alert
+    context: dict[str, Any]
+
+
 @dataclass
 class Pipeline:
     store: Store
@@ -89,11 +101,11 @@ class Pipeline:
             opened = await self._open_or_attach(conn, row, alert, rule, target)
         if opened is None:
             return
-        context = templates.with_target(context, target)
+        case = Case(row, opened, rule, target, alert, templates.with_target(context, target))
         if opened.state in ACTING:  # we died while acting: never repeat, escalate
-            await self._interrupted(row, opened, rule, target, alert, context)
+            await self._interrupted(case)
             return
-        found = await self._diagnose(rule, target, context)
+        found = await self._diagnose(rule, target, case.context)
         now = self.clock()
         async with self.store.write() as conn:
             await findings.record(conn, opened.incident_id, found, round_=1, now=now)
@@ -107,11 +119,9 @@ class Pipeline:
                     data={"findings": {f.id: f.status for f in found}},
                 )
         if self.engine is None:
-            await self._escalate(
-                row, opened, rule, target, alert, context, found, escalation_reason(target, row.truncated)
-            )
+            await self._escalate(case, found, escalation_reason(target, row.truncated))
             return
-        guards = await self.engine.guards(rule, target, context, truncated=row.truncated, now=now)
+        guards = await self.engine.guards(rule, target, case.context, truncated=row.truncated, now=now)
         plan = planning.decide(rule, alert, found, guards, now=now)
         async with self.store.write() as conn:
             await remediation.record_plan(
@@ -120,49 +130,39 @@ class Pipeline:
                 plan,
                 rule,
                 self.engine,
-                context,
+                case.context,
                 now=now,
                 escalating=plan.apply is None,
             )
             if plan.apply is not None:
                 await incident_rows.update(conn, opened.incident_id, state="remediating", updated_at=now)
         if plan.apply is None:
-            reason = (
-                escalation_reason(target, row.truncated) if not target.valid or row.truncated else plan.reason
+            special = not target.valid or row.truncated
+            await self._escalate(
+                case, found, escalation_reason(target, row.truncated) if special else plan.reason
             )
-            await self._escalate(row, opened, rule, target, alert, context, found, reason)
             return
-        await self._act(row, opened, rule, target, alert, context, found, plan)
+        await self._act(case, found, plan)
 
-    async def _act(
-        self,
-        row: inbox.InboxRow,
-        opened: Opened,
-        rule: CompiledRule,
-        target: incidents.TargetRef,
-        alert: alerts.Alert,
-        context: dict[str, Any],
-        found: list[incidents.Finding],
-        plan: planning.Plan,
-    ) -> None:
+    async def _act(self, case: Case, found: list[incidents.Finding], plan: planning.Plan) -> None:
         assert self.engine is not None and plan.apply is not None
-        step = plan.apply
-        status, _outcome, summary = await self.engine.execute(opened.incident_id, rule, step, target, context)
+        step, incident_id = plan.apply, case.opened.incident_id
+        status, _outcome, summary = await self.engine.execute(
+            incident_id, case.rule, step, case.target, case.context
+        )
         if status == "succeeded":
             async with self.store.write() as conn:
-                await incident_rows.update(
-                    conn, opened.incident_id, state="verifying", updated_at=self.clock()
-                )
+                await incident_rows.update(conn, incident_id, state="verifying", updated_at=self.clock())
                 await incident_rows.add_event(
                     conn,
-                    opened.incident_id,
+                    incident_id,
                     at=self.clock(),
                     kind="action.succeeded",
                     message=f"{step.action}: {summary}",
                 )
-            passed, checked = await self.engine.verify(rule, step, target, context)
+            passed, checked = await self.engine.verify(case.rule, step, case.target, case.context)
             if passed:
-                await self._mitigated(row, opened, rule, target, alert, context, step, checked)
+                await self._mitigated(case, step, checked)
                 return
             found = checked or found
             last = checked[0].summary if checked else "no result"
@@ -173,132 +173,105 @@ class Pipeline:
             )
         else:
             reason = f"{step.action} {status}: {summary}"
-        await self._escalate(row, opened, rule, target, alert, context, found, reason, propose=plan)
+        await self._escalate(case, found, reason, propose=plan)
 
-    async def _mitigated(
-        self,
-        row: inbox.InboxRow,
-        opened: Opened,
-        rule: CompiledRule,
-        target: incidents.TargetRef,
-        alert: alerts.Alert,
-        context: dict[str, Any],
-        step: planning.Step,
-        checked: list[incidents.Finding],
-    ) -> None:
+    async def _mitigated(self, case: Case, step: planning.Step, checked: list[incidents.Finding]) -> None:
         assert self.engine is not None
-        now = self.clock()
+        now, incident_id = self.clock(), case.opened.incident_id
         async with self.store.write() as conn:
-            records = remediation.action_records(await journal.of_incident(conn, opened.incident_id))
-            document = self.handoff.document(
-                incident_id=opened.incident_id,
-                opened_at=opened.opened_at,
-                rule=rule,
-                target=target,
-                alert=alert,
-                suggested=templates.render_suggestions(rule, context),
-                found=checked,
-                reason=None,
-                now=now,
-                actions=records,
-                state="mitigated",
-            )
+            document = await self._document(conn, case, checked, reason=None, state="mitigated", now=now)
             if checked:
-                await findings.record(conn, opened.incident_id, checked, round_=2, now=now)
+                await findings.record(conn, incident_id, checked, round_=2, now=now)
                 await incident_rows.add_event(
                     conn,
-                    opened.incident_id,
+                    incident_id,
                     at=now,
                     kind="verify.passed",
                     message=f"{checked[0].id}: {checked[0].summary}",
                 )
             await self.handoff.mitigate(
                 conn,
-                opened.incident_id,
-                opened_at=opened.opened_at,
+                incident_id,
+                opened_at=case.opened.opened_at,
                 summary=f"mitigated by {step.action}",
                 now=now,
                 document=document,
             )
-            await inbox.finish(conn, row.id, outcome="mitigated", incident_id=opened.incident_id, now=now)
+            await inbox.finish(conn, case.row.id, outcome="mitigated", incident_id=incident_id, now=now)
         try:
             await self.engine.coordination.mark_mitigated(
-                remediation.target_key(rule, target), now=now, keep_s=self.engine.policy.flap_window_s
+                remediation.target_key(case.rule, case.target),
+                now=now,
+                keep_s=self.engine.policy.flap_window_s,
             )
         except CoordinationUnavailable:
-            log.warning("coordination.mark_mitigated_failed", incident_id=opened.incident_id)
+            log.warning("coordination.mark_mitigated_failed", incident_id=incident_id)
         self.on_notify()
-        log.info("alert.processed", outcome="mitigated", incident_id=opened.incident_id, action=step.action)
+        log.info("alert.processed", outcome="mitigated", incident_id=incident_id, action=step.action)
 
-    async def _interrupted(
-        self,
-        row: inbox.InboxRow,
-        opened: Opened,
-        rule: CompiledRule,
-        target: incidents.TargetRef,
-        alert: alerts.Alert,
-        context: dict[str, Any],
-    ) -> None:
-        now = self.clock()
+    async def _interrupted(self, case: Case) -> None:
         async with self.store.write() as conn:
-            stale = await journal.mark_unknown(conn, opened.incident_id, now=now)
+            stale = await journal.mark_unknown(conn, case.opened.incident_id, now=self.clock())
         names = ", ".join(a["action"] for a in stale) or "an action"
         reason = (
             f"the service stopped while {names} was running: its result is unknown and it is not repeated"
         )
-        await self._escalate(row, opened, rule, target, alert, context, [], reason)
+        await self._escalate(case, [], reason)
+
+    async def _document(
+        self,
+        conn: AsyncConnection,
+        case: Case,
+        found: list[incidents.Finding],
+        *,
+        reason: str | None,
+        state: incidents.IncidentState,
+        now: float,
+    ) -> dict[str, Any]:
+        records = remediation.action_records(await journal.of_incident(conn, case.opened.incident_id))
+        return self.handoff.document(
+            incident_id=case.opened.incident_id,
+            opened_at=case.opened.opened_at,
+            rule=case.rule,
+            target=case.target,
+            alert=case.alert,
+            suggested=templates.render_suggestions(case.rule, case.context),
+            found=found,
+            reason=reason,
+            now=now,
+            actions=records,
+            state=state,
+        )
 
     async def _escalate(
-        self,
-        row: inbox.InboxRow,
-        opened: Opened,
-        rule: CompiledRule,
-        target: incidents.TargetRef,
-        alert: alerts.Alert,
-        context: dict[str, Any],
-        found: list[incidents.Finding],
-        reason: str,
-        *,
-        propose: planning.Plan | None = None,
+        self, case: Case, found: list[incidents.Finding], reason: str, *, propose: planning.Plan | None = None
     ) -> None:
-        now = self.clock()
+        now, incident_id = self.clock(), case.opened.incident_id
         async with self.store.write() as conn:
             if (
                 propose is not None and self.engine is not None
             ):  # acted and failed: now propose the unsafe ones
                 await remediation.record_plan(
                     conn,
-                    opened.incident_id,
+                    incident_id,
                     _proposals_only(propose),
-                    rule,
+                    case.rule,
                     self.engine,
-                    context,
+                    case.context,
                     now=now,
                     escalating=True,
                 )
-            records = remediation.action_records(await journal.of_incident(conn, opened.incident_id))
-            await self.handoff.escalate(
-                conn,
-                incident_id=opened.incident_id,
-                opened_at=opened.opened_at,
-                rule=rule,
-                target=target,
-                alert=alert,
-                suggested=templates.render_suggestions(rule, context),
-                found=found,
-                reason=reason,
-                now=now,
-                actions=records,
-            )
-            await inbox.finish(conn, row.id, outcome="opened", incident_id=opened.incident_id, now=now)
-        self.metrics.incidents_opened.labels(rule=rule.rule.name).inc()
+            document = await self._document(conn, case, found, reason=reason, state="escalated", now=now)
+            await self.handoff.escalate(conn, incident_id, document=document, reason=reason, now=now)
+            await inbox.finish(conn, case.row.id, outcome="opened", incident_id=incident_id, now=now)
+        self.metrics.incidents_opened.labels(rule=case.rule.rule.name).inc()
         self.on_notify()
         log.info(
             "alert.processed",
             outcome="escalated",
-            incident_id=opened.incident_id,
-            rule=rule.rule.name,
-            target=target.key,
+            incident_id=incident_id,
+            rule=case.rule.rule.name,
+            target=case.target.key,
             reason=reason,
         )
 

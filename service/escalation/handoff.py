@@ -28,33 +28,9 @@ class Handoff:
     base_url: str
 
     async def escalate(
-        self,
-        conn: AsyncConnection,
-        *,
-        incident_id: str,
-        opened_at: float,
-        rule: CompiledRule,
-        target: incidents.TargetRef,
-        alert: alerts.Alert,
-        suggested: Sequence[incidents.SuggestedCommand],
-        found: Sequence[incidents.Finding],
-        reason: str,
-        now: float,
-        actions: Sequence[incidents.ActionRecord] = (),
+        self, conn: AsyncConnection, incident_id: str, *, document: dict[str, Any], reason: str, now: float
     ) -> None:
-        document = self.document(
-            incident_id=incident_id,
-            opened_at=opened_at,
-            rule=rule,
-            target=target,
-            alert=alert,
-            suggested=suggested,
-            found=found,
-            reason=reason,
-            now=now,
-            actions=actions,
-            state="escalated",
-        )
+        """Hand the incident to humans with its bundle ``document`` (see ``document``)."""
         await incident_rows.update(
             conn,
             incident_id,
