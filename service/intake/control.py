@@ -21,7 +21,7 @@ from service.matching import templates
 from service.model import alerts, incidents
 from service.records import actions as journal
 from service.records import incidents as incident_rows
-from service.records import schema
+from service.records import schema, switches
 from service.records.coordination import CoordinationUnavailable
 
 log = structlog.get_logger(__name__)
@@ -55,10 +55,19 @@ async def _switch(request: web.Request, *, paused: bool) -> web.Response:
     who = _approver(request)
     if isinstance(who, web.Response):
         return who
+    now = time.time()
     try:
-        await request.app[keys.COORDINATION].set_paused(paused, by=who, now=time.time())
+        await switches.set_paused(request.app[keys.STORE], paused, by=who, now=now)  # survives restarts
+    except errors.StoreUnavailable:
+        return responses.error(503, "store unavailable; the switch was not changed")
+    try:
+        await request.app[keys.COORDINATION].set_paused(
+            paused, by=who, now=now
+        )  # seen by every replica at once
     except CoordinationUnavailable:
-        return responses.error(503, "coordination unavailable; the switch was not changed")
+        log.warning(
+            "automation.switch_not_shared", paused=paused
+        )  # automation fails closed without it anyway
     log.warning("automation.paused" if paused else "automation.resumed", by=who)
     return responses.json_response({"paused": paused, "by": who})
 

@@ -28,6 +28,7 @@ from service.matching.loader import CompiledRule
 from service.model import incidents
 from service.records import actions as journal
 from service.records import incidents as incident_rows
+from service.records import switches
 from service.records.coordination import Coordination, CoordinationUnavailable
 from service.records.ids import new_id
 from service.records.store import Store
@@ -109,6 +110,7 @@ class Engine:
         state: dict[str, Any] = {}
         try:
             paused, _by, _since = await self.coordination.paused()
+            paused = paused or await switches.paused(self.store)
             last = {
                 s.action: await self.coordination.last_action(f"{key}|{s.action}")
                 for s in rule.rule.remediate

@@ -14,6 +14,7 @@ import yaml
 from service import errors
 from service.clients.kube import Conflict, KubeClient, NotFound
 from tests.support import procs
+from tests.support.kube_clients import connect_kube
 from tests.support.kube_standin import KubeStandin
 
 NS = "shop"
@@ -28,10 +29,8 @@ async def standin() -> AsyncIterator[KubeStandin]:
 
 @pytest.fixture
 async def kube(standin: KubeStandin, tmp_path: Path) -> AsyncIterator[KubeClient]:
-    connected = await KubeClient.connect(standin.write_kubeconfig(tmp_path / "kubeconfig", namespace=NS))
-    assert connected is not None
-    yield connected
-    await connected.close()
+    async with connect_kube(standin.write_kubeconfig(tmp_path / "kubeconfig", namespace=NS)) as connected:
+        yield connected
 
 
 def first_pod(standin: KubeStandin) -> str:

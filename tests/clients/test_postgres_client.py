@@ -15,43 +15,23 @@ import pytest
 from service import errors
 from service.clients import postgres as pg
 from service.settings import Settings
-from tests.support import procs
+from tests.support import postgres_roles, procs
 
 PASSWORD = "pg-Secr3t-4e1b7c"
 MAX_CONNECTIONS = 10
-
-
-async def add_monitor_role(server: procs.Postgres) -> None:
-    """Role ``monitor`` (pg_monitor) that must log in with a SCRAM password; everyone else stays trusted."""
-    hba = server.data_dir / "pg_hba.conf"
-    hba.write_text(f"host all monitor 127.0.0.1/32 scram-sha-256\n{hba.read_text()}")
-    conn = await asyncpg.connect(server.dsn)
-    try:
-        await conn.execute(f"CREATE ROLE monitor LOGIN PASSWORD '{PASSWORD}' IN ROLE pg_monitor")
-        await conn.execute("SELECT pg_reload_conf()")
-    finally:
-        await conn.close()
-    for _ in range(250):  # the postmaster applies the reload asynchronously
-        try:
-            probe = await asyncpg.connect(f"postgresql://monitor@{procs.HOST}:{server.port}/postgres")
-        except (asyncpg.PostgresError, asyncpg.InterfaceError):
-            return
-        await probe.close()
-        await asyncio.sleep(0.02)
-    raise AssertionError("pg_hba.conf reload did not take effect")
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[procs.Postgres]:
     tmpdir = tmp_path_factory.mktemp("pg")
     with procs.start_postgres(tmpdir, extra_args=["-c", f"max_connections={MAX_CONNECTIONS}"]) as started:
-        asyncio.run(add_monitor_role(started))
+        asyncio.run(postgres_roles.add_monitor_role(started, PASSWORD))
         yield started
 
 
 @pytest.fixture
 def monitor_dsn(server: procs.Postgres) -> str:
-    return f"postgresql://monitor@{procs.HOST}:{server.port}/postgres"
+    return postgres_roles.monitor_dsn(server)
 
 
 def settings_for(dsn: str, password_file: Path | None) -> Settings:

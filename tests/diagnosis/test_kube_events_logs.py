@@ -10,16 +10,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 
-from service.clients.http import HttpClient
 from service.clients.hub import Clients
-from service.clients.kube import KubeClient
 from service.diagnosis import runner
 from service.diagnosis.kube import events, logs
 from service.model import incidents
 from service.model.rules import ProbeSpec
+from tests.support.kube_clients import kube_clients
 from tests.support.kube_standin import KubeStandin
 
 NS = "shop"
@@ -37,11 +35,8 @@ async def standin() -> AsyncIterator[KubeStandin]:
 
 @pytest.fixture
 async def clients(standin: KubeStandin, tmp_path: Path) -> AsyncIterator[Clients]:
-    kube = await KubeClient.connect(standin.write_kubeconfig(tmp_path / "kubeconfig", namespace=NS))
-    assert kube is not None
-    async with aiohttp.ClientSession() as session:
-        yield Clients(http=HttpClient(session), kube=kube)
-    await kube.close()
+    async with kube_clients(standin.write_kubeconfig(tmp_path / "kubeconfig", namespace=NS)) as hub:
+        yield hub
 
 
 async def run(

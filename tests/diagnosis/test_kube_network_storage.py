@@ -5,27 +5,21 @@ the network-policy tests each get a fresh stand-in."""
 
 from __future__ import annotations
 
-import asyncio
-import threading
-import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 import pytest_asyncio
-from aiohttp import web
 
-from service.clients.http import HttpClient
 from service.clients.hub import Clients
-from service.clients.kube import KubeClient
-from service.clients.prometheus import PrometheusClient
 from service.diagnosis import runner
 from service.diagnosis.kube import network, storage
 from service.model import incidents
 from service.model.rules import ProbeSpec
 from tests.support import procs
+from tests.support.exporter import MetricsExporter, scrape_config, wait_for_scrape
+from tests.support.kube_clients import kube_clients
 from tests.support.kube_standin import KubeStandin
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -63,11 +57,8 @@ DENY_ALL_INGRESS = {"podSelector": {}, "policyTypes": ["Ingress"]}
 async def netpol(tmp_path: Path) -> AsyncIterator[tuple[KubeStandin, Clients]]:
     async with KubeStandin(rollout_delay=0.05) as started:
         started.add_deployment(NS, "coordinator", replicas=2, labels={"app": "coordinator", "tier": "api"})
-        kube = await KubeClient.connect(started.write_kubeconfig(tmp_path / "kubeconfig", namespace=NS))
-        assert kube is not None
-        async with aiohttp.ClientSession() as session:
-            yield started, Clients(http=HttpClient(session), kube=kube)
-        await kube.close()
+        async with kube_clients(started.write_kubeconfig(tmp_path / "kubeconfig", namespace=NS)) as hub:
+            yield started, hub
 
 
 async def test_no_policies_is_ok(netpol: tuple[KubeStandin, Clients]) -> None:
@@ -216,45 +207,22 @@ def mount_claims(standin: KubeStandin, deployment: str, *claims: str) -> None:
     standin.put(obj)
 
 
-class VolumeExporter:
+class VolumeExporter(MetricsExporter):
     """Serves ``kubelet_volume_stats_{used,capacity}_bytes`` per claim from its own thread."""
+
+    thread_name = "volume-exporter"
 
     def __init__(self, stats: dict[str, tuple[float, float]]) -> None:
         self.stats = stats  # claim -> (used, capacity)
-        self.port = 0
-        self._ready = threading.Event()
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._serve, name="volume-exporter", daemon=True)
+        super().__init__()
 
-    async def _metrics(self, request: web.Request) -> web.Response:
+    def render(self) -> list[str]:
         lines = []
         for claim, (used, capacity) in self.stats.items():
             labels = f'namespace="{NS}",persistentvolumeclaim="{claim}"'
             lines.append(f"kubelet_volume_stats_used_bytes{{{labels}}} {used:.0f}")
             lines.append(f"kubelet_volume_stats_capacity_bytes{{{labels}}} {capacity:.0f}")
-        return web.Response(text="\n".join(lines) + "\n", content_type="text/plain")
-
-    def _serve(self) -> None:
-        asyncio.set_event_loop(self._loop)
-        app = web.Application()
-        app.router.add_get("/metrics", self._metrics)
-        app_runner = web.AppRunner(app)
-        self._loop.run_until_complete(app_runner.setup())
-        self._loop.run_until_complete(web.TCPSite(app_runner, procs.HOST, self.port).start())
-        self._ready.set()
-        self._loop.run_forever()
-        self._loop.run_until_complete(app_runner.cleanup())
-        self._loop.close()
-
-    def __enter__(self) -> VolumeExporter:
-        self.port = procs.free_port()
-        self._thread.start()
-        assert self._ready.wait(10), "exporter did not start"
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
+        return lines
 
 
 @pytest.fixture(scope="module")
@@ -266,21 +234,11 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[procs.Prome
         "other-data": (99 * GiB, 100 * GiB),  # nobody's of ours: must not show
     }
     with VolumeExporter(stats) as exporter:
-        config = {
-            "global": {"scrape_interval": "500ms", "scrape_timeout": "500ms"},
-            "scrape_configs": [
-                {
-                    "job_name": "kubelet",
-                    "honor_labels": True,
-                    "static_configs": [{"targets": [f"{procs.HOST}:{exporter.port}"]}],
-                }
-            ],
-        }
+        config = scrape_config(
+            "kubelet", exporter, {"scrape_interval": "500ms", "scrape_timeout": "500ms"}, honor_labels=True
+        )
         with procs.start_prometheus(config, tmpdir=tmp_path_factory.mktemp("prom")) as started:
-            deadline = time.monotonic() + 20
-            while not started.query("kubelet_volume_stats_used_bytes")["data"]["result"]:
-                assert time.monotonic() < deadline, "Prometheus never scraped the exporter"
-                time.sleep(0.1)
+            wait_for_scrape(started, "kubelet_volume_stats_used_bytes", interval=0.1)
             yield started
 
 
@@ -313,13 +271,9 @@ async def volumes() -> AsyncIterator[KubeStandin]:
 async def pvc_clients(
     volumes: KubeStandin, prometheus: procs.Prometheus, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Clients]:
-    kube = await KubeClient.connect(volumes.write_kubeconfig(tmp_path_factory.mktemp("kube") / "kubeconfig"))
-    assert kube is not None
-    async with aiohttp.ClientSession() as session:
-        yield Clients(
-            http=HttpClient(session), kube=kube, prometheus=PrometheusClient(session, prometheus.url)
-        )
-    await kube.close()
+    kubeconfig = volumes.write_kubeconfig(tmp_path_factory.mktemp("kube") / "kubeconfig")
+    async with kube_clients(kubeconfig, prometheus_url=prometheus.url) as hub:
+        yield hub
 
 
 def claims_by_name(finding: incidents.Finding) -> dict[str, dict[str, Any]]:

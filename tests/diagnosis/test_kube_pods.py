@@ -13,11 +13,11 @@ import pytest
 
 from service.clients.http import HttpClient
 from service.clients.hub import Clients
-from service.clients.kube import KubeClient
 from service.diagnosis import runner
 from service.diagnosis.kube import pods
 from service.model import incidents
 from service.model.rules import ProbeSpec
+from tests.support.kube_clients import kube_clients
 from tests.support.kube_standin import KubeStandin
 
 NS = "shop"
@@ -36,11 +36,8 @@ async def standin() -> AsyncIterator[KubeStandin]:
 
 @pytest.fixture
 async def clients(standin: KubeStandin, tmp_path: Path) -> AsyncIterator[Clients]:
-    kube = await KubeClient.connect(standin.write_kubeconfig(tmp_path / "kubeconfig", namespace=NS))
-    assert kube is not None
-    async with aiohttp.ClientSession() as session:
-        yield Clients(http=HttpClient(session), kube=kube)
-    await kube.close()
+    async with kube_clients(standin.write_kubeconfig(tmp_path / "kubeconfig", namespace=NS)) as hub:
+        yield hub
 
 
 async def run(

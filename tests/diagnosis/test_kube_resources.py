@@ -5,27 +5,23 @@ stand-in and one Prometheus for the module: Prometheus's first scrape takes ~5.5
 
 from __future__ import annotations
 
-import asyncio
 import json
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-import aiohttp
 import pytest
 import pytest_asyncio
-from aiohttp import web
 
-from service.clients.http import HttpClient
 from service.clients.hub import Clients
-from service.clients.kube import KubeClient
-from service.clients.prometheus import PrometheusClient
 from service.diagnosis import runner
 from service.diagnosis.kube import resources
 from service.model import incidents
 from service.model.rules import ProbeSpec
 from tests.support import procs
+from tests.support.exporter import MetricsExporter, scrape_config, wait_for_scrape
+from tests.support.kube_clients import kube_clients
 from tests.support.kube_standin import KubeStandin
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -45,18 +41,17 @@ def container(name: str, cpu: str | None = None, memory: str | None = None) -> d
     return {"name": name, "image": f"example/{name}:1", "resources": {"limits": limits} if limits else {}}
 
 
-class CadvisorExporter:
+class CadvisorExporter(MetricsExporter):
     """Serves ``/metrics`` in its own thread: gauges, and counters that grow at a set rate per second."""
+
+    thread_name = "cadvisor-exporter"
 
     def __init__(self) -> None:
         self.gauges: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
         self.rates: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
         self.started = time.time()
-        self.port = 0
         self._lock = threading.Lock()
-        self._ready = threading.Event()
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._serve, name="cadvisor-exporter", daemon=True)
+        super().__init__()
 
     def gauge(self, metric: str, value: float, **labels: str) -> None:
         with self._lock:
@@ -83,37 +78,14 @@ class CadvisorExporter:
         self.counter("container_cpu_cfs_periods_total", periods, **labels)
         self.counter("container_cpu_cfs_throttled_periods_total", throttled, **labels)
 
-    async def _metrics(self, request: web.Request) -> web.Response:
+    def render(self) -> list[str]:
         elapsed = time.time() - self.started
         with self._lock:
             series = [*self.gauges.items(), *((k, rate * elapsed) for k, rate in self.rates.items())]
-        lines = [
+        return [
             metric + "{" + ",".join(f'{k}="{v}"' for k, v in labels) + "}" + f" {value:.6f}"
             for (metric, labels), value in series
         ]
-        return web.Response(text="\n".join(lines) + "\n", content_type="text/plain")
-
-    def _serve(self) -> None:
-        asyncio.set_event_loop(self._loop)
-        app = web.Application()
-        app.router.add_get("/metrics", self._metrics)
-        app_runner = web.AppRunner(app)
-        self._loop.run_until_complete(app_runner.setup())
-        self._loop.run_until_complete(web.TCPSite(app_runner, procs.HOST, self.port).start())
-        self._ready.set()
-        self._loop.run_forever()
-        self._loop.run_until_complete(app_runner.cleanup())
-        self._loop.close()
-
-    def __enter__(self) -> CadvisorExporter:
-        self.port = procs.free_port()
-        self._thread.start()
-        assert self._ready.wait(10), "exporter did not start"
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -169,26 +141,21 @@ def exporter(standin: KubeStandin) -> Iterator[CadvisorExporter]:
 def prometheus(
     exporter: CadvisorExporter, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[procs.Prometheus]:
-    config = {
-        "global": {"scrape_interval": "500ms", "scrape_timeout": "500ms", "evaluation_interval": "1s"},
-        "scrape_configs": [
-            {
-                "job_name": "kubelet-cadvisor",
-                "honor_labels": True,
-                "static_configs": [{"targets": [f"{procs.HOST}:{exporter.port}"]}],
-            }
-        ],
-    }
+    config = scrape_config(
+        "kubelet-cadvisor",
+        exporter,
+        {"scrape_interval": "500ms", "scrape_timeout": "500ms", "evaluation_interval": "1s"},
+        honor_labels=True,
+    )
     with procs.start_prometheus(config, tmpdir=tmp_path_factory.mktemp("prom")) as started:
         # wait until the rate window is covered by scrapes, so rates are the exporter's rates
-        query = f'sum(rate(container_cpu_usage_seconds_total{{container="coordinator"}}[{WINDOW}]))'
-        deadline = time.monotonic() + 25
-        while True:
-            result = started.query(query)["data"]["result"]
-            if result and abs(float(result[0]["value"][1]) - 0.575) < 0.002:
-                break
-            assert time.monotonic() < deadline, f"Prometheus never covered the window: {result}"
-            time.sleep(0.2)
+        wait_for_scrape(
+            started,
+            f'sum(rate(container_cpu_usage_seconds_total{{container="coordinator"}}[{WINDOW}]))',
+            timeout=25,
+            until=lambda result: bool(result) and abs(float(result[0]["value"][1]) - 0.575) < 0.002,
+            message="Prometheus never covered the window: {result}",
+        )
         yield started
 
 
@@ -197,13 +164,8 @@ async def clients(
     standin: KubeStandin, prometheus: procs.Prometheus, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Clients]:
     kubeconfig = standin.write_kubeconfig(tmp_path_factory.mktemp("kube") / "kubeconfig", namespace=NS)
-    kube = await KubeClient.connect(kubeconfig)
-    assert kube is not None
-    async with aiohttp.ClientSession() as session:
-        yield Clients(
-            http=HttpClient(session), kube=kube, prometheus=PrometheusClient(session, prometheus.url)
-        )
-    await kube.close()
+    async with kube_clients(kubeconfig, prometheus_url=prometheus.url) as hub:
+        yield hub
 
 
 async def run(clients: Clients, name: str, params: dict[str, Any] | None = None) -> incidents.Finding:

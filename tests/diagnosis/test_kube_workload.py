@@ -7,16 +7,14 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import aiohttp
 import pytest
 
-from service.clients.http import HttpClient
 from service.clients.hub import Clients
-from service.clients.kube import KubeClient
 from service.diagnosis import runner
 from service.diagnosis.kube import workload
 from service.model import incidents
 from service.model.rules import ProbeSpec
+from tests.support.kube_clients import kube_clients
 from tests.support.kube_standin import KubeStandin
 
 NS = "shop"
@@ -34,11 +32,8 @@ async def standin() -> AsyncIterator[KubeStandin]:
 
 @pytest.fixture
 async def clients(standin: KubeStandin, tmp_path: Path) -> AsyncIterator[Clients]:
-    kube = await KubeClient.connect(standin.write_kubeconfig(tmp_path / "kubeconfig", namespace=NS))
-    assert kube is not None
-    async with aiohttp.ClientSession() as session:
-        yield Clients(http=HttpClient(session), kube=kube)
-    await kube.close()
+    async with kube_clients(standin.write_kubeconfig(tmp_path / "kubeconfig", namespace=NS)) as hub:
+        yield hub
 
 
 async def run(clients: Clients, *, target: incidents.TargetRef = TARGET) -> incidents.Finding:

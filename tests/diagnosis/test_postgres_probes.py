@@ -7,9 +7,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
-import subprocess
-import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -26,33 +23,12 @@ from service.diagnosis import runner
 from service.model import incidents
 from service.model.rules import ProbeSpec
 from tests.conftest import eventually
-from tests.support import procs
+from tests.support import postgres_roles, procs
 
 TARGET = incidents.TargetRef(kind="Deployment", namespace="default", name="x")
 REGISTRY = {p.name: p for p in pg_probes.PROBES}
 PASSWORD = "pg-Secr3t-4e1b7c"
 MAX_CONNECTIONS = 10
-
-
-async def add_monitor_role(server: procs.Postgres) -> None:
-    """Role ``monitor`` (pg_monitor) that must log in with a SCRAM password; everyone else stays trusted."""
-    hba = server.data_dir / "pg_hba.conf"
-    hba.write_text(f"host all monitor 127.0.0.1/32 scram-sha-256\n{hba.read_text()}")
-    conn = await asyncpg.connect(server.dsn)
-    try:
-        await conn.execute(f"CREATE ROLE monitor LOGIN PASSWORD '{PASSWORD}' IN ROLE pg_monitor")
-        await conn.execute("CREATE TABLE locked (id int)")
-        await conn.execute("SELECT pg_reload_conf()")
-    finally:
-        await conn.close()
-    for _ in range(250):  # the postmaster applies the reload asynchronously
-        try:
-            probe = await asyncpg.connect(f"postgresql://monitor@{procs.HOST}:{server.port}/postgres")
-        except (asyncpg.PostgresError, asyncpg.InterfaceError):
-            return
-        await probe.close()
-        await asyncio.sleep(0.02)
-    raise AssertionError("pg_hba.conf reload did not take effect")
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +37,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[procs.Postgres]
     # one slot reserved for superusers: the (non-superuser) monitor role can use the other nine
     settings = ["-c", f"max_connections={MAX_CONNECTIONS}", "-c", "superuser_reserved_connections=1"]
     with procs.start_postgres(tmpdir, extra_args=settings) as started:
-        asyncio.run(add_monitor_role(started))
+        asyncio.run(
+            postgres_roles.add_monitor_role(started, PASSWORD, extra_sql=["CREATE TABLE locked (id int)"])
+        )
         yield started
 
 
@@ -78,7 +56,7 @@ async def session() -> AsyncIterator[aiohttp.ClientSession]:
 
 @pytest.fixture
 def clients(server: procs.Postgres, session: aiohttp.ClientSession) -> Clients:
-    dsn = f"postgresql://monitor@{procs.HOST}:{server.port}/postgres"
+    dsn = postgres_roles.monitor_dsn(server)
     return make_clients(session, pg.PostgresConnector(dsn, PASSWORD))
 
 
@@ -255,44 +233,14 @@ async def test_a_primary_without_replicas(clients: Clients) -> None:
     assert wanting.summary == "primary with 0 replicas (fewer than 1 replicas)"
 
 
-class Standby(procs.Postgres):
-    """A hot standby: its postmaster.pid says ``standby`` (not ``ready``) once it accepts connections."""
-
-    def wait_ready(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        pid_file = self.data_dir / "postmaster.pid"
-        while True:
-            with contextlib.suppress(OSError):
-                lines = pid_file.read_text().splitlines()
-                if len(lines) >= 8 and lines[7].strip() in ("ready", "standby"):
-                    break
-            if not self.running or time.monotonic() >= deadline:
-                raise TimeoutError(f"standby not ready: {self.log_tail(20)}")
-            time.sleep(0.02)
-        assert self.port is not None
-        procs.wait_for_port(procs.HOST, self.port, max(0.1, deadline - time.monotonic()), proc=self)
-
-
 @pytest.fixture
-def standby(server: procs.Postgres, tmp_path: Path) -> Iterator[Standby]:
-    workdir = tmp_path / "standby"
-    workdir.mkdir()
-    replica = Standby(workdir=workdir)
-    argv = [str(procs.PG_BIN / "pg_basebackup"), "-h", procs.HOST, "-p", str(server.port), "-U", "postgres"]
-    argv += ["-D", str(replica.data_dir), "-R", "-c", "fast", "--no-sync"]
-    if os.geteuid() == 0:  # postgres refuses to run as root; the backup must belong to its user
-        for directory in (workdir, *workdir.parents):
-            os.chmod(directory, directory.stat().st_mode | 0o001)  # pytest makes 0700 directories
-        subprocess.run(["chown", "postgres:postgres", str(workdir)], check=True)
-        argv = ["runuser", "-u", "postgres", "--", *argv]
-    subprocess.run(argv, check=True, capture_output=True, timeout=60)
-    replica.port = procs.free_port()
-    with replica.start():
+def standby(server: procs.Postgres, tmp_path: Path) -> Iterator[postgres_roles.Standby]:
+    with postgres_roles.start_standby(server, tmp_path / "standby") as replica:
         yield replica
 
 
 async def test_replication_seen_from_the_primary_and_the_standby(
-    server: procs.Postgres, standby: Standby, clients: Clients
+    server: procs.Postgres, standby: postgres_roles.Standby, clients: Clients
 ) -> None:
     async def streaming() -> incidents.Finding | None:
         found = await run(clients, "postgres.replication")
@@ -328,7 +276,7 @@ async def test_the_password_never_appears_even_when_login_fails(
     server: procs.Postgres, session: aiohttp.ClientSession
 ) -> None:
     wrong = "Wrong-Pass-8c2d1e"
-    dsn = f"postgresql://monitor@{procs.HOST}:{server.port}/postgres"
+    dsn = postgres_roles.monitor_dsn(server)
     failing = make_clients(session, pg.PostgresConnector(dsn, wrong))
     findings = await run_many(failing, [(name, {}) for name in REGISTRY])
     for finding in findings:

@@ -4,15 +4,12 @@ Prometheus that is down. One Prometheus for the module: its first scrape takes ~
 
 from __future__ import annotations
 
-import asyncio
 import threading
-import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
 
 from service.clients import http
 from service.clients import prometheus as prom
@@ -23,55 +20,29 @@ from service.model import incidents
 from service.model.rules import ProbeSpec
 from tests.conftest import eventually
 from tests.support import procs
+from tests.support.exporter import MetricsExporter, scrape_config, wait_for_scrape
 
 TARGET = incidents.TargetRef(kind="Deployment", namespace="default", name="x")
 REGISTRY = {p.name: p for p in prom_probes.PROBES}
 
 
-class Exporter:
+class Exporter(MetricsExporter):
     """Serves ``/metrics`` (Prometheus text format) from a dict the tests change, in its own thread."""
 
     def __init__(self) -> None:
         self.gauges: dict[tuple[str, str, str], float] = {}  # (metric, label, label value) -> value
         self._lock = threading.Lock()
-        self._ready = threading.Event()
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._serve, name="exporter", daemon=True)
-        self.port = 0
+        super().__init__()
 
     def set(self, metric: str, label: str, value_of_label: str, value: float) -> None:
         with self._lock:
             self.gauges[(metric, label, value_of_label)] = value
 
-    async def _metrics(self, request: web.Request) -> web.Response:
+    def render(self) -> list[str]:
         with self._lock:
-            lines = [
+            return [
                 f'{metric}{{{label}="{lv}"}} {value}' for (metric, label, lv), value in self.gauges.items()
             ]
-        return web.Response(text="\n".join(lines) + "\n", content_type="text/plain")
-
-    def _serve(self) -> None:
-        asyncio.set_event_loop(self._loop)
-        app = web.Application()
-        app.router.add_get("/metrics", self._metrics)
-        runner_ = web.AppRunner(app)
-        self._loop.run_until_complete(runner_.setup())
-        site = web.TCPSite(runner_, procs.HOST, self.port)
-        self._loop.run_until_complete(site.start())
-        self._ready.set()
-        self._loop.run_forever()
-        self._loop.run_until_complete(runner_.cleanup())
-        self._loop.close()
-
-    def __enter__(self) -> Exporter:
-        self.port = procs.free_port()
-        self._thread.start()
-        assert self._ready.wait(10), "exporter did not start"
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
 
 
 @pytest.fixture(scope="module")
@@ -85,17 +56,9 @@ def exporter() -> Iterator[Exporter]:
 
 @pytest.fixture(scope="module")
 def server(exporter: Exporter, tmp_path_factory: pytest.TempPathFactory) -> Iterator[procs.Prometheus]:
-    config = {
-        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-        "scrape_configs": [
-            {"job_name": "exporter", "static_configs": [{"targets": [f"{procs.HOST}:{exporter.port}"]}]}
-        ],
-    }
+    config = scrape_config("exporter", exporter, {"scrape_interval": "1s", "evaluation_interval": "1s"})
     with procs.start_prometheus(config, tmpdir=tmp_path_factory.mktemp("prom")) as started:
-        deadline = time.monotonic() + 20
-        while not started.query('app_queue_depth{queue="emails"}')["data"]["result"]:
-            assert time.monotonic() < deadline, "Prometheus never scraped the exporter"
-            time.sleep(0.2)
+        wait_for_scrape(started, 'app_queue_depth{queue="emails"}')
         yield started
 
 

@@ -249,3 +249,25 @@ async def test_a_proposal_runs_only_when_an_approver_approves_it(
     assert (await client.post(url, headers=ALICE)).status == 409, "already decided"
     timeline = [e["kind"] for e in (await detail(client, incident["id"]))["timeline"]]
     assert "action.approved" in timeline
+
+
+async def test_the_kill_switch_survives_a_restart_of_the_service(
+    aiohttp_client: Any, make_settings: Any, rules_dir: Path, cluster: Any
+) -> None:
+    kube, kubeconfig = cluster
+    write_rule(rules_dir)
+    first = await aiohttp_client(app_for(make_settings, kubeconfig))
+    paused = await first.post("/v1/pause", headers=ALICE)
+    assert (await paused.json()) == {"paused": True, "by": "alice"}
+    await first.close()
+    restarted = await aiohttp_client(app_for(make_settings, kubeconfig))  # same store, fresh in-process state
+    await post(restarted, alert())
+    [incident] = await settled(restarted)
+    assert incident["state"] == "escalated" and "paused" in incident["reason"]
+    assert kube.writes() == []
+    await restarted.post("/v1/resume", headers=ALICE)
+    await post(restarted, alert(fingerprint="other", starts_at="2026-11-27T11:00:00Z"))
+    await settled(restarted)
+    assert len(restarts(kube)) == 0, (
+        "the open incident takes the new alert; nothing acts behind a human's back"
+    )

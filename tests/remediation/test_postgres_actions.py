@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -26,7 +24,7 @@ from service.clients.hub import Clients
 from service.model import incidents
 from service.remediation.actions import promote_replica, terminate_idle
 from service.remediation.base import ActionContext, Outcome, Params
-from tests.support import procs
+from tests.support import postgres_roles, procs
 
 PASSWORD = "pg-Act10n-Secr3t"
 NO_TARGET = incidents.TargetRef(kind="Database", namespace="-", name="-")
@@ -35,32 +33,26 @@ IDLE_FOR_S = (
 )
 
 
-async def add_roles(server: procs.Postgres) -> None:
-    """``monitor`` (pg_monitor, pg_signal_backend, may promote) with a SCRAM password; ``app``, a plain user."""
-    hba = server.data_dir / "pg_hba.conf"
-    hba.write_text(f"host all monitor 127.0.0.1/32 scram-sha-256\n{hba.read_text()}")
-    conn = await asyncpg.connect(server.dsn)
-    try:
-        await conn.execute(
-            f"CREATE ROLE monitor LOGIN PASSWORD '{PASSWORD}' IN ROLE pg_monitor, pg_signal_backend"
-        )
-        await conn.execute("GRANT EXECUTE ON FUNCTION pg_promote(boolean, integer) TO monitor")
-        await conn.execute("CREATE ROLE app LOGIN")
-        await conn.execute("SELECT pg_reload_conf()")
-    finally:
-        await conn.close()
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[procs.Postgres]:
     with procs.start_postgres(tmp_path_factory.mktemp("pg")) as started:
-        asyncio.run(add_roles(started))
+        asyncio.run(
+            postgres_roles.add_monitor_role(
+                started,
+                PASSWORD,
+                in_roles="pg_monitor, pg_signal_backend",  # may also promote; ``app`` is a plain user
+                extra_sql=[
+                    "GRANT EXECUTE ON FUNCTION pg_promote(boolean, integer) TO monitor",
+                    "CREATE ROLE app LOGIN",
+                ],
+            )
+        )
         yield started
 
 
 @pytest.fixture
 async def clients(server: procs.Postgres) -> AsyncIterator[Clients]:
-    connector = pg.PostgresConnector(f"postgresql://monitor@{procs.HOST}:{server.port}/postgres", PASSWORD)
+    connector = pg.PostgresConnector(postgres_roles.monitor_dsn(server), PASSWORD)
     async with aiohttp.ClientSession() as session:
         yield Clients(http=http.HttpClient(session), postgres=connector, secrets=connector.secrets())
 
@@ -198,39 +190,9 @@ def test_params_bound_the_blast_radius() -> None:
 # ------------------------------------------------------------------------------------- promote_replica
 
 
-class Standby(procs.Postgres):
-    """A hot standby: its postmaster.pid says ``standby`` (not ``ready``) once it accepts connections."""
-
-    def wait_ready(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        pid_file = self.data_dir / "postmaster.pid"
-        while True:
-            with contextlib.suppress(OSError):
-                lines = pid_file.read_text().splitlines()
-                if len(lines) >= 8 and lines[7].strip() in ("ready", "standby"):
-                    break
-            if not self.running or time.monotonic() >= deadline:
-                raise TimeoutError(f"standby not ready: {self.log_tail(20)}")
-            time.sleep(0.02)
-        assert self.port is not None
-        procs.wait_for_port(procs.HOST, self.port, max(0.1, deadline - time.monotonic()), proc=self)
-
-
 @pytest.fixture
-def standby(server: procs.Postgres, tmp_path: Path) -> Iterator[Standby]:
-    workdir = tmp_path / "standby"
-    workdir.mkdir()
-    replica = Standby(workdir=workdir)
-    argv = [str(procs.PG_BIN / "pg_basebackup"), "-h", procs.HOST, "-p", str(server.port), "-U", "postgres"]
-    argv += ["-D", str(replica.data_dir), "-R", "-c", "fast", "--no-sync"]
-    if os.geteuid() == 0:  # postgres refuses to run as root; the backup must belong to its user
-        for directory in (workdir, *workdir.parents):
-            os.chmod(directory, directory.stat().st_mode | 0o001)  # pytest makes 0700 directories
-        subprocess.run(["chown", "postgres:postgres", str(workdir)], check=True)
-        argv = ["runuser", "-u", "postgres", "--", *argv]
-    subprocess.run(argv, check=True, capture_output=True, timeout=60)
-    replica.port = procs.free_port()
-    with replica.start():
+def standby(server: procs.Postgres, tmp_path: Path) -> Iterator[postgres_roles.Standby]:
+    with postgres_roles.start_standby(server, tmp_path / "standby") as replica:
         yield replica
 
 
@@ -243,7 +205,7 @@ async def in_recovery(port: int | None) -> bool:
 
 
 async def test_promote_refuses_a_primary_and_promotes_a_standby(
-    server: procs.Postgres, standby: Standby, clients: Clients
+    server: procs.Postgres, standby: postgres_roles.Standby, clients: Clients
 ) -> None:
     promote = promote_replica.promote_replica
     assert promote.preflight is not None
