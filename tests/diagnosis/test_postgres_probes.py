@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -19,11 +18,10 @@ from service.clients import http
 from service.clients import postgres as pg
 from service.clients.hub import Clients
 from service.diagnosis import postgres as pg_probes
-from service.diagnosis import runner
 from service.model import incidents
-from service.model.rules import ProbeSpec
 from tests.conftest import eventually
 from tests.support import postgres_roles, procs
+from tests.support.probes import run_probes, shown
 
 TARGET = incidents.TargetRef(kind="Deployment", namespace="default", name="x")
 REGISTRY = {p.name: p for p in pg_probes.PROBES}
@@ -70,24 +68,7 @@ async def run(
 async def run_many(
     clients: Clients, probes: list[tuple[str, dict[str, Any]]], *, timeout: float = 5.0
 ) -> list[incidents.Finding]:
-    planned = [
-        runner.PlannedProbe(
-            spec=ProbeSpec.model_validate({"id": f"p{i}", "probe": name, "with": params}), params=params
-        )
-        for i, (name, params) in enumerate(probes)
-    ]
-    return await runner.run_all(
-        planned,
-        registry=REGISTRY,
-        target=TARGET,
-        clients=clients,
-        limits=runner.Limits(probe_timeout_s=timeout),
-    )
-
-
-def shown(finding: incidents.Finding) -> str:
-    """Everything a human or a CEL condition can read of a finding."""
-    return finding.summary + finding.evidence + json.dumps(finding.facts)
+    return await run_probes(clients, probes, registry=REGISTRY, target=TARGET, timeout=timeout)
 
 
 @contextlib.asynccontextmanager

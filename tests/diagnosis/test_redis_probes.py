@@ -5,7 +5,6 @@ comes from a file and never shows in a finding."""
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -18,11 +17,10 @@ from service.clients import http
 from service.clients import redis as rd
 from service.clients.hub import Clients
 from service.diagnosis import redis as redis_probes
-from service.diagnosis import runner
 from service.model import incidents
-from service.model.rules import ProbeSpec
 from service.settings import Settings
 from tests.support import procs
+from tests.support.probes import run_probes, shown
 
 TARGET = incidents.TargetRef(kind="Deployment", namespace="default", name="x")
 REGISTRY = {p.name: p for p in redis_probes.PROBES}
@@ -78,28 +76,12 @@ async def admin(server: procs.Redis) -> AsyncIterator[redis.asyncio.Redis]:
 async def run_many(
     clients: Clients, probes: list[tuple[str, dict[str, Any]]], *, timeout: float = 3.0
 ) -> list[incidents.Finding]:
-    planned = [
-        runner.PlannedProbe(
-            spec=ProbeSpec.model_validate({"id": f"p{i}", "probe": name, "with": params}), params=params
-        )
-        for i, (name, params) in enumerate(probes)
-    ]
-    return await runner.run_all(
-        planned,
-        registry=REGISTRY,
-        target=TARGET,
-        clients=clients,
-        limits=runner.Limits(probe_timeout_s=timeout),
-    )
+    return await run_probes(clients, probes, registry=REGISTRY, target=TARGET, timeout=timeout)
 
 
 async def run(clients: Clients, probe: str, params: dict[str, Any] | None = None) -> incidents.Finding:
     [finding] = await run_many(clients, [(probe, params or {})])
     return finding
-
-
-def shown(finding: incidents.Finding) -> str:
-    return finding.summary + finding.evidence + json.dumps(finding.facts)
 
 
 async def test_ping_answers_with_role_and_latency(server: procs.Redis, clients: Clients) -> None:

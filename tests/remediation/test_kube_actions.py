@@ -10,14 +10,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 from pydantic import ValidationError
 
 from service import errors
-from service.clients.http import HttpClient
 from service.clients.hub import Clients
-from service.clients.kube import KubeClient
 from service.model import incidents
 from service.remediation.actions import (
     delete_pods,
@@ -28,6 +25,7 @@ from service.remediation.actions import (
     scale,
 )
 from service.remediation.base import ActionContext, ActionDef, Outcome
+from tests.support.kube_clients import kube_clients
 from tests.support.kube_standin import KubeStandin, RequestRecord
 
 NS = "shop"
@@ -55,13 +53,8 @@ async def clients(standin: KubeStandin, tmp_path: Path) -> AsyncIterator[Clients
 @contextlib.asynccontextmanager
 async def connected(standin: KubeStandin, tmp_path: Path) -> AsyncIterator[Clients]:
     """Clients with a KubeClient for ``standin`` (the real client, TLS and token from a kubeconfig)."""
-    kube = await KubeClient.connect(standin.write_kubeconfig(tmp_path / "kubeconfig", namespace=NS))
-    assert kube is not None
-    try:
-        async with aiohttp.ClientSession() as session:
-            yield Clients(http=HttpClient(session), kube=kube)
-    finally:
-        await kube.close()
+    async with kube_clients(standin.write_kubeconfig(tmp_path / "kubeconfig", namespace=NS)) as hub:
+        yield hub
 
 
 async def run(
