@@ -54,13 +54,17 @@ def build(
     level: int = 1,
     findings: Sequence[incidents.Finding] = (),
     actions: Sequence[incidents.ActionRecord] = (),
+    checklist: Sequence[str] = (),
+    next_level: int | None = None,
+    next_at: float | None = None,
 ) -> incidents.Bundle:
     """The bundle a human receives; ``now`` fixes the elapsed time against the MTTR target."""
     refs = [alert_ref(a) for a in alert_list]
     first = refs[0] if refs else None
     summary = first.annotations.get("summary") if first else None
     title = f"[{severity.upper()}] {runbook}: {target.key}" + (f" — {summary}" if summary else "")
-    links = {"incident": f"{base_url.rstrip('/')}/v1/incidents/{incident_id}"}
+    base = f"{base_url.rstrip('/')}/v1/incidents/{incident_id}"
+    links = {"incident": base}
     if first and first.generator_url:
         links["graph"] = first.generator_url
     if first and first.runbook_url:
@@ -83,7 +87,15 @@ def build(
         proposals=[a for a in actions if a.status == "awaiting_approval"],
         suggested=list(suggested),
         escalation_level=level,
+        next_escalation_level=next_level,
+        next_escalation_at=datetime.fromtimestamp(next_at, UTC) if next_at is not None else None,
         links=links,
+        approve_links={
+            a.id: {"approve": f"{base}/actions/{a.id}/approve", "reject": f"{base}/actions/{a.id}/reject"}
+            for a in actions
+            if a.status == "awaiting_approval"
+        },
+        checklist=list(checklist),
     )
 
 

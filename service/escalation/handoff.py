@@ -82,6 +82,7 @@ class Handoff:
             base_url=self.base_url,
             findings=found,
             actions=actions,
+            checklist=rule.rule.checklist,
         ).model_dump(mode="json")
 
     async def mitigate(

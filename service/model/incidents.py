@@ -115,4 +115,9 @@ class Bundle(_Frozen):
     proposals: list[ActionRecord] = Field(default_factory=list)
     suggested: list[SuggestedCommand] = Field(default_factory=list)
     escalation_level: int = 1
+    next_escalation_level: int | None = None
+    next_escalation_at: datetime | None = None
     links: dict[str, str] = Field(default_factory=dict)
+    #: per proposed action id: {"approve": URL, "reject": URL} (POST with an approver token)
+    approve_links: dict[str, dict[str, str]] = Field(default_factory=dict)
+    checklist: list[str] = Field(default_factory=list)  # the runbook's post-incident checklist
