@@ -20,6 +20,7 @@ from service.dispatcher import Dispatcher, worker_name
 from service.escalation import notifiers
 from service.escalation.handoff import Handoff
 from service.escalation.outbox import OutboxWorker
+from service.escalation.timers import EscalationTimers
 from service.intake import api, control, responses, webhook
 from service.intake.committer import GroupCommitter
 from service.matching import loader
@@ -50,6 +51,8 @@ def create_app(settings: Settings, *, rules: loader.RuleSet | None = None) -> we
     app.router.add_get("/v1/incidents", api.list_incidents)
     app.router.add_get("/v1/incidents/{id}", api.get_incident)
     app.router.add_post("/v1/incidents/{id}/actions/{action}/{verb:approve|reject}", control.decide_action)
+    app.router.add_post("/v1/incidents/{id}/ack", control.acknowledge)
+    app.router.add_get("/v1/incidents/{id}/report", api.incident_report)
     app.router.add_post("/v1/pause", control.pause)
     app.router.add_post("/v1/resume", control.resume)
     app.router.add_get("/v1/openapi.json", api.openapi_document)
@@ -111,18 +114,25 @@ async def _clients(app: web.Application) -> AsyncIterator[None]:
 async def _workers(app: web.Application) -> AsyncIterator[None]:
     settings, store, metrics = app[keys.SETTINGS], app[keys.STORE], app[keys.METRICS]
     async with aiohttp.ClientSession() as session:
+        table = notifiers.route_table(settings)
         outbox = OutboxWorker(
             store,
             notifiers.build(settings, session),
             metrics,
             max_attempts=settings.outbox_max_attempts,
             backoff_s=settings.outbox_backoff_s,
+            fallback=table.fallback_for,
         )
+        handoff = Handoff(
+            store, notifiers.channels(settings), settings.base_url, metrics=metrics, route=table.channels_for
+        )
+        app[keys.HANDOFF] = handoff
+        timers = EscalationTimers(store, handoff, on_notify=outbox.wake)
         flow = pipeline.Pipeline(
             store=store,
             rules=app[keys.RULES],
             metrics=metrics,
-            handoff=Handoff(store, notifiers.channels(settings), settings.base_url),
+            handoff=handoff,
             clients=app[keys.CLIENTS],
             probes=registry.probes(),
             limits=runner.Limits(
@@ -152,6 +162,7 @@ async def _workers(app: web.Application) -> AsyncIterator[None]:
         outbox.start()
         dispatcher.start()
         committer.start()
+        timers.start()
         log.info(
             "service.started",
             listen=settings.listen,
@@ -162,6 +173,7 @@ async def _workers(app: web.Application) -> AsyncIterator[None]:
         try:
             yield
         finally:
+            await timers.stop()
             await committer.stop()
             await dispatcher.stop()
             await outbox.stop()

@@ -116,7 +116,9 @@ def cmd_rules_lint(args: argparse.Namespace) -> int:
     return 0
 
 
-def _request(method: str, url: str, *, token: str | None, body: bytes | None = None) -> tuple[int, Any]:
+def _request(
+    method: str, url: str, *, token: str | None, body: bytes | None = None, raw: bool = False
+) -> tuple[int, Any]:
     request = urllib.request.Request(url, data=body, method=method)  # noqa: S310 — http(s) URL given by the operator
     if body is not None:
         request.add_header("Content-Type", "application/json")
@@ -124,7 +126,8 @@ def _request(method: str, url: str, *, token: str | None, body: bytes | None = N
         request.add_header("Authorization", f"Bearer {token}")
     try:
         with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
-            return response.status, json.loads(response.read() or b"null")
+            data = response.read()
+            return response.status, data.decode("utf-8") if raw else json.loads(data or b"null")
     except urllib.error.HTTPError as exc:
         payload = exc.read()
         try:
@@ -163,6 +166,12 @@ def cmd_incidents(args: argparse.Namespace) -> int:
                     f"{target['kind']}/{target['namespace']}/{target['name']}  opened {item['opened_at']}"
                 )
             return 0
+    elif args.incidents_command == "report":
+        status, answer = _request(
+            "GET", f"{base}/v1/incidents/{args.id}/report", token=_token(args), raw=True
+        )
+        print(answer if status == 200 else json.dumps(answer))
+        return 0 if status == 200 else 1
     else:
         status, answer = _request("GET", f"{base}/v1/incidents/{args.id}", token=_token(args))
     print(json.dumps(answer, indent=2))
@@ -197,7 +206,9 @@ def build_parser() -> argparse.ArgumentParser:
     ilist.add_argument("--json", action="store_true")
     ishow = isub.add_parser("show", parents=[client])
     ishow.add_argument("id")
-    for p in (ilist, ishow):
+    ireport = isub.add_parser("report", parents=[client], help="the Markdown incident report")
+    ireport.add_argument("id")
+    for p in (ilist, ishow, ireport):
         p.set_defaults(func=cmd_incidents)
     return parser
 

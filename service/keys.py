@@ -6,6 +6,7 @@ from aiohttp import web
 
 from service.clients.hub import Clients
 from service.dispatcher import Dispatcher
+from service.escalation.handoff import Handoff
 from service.escalation.outbox import OutboxWorker
 from service.intake.committer import GroupCommitter
 from service.matching.loader import RuleSet
@@ -25,3 +26,4 @@ OUTBOX = web.AppKey("outbox", OutboxWorker)
 CLIENTS = web.AppKey("clients", Clients)
 COORDINATION = web.AppKey("coordination", Coordination)
 ENGINE = web.AppKey("engine", Engine)
+HANDOFF = web.AppKey("handoff", Handoff)

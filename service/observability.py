@@ -74,4 +74,31 @@ class Metrics:
         self.pipeline_errors = Counter(
             "remediator_pipeline_errors", "Inbox rows whose processing raised", registry=r
         )
+        mttr_buckets = (10, 30, 60, 120, 180, 300, 600, 900, 1800, 3600, 7200, 14400)
+        self.time_to_mitigate = Histogram(
+            "remediator_time_to_mitigate_seconds",
+            "Opening to verified mitigation, by rule",
+            ["rule"],
+            buckets=mttr_buckets,
+            registry=r,
+        )
+        self.time_to_resolve = Histogram(
+            "remediator_time_to_resolve_seconds",
+            "Opening to resolution (MTTR), by rule",
+            ["rule"],
+            buckets=mttr_buckets,
+            registry=r,
+        )
+        self.within_target = Counter(
+            "remediator_incidents_within_mttr_target",
+            "Incidents resolved within their rule's MTTR target",
+            ["rule"],
+            registry=r,
+        )
+        self.over_target = Counter(
+            "remediator_incidents_over_mttr_target",
+            "Incidents resolved over their rule's MTTR target",
+            ["rule"],
+            registry=r,
+        )
         self.inbox_backlog = Gauge("remediator_inbox_backlog", "Inbox rows not yet processed", registry=r)

@@ -10,10 +10,11 @@ import ipaddress
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from service import errors
+from service.escalation import routes
 
 
 class Settings(BaseSettings):
@@ -33,6 +34,27 @@ class Settings(BaseSettings):
     )
     notify_webhook_url: str = Field("", description="generic webhook notifier URL (on when set)")
     notify_webhook_token: SecretStr | None = Field(None, description="bearer token for the webhook notifier")
+    notify_webhook_secret: SecretStr | None = Field(
+        None, description="HMAC-SHA256 key: the webhook notifier signs each body (X-Remediator-Signature)"
+    )
+    slack_webhook_url: SecretStr | None = Field(
+        None, description="Slack incoming-webhook URL (the Slack notifier is on when set; 1 message/s)"
+    )
+    pagerduty_routing_key: SecretStr | None = Field(
+        None,
+        description="PagerDuty Events v2 routing (integration) key (the PagerDuty notifier is on when set)",
+    )
+    pagerduty_url: str = Field(
+        "https://events.pagerduty.com/v2/enqueue", description="PagerDuty Events v2 enqueue endpoint"
+    )
+    notify_routes: str = Field(
+        "",
+        description="channels per rule or severity, e.g. critical=pagerduty+slack;rule:redis-failure="
+        "pagerduty;*=log (empty: every channel that is on; see service/escalation/routes.py)",
+    )
+    notify_fallback: str = Field(
+        "", description="channel that gets a notification whose own channel failed for good (empty: none)"
+    )
     prometheus_url: str = Field(
         "", description="Prometheus base URL for probes (empty: prometheus probes skip)"
     )
@@ -105,6 +127,31 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("notify_webhook_secret", "slack_webhook_url", "pagerduty_routing_key", mode="before")
+    @classmethod
+    def _empty_notifier_secret_is_none(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("slack_webhook_url", "pagerduty_url")
+    @classmethod
+    def _notifier_url(cls, value: SecretStr | str | None, info: ValidationInfo) -> SecretStr | str | None:
+        url = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if url is not None and not url.startswith(("https://", "http://")):
+            # ConfigError, not ValueError: pydantic would quote the value, and a Slack URL is a credential
+            raise errors.ConfigError(f"REMEDIATOR_{str(info.field_name).upper()} must be an http(s) URL")
+        return value
+
+    @field_validator("notify_routes")
+    @classmethod
+    def _routes(cls, value: str) -> str:
+        routes.parse(value)  # raises ConfigError naming REMEDIATOR_NOTIFY_ROUTES and the bad entry
+        return value
+
+    @field_validator("notify_fallback")
+    @classmethod
+    def _fallback(cls, value: str) -> str:
+        return routes.check_fallback(value)
 
     @field_validator("monitor_hosts", "namespaces", mode="before")
     @classmethod

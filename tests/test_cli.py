@@ -207,6 +207,9 @@ async def test_replay_and_incidents_commands_against_a_running_service(make_sett
         incident_id = output.split()[0]
         shown = await _in_thread(run_cli, "incidents", "show", incident_id, "--url", url, env=env)
         assert '"runbook": "High HTTP Error Rate"' in shown.stdout
+        report = await _in_thread(run_cli, "incidents", "report", incident_id, "--url", url, env=env)
+        assert report.returncode == 0 and report.stdout.startswith("#")
+        assert "High HTTP Error Rate" in report.stdout
         denied = await _in_thread(
             run_cli, "incidents", "list", "--url", url, env={"REMEDIATOR_WEBHOOK_TOKEN": "x"}
         )

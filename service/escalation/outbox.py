@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Callable
 
 import structlog
 
@@ -33,6 +34,7 @@ class OutboxWorker:
         max_attempts: int,
         backoff_s: float,
         lease_s: float = 60.0,
+        fallback: Callable[[str], str | None] = lambda _channel: None,
         batch: int = 50,
     ) -> None:
         self._store = store
@@ -41,6 +43,7 @@ class OutboxWorker:
         self._max_attempts = max_attempts
         self._backoff_s = backoff_s
         self._lease_s = lease_s
+        self._fallback = fallback
         self._batch = batch
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -88,13 +91,7 @@ class OutboxWorker:
         notifier = self._notifiers.get(delivery.channel)
         now = time.time()
         if notifier is None:
-            await outbox.mark(
-                self._store,
-                delivery.id,
-                state=outbox.FAILED,
-                now=now,
-                error=f"channel {delivery.channel!r} is not configured",
-            )
+            await self._fail(delivery, f"channel {delivery.channel!r} is not configured")
             return
         bound = log.bind(
             delivery_id=delivery.delivery_id,
@@ -109,7 +106,7 @@ class OutboxWorker:
             self._metrics.notifications.labels(channel=delivery.channel, result="retry").inc()
             if delivery.attempts >= self._max_attempts:
                 bound.error("notify.failed", reason=str(exc))
-                await outbox.mark(self._store, delivery.id, state=outbox.FAILED, now=now, error=str(exc))
+                await self._fail(delivery, str(exc))
                 return
             delay = exc.delay if exc.delay is not None else self._backoff(delivery.attempts)
             bound.warning("notify.retry", reason=str(exc), delay_s=delay)
@@ -125,21 +122,39 @@ class OutboxWorker:
         except errors.Permanent as exc:
             self._metrics.notifications.labels(channel=delivery.channel, result="failed").inc()
             bound.error("notify.failed", reason=str(exc))
-            await outbox.mark(self._store, delivery.id, state=outbox.FAILED, now=now, error=str(exc))
+            await self._fail(delivery, str(exc))
             return
         except Exception as exc:  # a bug in a notifier must not stop the others: record and give up on it
             self._metrics.notifications.labels(channel=delivery.channel, result="failed").inc()
             bound.exception("notify.crashed")
-            await outbox.mark(
-                self._store,
-                delivery.id,
-                state=outbox.FAILED,
-                now=now,
-                error=f"{type(exc).__name__}: {exc}"[:500],
-            )
+            await self._fail(delivery, f"{type(exc).__name__}: {exc}"[:500])
             return
         self._metrics.notifications.labels(channel=delivery.channel, result="delivered").inc()
         await outbox.mark(self._store, delivery.id, state=outbox.DELIVERED, now=time.time())
+
+    async def _fail(self, delivery: outbox.Delivery, error: str) -> None:
+        """Record the permanent failure and, in the same transaction, queue the event to the fallback."""
+        now = time.time()
+        fallback = self._fallback(delivery.channel)
+        async with self._store.write() as conn:
+            await outbox.mark_in(conn, delivery.id, state=outbox.FAILED, now=now, error=error)
+            if fallback is not None:
+                await outbox.enqueue(
+                    self._store,
+                    conn,
+                    incident_id=delivery.incident_id,
+                    channel=fallback,
+                    event=delivery.event,
+                    payload={
+                        **delivery.payload,
+                        "failed_channel": delivery.channel,
+                        "failed_error": error[:500],
+                    },
+                    now=now,
+                )
+        if fallback is not None:
+            log.warning("notify.fallback", channel=delivery.channel, fallback=fallback, event=delivery.event)
+            self.wake()
 
     def _backoff(self, attempts: int) -> float:
         return float(min(300.0, self._backoff_s * 2 ** max(0, attempts - 1)))

@@ -8,6 +8,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from service import errors, keys
+from service.escalation.render import report
 from service.intake import auth, openapi, responses
 from service.records import inbox, outbox
 from service.records import incidents as incident_rows
@@ -35,6 +36,9 @@ async def list_incidents(request: web.Request) -> web.Response:
         return responses.error(400, "limit must be an integer", field="limit")
     if not 1 <= limit <= MAX_LIMIT:
         return responses.error(400, f"limit must be between 1 and {MAX_LIMIT}", field="limit")
+    over = query.get("over_target")
+    if over not in (None, "", "true", "false"):
+        return responses.error(400, "over_target must be true or false", field="over_target")
     cursor = query.get("cursor") or None
     if cursor is not None:
         try:
@@ -49,6 +53,7 @@ async def list_incidents(request: web.Request) -> web.Response:
             limit=limit,
             cursor=cursor,
             now=time.time(),
+            over_target={"true": True, "false": False}.get(over or ""),
         )
     except errors.StoreUnavailable:
         return responses.error(503, "store unavailable; retry later")
@@ -72,6 +77,27 @@ async def get_incident(request: web.Request) -> web.Response:
     if detail is None:
         return responses.error(404, f"no incident {incident_id!r}", field="id")
     return responses.json_response(detail)
+
+
+async def incident_report(request: web.Request) -> web.Response:
+    """``GET /v1/incidents/{id}/report``: the Markdown incident report for a post-mortem."""
+    if (denied := _reader_denied(request)) is not None:
+        return denied
+    incident_id = request.match_info["id"]
+    store = request.app[keys.STORE]
+    now = time.time()
+    try:
+        detail = await incident_rows.get_incident(store, incident_id, now=now)
+        if detail is not None:
+            detail["notifications"] = await outbox.for_incident(store, incident_id)
+    except errors.StoreUnavailable:
+        return responses.error(503, "store unavailable; retry later")
+    if detail is None:
+        return responses.error(404, f"no incident {incident_id!r}", field="id")
+    rule = request.app[keys.RULES].by_name(detail["rule"])
+    checklist = list(rule.rule.checklist) if rule else []
+    text = report.render(detail, checklist=checklist, now=now)
+    return web.Response(text=text, content_type="text/markdown", charset="utf-8")
 
 
 async def healthz(_request: web.Request) -> web.Response:

@@ -72,6 +72,32 @@ async def _switch(request: web.Request, *, paused: bool) -> web.Response:
     return responses.json_response({"paused": paused, "by": who})
 
 
+async def acknowledge(request: web.Request) -> web.Response:
+    """``POST /v1/incidents/{id}/ack``: stop the escalation timers; 409 when resolved or acknowledged."""
+    who = _approver(request)
+    if isinstance(who, web.Response):
+        return who
+    incident_id = request.match_info["id"]
+    app = request.app
+    try:
+        async with app[keys.STORE].write() as conn:
+            incident = await incident_rows.get_row(conn, incident_id)
+            if incident is None:
+                return responses.error(404, f"no incident {incident_id!r}", field="id")
+            if incident["resolved_at"] is not None or incident["acked_at"] is not None:
+                state = (
+                    "resolved"
+                    if incident["resolved_at"] is not None
+                    else f"acknowledged by {incident['acked_by']}"
+                )
+                return responses.error(409, f"incident {incident_id} is already {state}", field="id")
+            await app[keys.HANDOFF].acknowledge(conn, incident, by=who, now=time.time())
+    except errors.StoreUnavailable:
+        return responses.error(503, "store unavailable; retry later")
+    app[keys.OUTBOX].wake()
+    return responses.json_response({"id": incident_id, "acknowledged_by": who})
+
+
 async def decide_action(request: web.Request) -> web.Response:
     who = _approver(request)
     if isinstance(who, web.Response):

@@ -136,6 +136,9 @@ def summary(row: dict[str, Any], *, now: float) -> dict[str, Any]:
         "target": target_of(row),
         "reason": row["reason"],
         "escalation_level": row["escalation_level"],
+        "next_escalation_at": iso(row.get("next_escalation_at")),
+        "acked_at": iso(row.get("acked_at")),
+        "acked_by": row.get("acked_by"),
         "opened_at": iso(row["opened_at"]),
         "escalated_at": iso(row["escalated_at"]),
         "mitigated_at": iso(row["mitigated_at"]),
@@ -160,7 +163,14 @@ def decode_cursor(cursor: str) -> tuple[float, str]:
 
 
 async def list_incidents(
-    store: Store, *, state: str | None, rule: str | None, limit: int, cursor: str | None, now: float
+    store: Store,
+    *,
+    state: str | None,
+    rule: str | None,
+    limit: int,
+    cursor: str | None,
+    now: float,
+    over_target: bool | None = None,
 ) -> tuple[list[dict[str, Any]], str | None]:
     """Newest first; returns the page and the cursor of the next page (None when no more remain)."""
     stmt = sa.select(T)
@@ -168,6 +178,9 @@ async def list_incidents(
         stmt = stmt.where(T.c.state == state)
     if rule:
         stmt = stmt.where(T.c.rule == rule)
+    if over_target is not None:  # time to mitigate (or resolve, or so far) against the rule's MTTR target
+        elapsed = sa.func.coalesce(T.c.mitigated_at, T.c.resolved_at, now) - T.c.opened_at
+        stmt = stmt.where(elapsed > T.c.mttr_target_s if over_target else elapsed <= T.c.mttr_target_s)
     if cursor:
         opened_at, last_id = decode_cursor(cursor)
         stmt = stmt.where(

@@ -80,6 +80,32 @@ async def claim_due(store: Store, *, now: float, limit: int, lease_s: float) -> 
     return [Delivery(r[0], r[1], r[2], r[3], r[4], orjson.loads(r[5]), r[6]) for r in rows]
 
 
+async def mark_in(
+    conn: AsyncConnection,
+    row_id: int,
+    *,
+    state: str,
+    now: float,
+    error: str | None = None,
+    next_attempt_at: float | None = None,
+) -> None:
+    """Set a delivery's state inside the caller's transaction."""
+    values: dict[str, Any] = {"state": state, "lease_until": None, "last_error": error}
+    if state == DELIVERED:
+        values["delivered_at"] = now
+    if next_attempt_at is not None:
+        values["next_attempt_at"] = next_attempt_at
+    await conn.execute(sa.update(O).where(O.c.id == row_id).values(**values))
+
+
+async def triggered_channels(conn: AsyncConnection, incident_id: str) -> list[str]:
+    """The channels that were paged for this incident (resolve and acknowledge go there too)."""
+    rows = await conn.execute(
+        sa.select(O.c.channel).where(O.c.incident_id == incident_id, O.c.event == "trigger").distinct()
+    )
+    return [r[0] for r in rows]
+
+
 async def mark(
     store: Store,
     row_id: int,
@@ -89,13 +115,8 @@ async def mark(
     error: str | None = None,
     next_attempt_at: float | None = None,
 ) -> None:
-    values: dict[str, Any] = {"state": state, "lease_until": None, "last_error": error}
-    if state == DELIVERED:
-        values["delivered_at"] = now
-    if next_attempt_at is not None:
-        values["next_attempt_at"] = next_attempt_at
     async with store.write() as conn:
-        await conn.execute(sa.update(O).where(O.c.id == row_id).values(**values))
+        await mark_in(conn, row_id, state=state, now=now, error=error, next_attempt_at=next_attempt_at)
 
 
 async def next_due(store: Store) -> float | None:

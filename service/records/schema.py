@@ -60,6 +60,9 @@ incidents = sa.Table(
     sa.Column("updated_at", sa.Float, nullable=False),
     sa.Column("bundle", sa.Text),
     sa.Column("opened_by", sa.Integer),  # the inbox row that opened it (and owns its first diagnosis)
+    sa.Column("next_escalation_at", sa.Float),  # when the next escalation level is due (None: no timer)
+    sa.Column("acked_at", sa.Float),
+    sa.Column("acked_by", sa.String(128)),
 )
 
 #: What the probes found, per diagnosis round (round 1 at opening; later rounds re-check).
@@ -162,6 +165,7 @@ sa.Index("ix_inbox_state_id", inbox.c.state, inbox.c.id)
 sa.Index("ix_inbox_fingerprint_id", inbox.c.fingerprint, inbox.c.id)
 sa.Index("ix_incidents_opened", incidents.c.opened_at, incidents.c.id)
 sa.Index("ix_incidents_state", incidents.c.state)
+sa.Index("ix_incidents_next_escalation", incidents.c.next_escalation_at)
 sa.Index("ix_incident_alerts_episode", incident_alerts.c.fingerprint, incident_alerts.c.starts_at)
 sa.Index("ix_timeline_incident", timeline.c.incident_id, timeline.c.id)
 sa.Index("ix_findings_incident", findings.c.incident_id, findings.c.round, findings.c.id)

@@ -176,3 +176,29 @@ async def test_unmatched_alert_is_recorded_and_counted(client: Any) -> None:
 
     await eventually(unmatched_count)
     assert (await incidents(client))["incidents"] == []
+
+
+async def test_report_and_mttr_accounting(aiohttp_client: Any, make_settings: Any) -> None:
+    """A resolved incident's report reads right; MTTR lands in /metrics; over-target filtering works."""
+    client = await aiohttp_client(create_app(make_settings(approver_tokens="alice=alice-token")))
+    await post_alert(client, "fp1", "checkout")
+    [incident] = await eventually(lambda: _nonempty(incidents(client, "?state=escalated")))
+    await post_alert(client, "fp1", "checkout", status="resolved")
+    await eventually(lambda: _nonempty(incidents(client, "?state=resolved")))
+    response = await client.get(f"/v1/incidents/{incident['id']}/report", headers=AUTH)
+    assert response.status == 200 and response.content_type == "text/markdown"
+    report = await response.text()
+    assert "High HTTP Error Rate" in report and "Deployment/default/checkout" in report
+    assert "within" in report  # resolved within the 5 min target
+    assert "- [ ] Find the change that raised the error rate" in report, "the rule's checklist"
+    assert "incident.resolved" in report or "resolved" in report.lower()
+    assert (await client.get("/v1/incidents/nope/report", headers=AUTH)).status == 404
+    assert (await client.get(f"/v1/incidents/{incident['id']}/report")).status == 401
+    metrics = await (await client.get("/metrics")).text()
+    assert 'remediator_incidents_within_mttr_target_total{rule="high-error-rate"} 1.0' in metrics
+    assert 'remediator_time_to_resolve_seconds_count{rule="high-error-rate"} 1.0' in metrics
+    within = await incidents(client, "?over_target=false")
+    over = await incidents(client, "?over_target=true")
+    assert [i["id"] for i in within["incidents"]] == [incident["id"]] and over["incidents"] == []
+    bad = await client.get("/v1/incidents?over_target=maybe", headers=AUTH)
+    assert bad.status == 400 and (await bad.json())["field"] == "over_target"

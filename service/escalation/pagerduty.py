@@ -1,0 +1,89 @@
+"""The PagerDuty notifier: one Events API v2 alert per incident (``dedup_key`` = incident id).
+
+Outbox event → PagerDuty ``event_action``: ``trigger`` and ``escalate:N`` → ``trigger`` (the same
+``dedup_key``, so a re-trigger updates the open alert instead of paging again), ``acknowledge`` →
+``acknowledge``, ``resolve`` → ``resolve``; ``mitigated`` is not sent (PagerDuty has no such state: the
+alert stays open until the incident resolves).
+
+Answers: 202 delivered; 429 and 5xx retried (Retry-After honoured); 400 is an invalid event and is not
+retried — PagerDuty's ``errors`` are recorded. The body is built by ``render.pagerduty``; this module
+only sends it. It never logs or records the routing key.
+"""
+
+from __future__ import annotations
+
+import aiohttp
+import orjson
+import structlog
+
+from service import errors
+from service.escalation import notifiers
+from service.escalation.render import pagerduty as render
+from service.records.outbox import Delivery
+
+log = structlog.get_logger(__name__)
+
+CHANNEL = "pagerduty"
+DEFAULT_URL = "https://events.pagerduty.com/v2/enqueue"
+
+
+class PagerDutyNotifier:
+    """Sends incidents to a PagerDuty service through its Events API v2 routing key."""
+
+    name = CHANNEL
+
+    def __init__(
+        self, session: aiohttp.ClientSession, *, routing_key: str, url: str = DEFAULT_URL, source: str
+    ) -> None:
+        self._session = session
+        self._routing_key = routing_key
+        self._url = url
+        self._source = source
+
+    async def send(self, delivery: Delivery) -> None:
+        try:
+            render.event_action(delivery.event)  # ValueError: an event PagerDuty has no use for
+        except ValueError:  # "mitigated": PagerDuty has no such state, the alert stays open until resolve
+            log.info(
+                "notify.skipped",
+                channel=CHANNEL,
+                notification=delivery.event,  # "event" is the log event's own name
+                incident_id=delivery.incident_id,
+            )
+            return
+        document = render.render(
+            delivery.payload.get("bundle", {}),
+            event=delivery.event,
+            routing_key=self._routing_key,
+            source=self._source,
+        )
+        document["dedup_key"] = delivery.incident_id  # one alert per incident, even for a partial bundle
+        data = orjson.dumps(document)
+        headers = {"Content-Type": "application/json", "Idempotency-Key": delivery.delivery_id}
+        answer = await notifiers.post(self._session, self._url, data, headers, channel=CHANNEL)
+        if 200 <= answer.status < 300:
+            return
+        notifiers.busy(self._scrubbed(answer), CHANNEL)
+        raise errors.Permanent(f"pagerduty answered {answer.status}: {self._reason(answer)}")
+
+    def _reason(self, answer: notifiers.Answer) -> str:
+        """PagerDuty's ``message`` and ``errors`` from a rejection, else the start of the body."""
+        text = self._scrubbed(answer).text
+        try:
+            detail = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            return text[:300]
+        if not isinstance(detail, dict):
+            return text[:300]
+        problems = detail.get("errors")
+        listed = "; ".join(str(p) for p in problems) if isinstance(problems, list) else ""
+        head = str(detail.get("message") or detail.get("status") or "")
+        return (f"{head}: {listed}" if head and listed else head or listed or text)[:500]
+
+    def _scrubbed(self, answer: notifiers.Answer) -> notifiers.Answer:
+        """The answer with any echo of the routing key masked (it is recorded and logged)."""
+        if self._routing_key not in answer.text:
+            return answer
+        return notifiers.Answer(
+            answer.status, answer.retry_after, answer.text.replace(self._routing_key, "***")
+        )

@@ -1,0 +1,181 @@
+"""A bundle as a PagerDuty Events API v2 body (pure): one alert per incident, ``dedup_key`` = incident id.
+
+``trigger`` (and ``escalate``/``escalate:N``, a re-trigger that updates the same alert) carries a
+``payload``: summary (at most 1024 characters), severity, source, component, group, class, the bundle as
+``custom_details`` and the http(s) links. ``acknowledge`` and ``resolve`` carry only routing key, action
+and dedup key. ``mitigated`` has no PagerDuty counterpart and is refused (the notifier does not send it).
+
+PagerDuty refuses events over 512 KB, so ``custom_details`` is shrunk step by step — finding evidence
+first, then long strings and long lists everywhere — until the whole body fits, and says what was cut under
+``custom_details["truncated"]``. Never sends anything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+
+from service.escalation.render import text
+
+#: what the body may weigh, serialised; PagerDuty's limit is 512 KB, this keeps a margin
+MAX_BYTES = 500_000
+SUMMARY = 1024
+FIELD = 255
+MAX_LINKS = 10
+
+ACTIONS = {
+    "trigger": "trigger",
+    "escalate": "trigger",
+    "acknowledge": "acknowledge",
+    "resolve": "resolve",
+}
+LINK_TEXTS = {"incident": "incident in remediator", "graph": "alert graph", "runbook": "runbook"}
+SEVERITIES = {"critical": "critical", "high": "error", "warning": "warning", "info": "info"}
+
+#: (longest string, most items per list or object) of each shrinking step after the evidence
+STEPS = ((4096, 200), (1024, 50), (256, 20), (64, 5))
+EVIDENCE = 1000
+
+
+def event_action(event: str) -> str:
+    """The ``event_action`` of an event; ValueError for one PagerDuty has no use for (``mitigated``)."""
+    name, _level = text.event_name(event)
+    if name not in ACTIONS:
+        raise ValueError(f"no PagerDuty event_action for event {event!r}")
+    return ACTIONS[name]
+
+
+def render(bundle: dict[str, Any], *, event: str, routing_key: str, source: str) -> dict[str, Any]:
+    """The Events API v2 body for ``event`` (trigger/escalate, acknowledge or resolve)."""
+    action = event_action(event)
+    body: dict[str, Any] = {
+        "routing_key": routing_key,
+        "event_action": action,
+        "dedup_key": text.string(bundle.get("incident_id")),
+    }
+    if action != "trigger":
+        return body
+    target = text.mapping(bundle.get("target"))
+    payload: dict[str, Any] = {
+        "summary": text.clip(_summary(bundle), SUMMARY),
+        "severity": SEVERITIES.get(text.string(bundle.get("severity")), "error"),
+        "source": text.clip(text.target_key(target), FIELD) or source,
+    }
+    optional = {
+        "component": text.clip(target.get("name"), FIELD),
+        "group": text.clip(target.get("namespace"), FIELD),
+        "class": text.clip(bundle.get("rule"), FIELD),
+    }
+    payload.update((key, value) for key, value in optional.items() if value)
+    if text.moment(bundle.get("opened_at")):
+        payload["timestamp"] = text.string(bundle.get("opened_at"))
+    body["payload"] = payload
+    incident = text.safe_link(text.mapping(bundle.get("links")).get("incident"))
+    if incident:
+        body["client"] = "remediator"
+        body["client_url"] = incident
+    links = _links(bundle)
+    if links:
+        body["links"] = links
+    for details in _shrunk(bundle):
+        payload["custom_details"] = details
+        if len(orjson.dumps(body)) <= MAX_BYTES:
+            break
+    return body
+
+
+def _summary(bundle: dict[str, Any]) -> str:
+    title = text.string(bundle.get("title"))
+    if title:
+        return title
+    target = text.mapping(bundle.get("target"))
+    parts = [text.string(bundle.get("runbook")), text.target_key(target) if target else ""]
+    return ": ".join(p for p in parts if p) or f"incident {text.string(bundle.get('incident_id'))}"
+
+
+def _links(bundle: dict[str, Any]) -> list[dict[str, str]]:
+    """Incident API URL, graph (generatorURL) and runbook, of the bundle and of each alert; http(s) only."""
+    candidates = [
+        (LINK_TEXTS.get(name, text.string(name)), url)
+        for name, url in text.mapping(bundle.get("links")).items()
+    ]
+    for alert in text.objects(bundle.get("alerts")):
+        name = text.clip(alert.get("name"), 100)
+        candidates += [
+            (f"graph: {name}", alert.get("generator_url")),
+            (f"runbook: {name}", alert.get("runbook_url")),
+        ]
+    links: list[dict[str, str]] = []
+    seen: set[str] = set()
+    for label, url in candidates:
+        href = text.safe_link(url)
+        if href and href not in seen and len(links) < MAX_LINKS:
+            seen.add(href)
+            links.append({"href": href, "text": text.clip(label, 100)})
+    return links
+
+
+def _shrunk(bundle: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Ever smaller versions of the details, each saying what was cut; the last one always fits."""
+    yield bundle
+    findings = text.objects(bundle.get("findings"))
+    if any(len(text.string(f.get("evidence"))) > EVIDENCE for f in findings):
+        yield {
+            **bundle,
+            "findings": [
+                {**f, "evidence": text.truncate(text.string(f.get("evidence")), EVIDENCE)} for f in findings
+            ],
+            "truncated": f"finding evidence shortened to {EVIDENCE} characters",
+        }
+    lean = dict(bundle)
+    dropped = any(f.get("evidence") for f in findings)
+    if dropped:
+        lean["findings"] = [{k: v for k, v in f.items() if k != "evidence"} for f in findings]
+    for longest, items in STEPS:
+        cut: set[str] = set()
+        details = _shrink(lean, longest, items, cut)
+        notes = ["finding evidence dropped"] if dropped else []
+        if "strings" in cut:
+            notes.append(f"strings longer than {longest} characters shortened")
+        if "items" in cut:
+            notes.append(f"lists and objects cut to {items} items")
+        if notes:
+            details["truncated"] = "; ".join(notes)
+        yield details
+    yield {
+        "incident_id": text.clip(bundle.get("incident_id"), 100),
+        "title": text.clip(bundle.get("title"), 256),
+        "severity": text.clip(bundle.get("severity"), 20),
+        "state": text.clip(bundle.get("state"), 20),
+        "truncated": "the bundle was too large: only its summary is here; see the incident link",
+    }
+
+
+def _shrink(value: Any, longest: int, items: int, cut: set[str], depth: int = 0) -> Any:
+    if isinstance(value, str):
+        if len(value) > longest:
+            cut.add("strings")
+            return text.truncate(value, longest)
+        return value
+    if depth > 20 and isinstance(value, list | dict):
+        cut.add("items")
+        return "…"
+    if isinstance(value, list):
+        kept = [_shrink(v, longest, items, cut, depth + 1) for v in value[:items]]
+        if len(value) > items:
+            cut.add("items")
+            kept.append(f"… {len(value) - items} more")
+        return kept
+    if isinstance(value, dict):
+        pairs = list(value.items())
+        shrunk = {
+            text.truncate(str(k), longest): _shrink(v, longest, items, cut, depth + 1)
+            for k, v in pairs[:items]
+        }
+        if len(pairs) > items:
+            cut.add("items")
+            shrunk["…"] = f"{len(pairs) - items} more"
+        return shrunk
+    return value

@@ -1,0 +1,282 @@
+"""Text helpers shared by the renderers: truncation with a marker, escaping, safe links, times, durations.
+
+User data (labels, annotations, summaries, reasons, commands) is never trusted: for Slack mrkdwn it is
+escaped (``&``, ``<``, ``>``) so ``<!channel>`` or ``<http://evil|click>`` show as text; for Markdown it is
+escaped so it can form no link, no HTML and no table cell; single-line fields lose their line breaks and
+the bidirectional controls that could disguise what follows them. Links are only ever http(s), and are
+percent-encoded so they cannot break out of ``<url|label>`` or ``[label](url)``. Pure: links are checked
+and encoded here, never fetched.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import urllib.parse
+from datetime import UTC, datetime
+from typing import Any
+
+from service.escalation import bundle as bundles
+
+MARKER = "… (truncated)"
+#: the longest URL put in a Slack link (a field holds 2000 units)
+SLACK_LINK = 1000
+
+#: bidirectional embeddings, overrides and isolates: they can make text after them read backwards
+_BIDI_CONTROLS = dict.fromkeys(map(ord, "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"))
+#: C0 and C1 control characters (those that are whitespace are already gone when this applies)
+_CONTROLS: dict[int, None] = dict.fromkeys([*range(0x20), *range(0x7F, 0xA0)])
+#: what a link may keep as it is; everything else (spaces, quotes, <>, (), [], |, backticks …) is %-encoded
+_URL_SAFE = ":/?#@!$&*+,;=%~-._"
+_MD_ESCAPE = {c: "\\" + c for c in "\\`*[]|~"} | {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
+#: an underscore that could open or close emphasis (between two letters or digits it cannot)
+_MD_UNDERSCORE = re.compile(r"(?<![^\W_])_|_(?![^\W_])")
+_MD_TABLE = str.maketrans(_MD_ESCAPE)
+_BACKTICKS = re.compile(r"`+")
+_FENCE = re.compile(r"`{3,}")
+_NOT_IN_CODE = frozenset("<>&[]()|\\")
+
+
+# -- reading the JSON documents -------------------------------------------------------------------
+
+
+def string(value: Any) -> str:
+    """``value`` as text; ``None`` as the empty string."""
+    return "" if value is None else str(value)
+
+
+def mapping(value: Any) -> dict[str, Any]:
+    """``value`` if it is a JSON object, else an empty one (documents may be partial or old)."""
+    return value if isinstance(value, dict) else {}
+
+
+def objects(value: Any) -> list[dict[str, Any]]:
+    """The JSON objects of a list, skipping anything else."""
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
+
+
+def strings(value: Any) -> list[str]:
+    """The strings of a list, skipping anything else."""
+    return [item for item in value if isinstance(item, str)] if isinstance(value, list) else []
+
+
+def number(value: Any) -> float | None:
+    """``value`` as a finite float; None for anything else (booleans included)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return None
+    return float(value)
+
+
+# -- truncation and clean-up ----------------------------------------------------------------------
+
+
+def units(text: str) -> int:
+    """The length Slack counts: UTF-16 code units (an emoji outside the BMP is two)."""
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
+
+
+def truncate(text: str, limit: int, *, marker: str = MARKER) -> str:
+    """``text`` cut to at most ``limit`` UTF-16 units, ending with ``marker`` when something was cut.
+
+    A cut never splits an HTML entity (``&amp;``) that escaping produced.
+    """
+    if units(text) <= limit:
+        return text
+    room = limit - units(marker)
+    if room <= 0:
+        return marker[: max(0, limit)]
+    cut = text[:room]
+    over = units(cut) - room
+    if over > 0:
+        cut = cut[: len(cut) - over]  # every character dropped is at least one unit
+    amp = cut.rfind("&", max(0, len(cut) - 6))
+    if amp != -1 and ";" not in cut[amp:]:
+        cut = cut[:amp]
+    return cut + marker
+
+
+def one_line(text: str) -> str:
+    """Whitespace (newlines too) collapsed to single spaces; control and bidi-override characters gone."""
+    return " ".join(text.translate(_BIDI_CONTROLS).split()).translate(_CONTROLS)
+
+
+def clip(text: Any, limit: int) -> str:
+    """One line of ``text`` of at most ``limit`` characters (before any escaping)."""
+    return truncate(one_line(string(text)), limit)
+
+
+# -- Slack mrkdwn ---------------------------------------------------------------------------------
+
+
+def mrkdwn(text: str) -> str:
+    """Escape Slack's control characters so user data shows as text (no mention, no link), and split
+    runs of three backticks (with zero-width spaces) so it cannot open or close a code block."""
+    escaped = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return _FENCE.sub(lambda m: "\u200b".join(m.group()), escaped) if "```" in escaped else escaped
+
+
+def mrkdwn_line(text: Any, limit: int) -> str:
+    """A single-line mrkdwn-escaped value, at most ``limit`` units after escaping."""
+    return truncate(mrkdwn(one_line(string(text))), limit)
+
+
+def mrkdwn_code(text: str, limit: int) -> str:
+    """A value for inside a Slack ``` block: escaped, and unable to close the block; lines kept."""
+    return truncate(mrkdwn(text.translate(_BIDI_CONTROLS)), limit)
+
+
+def slack_link(label: str, url: Any) -> str:
+    """``<url|label>`` for an http(s) URL; just the (escaped) label otherwise. ``label`` is escaped here."""
+    href = safe_link(url)
+    text = mrkdwn(one_line(label))
+    if href is None or len(href) > SLACK_LINK:  # too long for a field or a line: the label alone
+        return text
+    return f"<{mrkdwn(href)}|{text}>"
+
+
+# -- Markdown -------------------------------------------------------------------------------------
+
+
+def md_text(text: Any, limit: int = 1000) -> str:
+    """One line of user data as inert Markdown: no emphasis, link, HTML or table cell break can form."""
+    return _MD_UNDERSCORE.sub(r"\\_", clip(text, limit).translate(_MD_TABLE))
+
+
+def md_code(text: Any, limit: int = 200) -> str:
+    """An identifier as a code span; a value with any of ``<>&[]()|\\`` falls back to escaped text.
+
+    Code spans are literal (no entity or backslash escape works in them), so only values that could not
+    read as HTML or a link even to a sloppy renderer, nor end a table cell, go in one.
+    """
+    value = clip(text, limit)
+    if not value:
+        return ""
+    if any(c in value for c in _NOT_IN_CODE):
+        return md_text(value, limit)
+    longest = max((len(m.group()) for m in _BACKTICKS.finditer(value)), default=0)
+    fence = "`" * (longest + 1)
+    pad = " " if value.startswith("`") or value.endswith("`") else ""
+    return f"{fence}{pad}{value}{pad}{fence}"
+
+
+def md_fence(lines: list[str], info: str = "sh") -> str:
+    """A fenced code block that no line can close: the fence is longer than any backtick run inside."""
+    body = "\n".join(line.translate(_BIDI_CONTROLS) for line in lines)
+    longest = max((len(m.group()) for m in _BACKTICKS.finditer(body)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return f"{fence}{info}\n{body}\n{fence}"
+
+
+def md_link(label: str, url: Any) -> str:
+    """``[label](url)`` for an http(s) URL; the escaped label alone otherwise (never a working other link)."""
+    href = safe_link(url)
+    return f"[{md_text(label)}]({href})" if href else md_text(label)
+
+
+# -- links, times, durations ----------------------------------------------------------------------
+
+
+def safe_link(url: Any) -> str | None:
+    """An http(s) URL percent-encoded so it cannot end a link early; None for anything else."""
+    if not isinstance(url, str):
+        return None
+    kept = bundles.safe_link(url)
+    if kept is None or len(kept) > 2000:
+        return None
+    return urllib.parse.quote(kept, safe=_URL_SAFE)
+
+
+def moment(value: Any) -> datetime | None:
+    """An RFC 3339 string (or epoch seconds, or a datetime) as an aware UTC datetime; None otherwise."""
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    try:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return datetime.fromtimestamp(value, UTC)
+        if not isinstance(value, str) or not value:
+            return None
+        parsed = datetime.fromisoformat(value)
+    except (ValueError, OverflowError, OSError):
+        return None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def clock(value: Any) -> str:
+    """``2026-03-14 09:26:40 UTC``; unparsable values as cleaned-up text."""
+    parsed = moment(value)
+    return parsed.strftime("%Y-%m-%d %H:%M:%S UTC") if parsed else clip(value, 40)
+
+
+def duration(seconds: float) -> str:
+    """``3 min 10 s``, ``1 h 5 min``, ``45 s`` (rounded to the second)."""
+    total = round(abs(seconds))
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    parts = [f"{hours} h"] if hours else []
+    if minutes:
+        parts.append(f"{minutes} min")
+    if secs or not parts:
+        parts.append(f"{secs} s")
+    return " ".join(parts)
+
+
+def against_target(elapsed: float, target: float | None, *, still_open: bool = False) -> str:
+    """``within the 5 min target (1 min 50 s to spare)`` / ``over the 2 min target by 1 min 10 s``."""
+    if target is None or target <= 0:
+        return "no MTTR target"
+    if elapsed <= target:
+        left = "left" if still_open else "to spare"
+        return f"within the {duration(target)} target ({duration(target - elapsed)} {left})"
+    return f"over the {duration(target)} target by {duration(elapsed - target)}"
+
+
+# -- facts shared by the renderers (plain text; each renderer escapes) ----------------------------
+
+
+def target_text(target: dict[str, Any]) -> str:
+    """``Deployment shop/coordinator``."""
+    kind, namespace, name = (string(target.get(k)) for k in ("kind", "namespace", "name"))
+    place = "/".join(p for p in (namespace, name) if p)
+    return " ".join(p for p in (kind, place) if p) or "(no target)"
+
+
+def target_key(target: dict[str, Any]) -> str:
+    """``Deployment/shop/coordinator``, as ``TargetRef.key``; empty for no target."""
+    parts = [string(target.get(k)) for k in ("kind", "namespace", "name")]
+    return "/".join(parts) if any(parts) else ""
+
+
+def requests_of(action: dict[str, Any]) -> list[str]:
+    """``PATCH /apis/apps/v1/…`` for each request an action sent (journal list or bundle ``{"requests"}``)."""
+    raw = action.get("request")
+    if isinstance(raw, dict):
+        raw = raw.get("requests", [raw])
+    return [" ".join(p for p in (string(r.get("method")), string(r.get("path"))) if p) for r in objects(raw)]
+
+
+def result_text(result: Any, limit: int = 300) -> str:
+    """A result object as ``key=value, …`` (a list of scalars space-separated; deeper values summarised)."""
+    if not isinstance(result, dict) or not result:
+        return ""
+    parts = []
+    for key, value in result.items():
+        if isinstance(value, list) and not any(isinstance(v, dict | list) for v in value):
+            shown = " ".join(string(v) for v in value[:5]) + (" …" if len(value) > 5 else "")
+        else:
+            shown = "{…}" if isinstance(value, dict | list) else string(value)
+        parts.append(f"{key}={shown}")
+    return clip(", ".join(parts), limit)
+
+
+def event_name(event: str) -> tuple[str, int | None]:
+    """``escalate:2`` → (``escalate``, 2); other events → (event, None)."""
+    name, _, level = event.partition(":")
+    return name, int(level) if level.isdigit() else None
+
+
+def mttr_line(state: str, elapsed: float | None, target: float | None) -> str:
+    """``resolved in 3 min 10 s — over the 2 min target by 1 min 10 s``; an open incident counts so far."""
+    if elapsed is None:
+        return f"target {duration(target)}" if target else "no MTTR target"
+    verb = {"resolved": "resolved in", "mitigated": "mitigated in"}.get(state, "open for")
+    return f"{verb} {duration(elapsed)} — {against_target(elapsed, target, still_open=verb == 'open for')}"

@@ -1,0 +1,71 @@
+"""The Slack notifier: Block Kit messages to an incoming webhook, at most one per second.
+
+Slack allows an incoming webhook about one message per second. The outbox worker sends deliveries
+concurrently, so this notifier serialises them itself: one lock, and the time before which the next
+message must not leave (one second after the previous answer, or later when Slack said 429 with
+Retry-After — then every message waits, not only the one that was refused). The pace is kept per
+process: replicas sharing one webhook URL each keep their own.
+
+Answers: 200 delivered; 429 and 5xx retried (Retry-After honoured); 400 (``invalid_payload``…), 403
+(``action_prohibited``, revoked token), 404 (``no_service``, ``channel_not_found``), 410
+(``channel_is_archived``) are not retried. The webhook URL is the credential: it never appears in a log
+or an error. The message is built by ``render.slack``; this module only sends it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+import aiohttp
+import orjson
+
+from service import errors
+from service.escalation import notifiers
+from service.escalation.render import slack as render
+from service.records.outbox import Delivery
+
+CHANNEL = "slack"
+
+
+class SlackNotifier:
+    """Posts each notification to one Slack incoming webhook, paced to ``interval_s`` between messages."""
+
+    name = CHANNEL
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        url: str,
+        *,
+        interval_s: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._session = session
+        self._url = url
+        self._interval_s = interval_s
+        self._clock = clock
+        self._lock = asyncio.Lock()
+        self._not_before = 0.0  # clock() before which no message may leave
+
+    async def send(self, delivery: Delivery) -> None:
+        data = orjson.dumps(render.render(delivery.payload.get("bundle", {}), event=delivery.event))
+        headers = {"Content-Type": "application/json"}
+        async with self._lock:
+            wait = self._not_before - self._clock()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            try:
+                answer = await notifiers.post(
+                    self._session, self._url, data, headers, channel=CHANNEL, secret_url=True
+                )
+            finally:
+                self._not_before = self._clock() + self._interval_s  # a slow answer does not shorten the gap
+            if answer.status == 429:
+                pause = answer.retry_after if answer.retry_after is not None else self._interval_s
+                self._not_before = max(self._not_before, self._clock() + pause)
+        if answer.status < 300:
+            return
+        notifiers.busy(answer, CHANNEL)
+        raise errors.Permanent(f"slack answered {answer.status}: {answer.text[:200]}")
