@@ -96,7 +96,7 @@ class OutboxWorker:
         bound = log.bind(
             delivery_id=delivery.delivery_id,
             channel=delivery.channel,
-            event=delivery.event,
+            notification=delivery.event,
             incident_id=delivery.incident_id,
             attempt=delivery.attempts,
         )
@@ -153,7 +153,9 @@ class OutboxWorker:
                     now=now,
                 )
         if fallback is not None:
-            log.warning("notify.fallback", channel=delivery.channel, fallback=fallback, event=delivery.event)
+            log.warning(
+                "notify.fallback", channel=delivery.channel, fallback=fallback, notification=delivery.event
+            )
             self.wake()
 
     def _backoff(self, attempts: int) -> float:

@@ -118,3 +118,30 @@ async def test_resolve_is_sent_once_after_the_trigger(
     assert [c["body"]["event"] for c in receiver.calls] == ["trigger", "resolve"]
     assert receiver.calls[1]["body"]["bundle"]["state"] == "resolved"
     assert receiver.calls[0]["body"]["delivery_id"] != receiver.calls[1]["body"]["delivery_id"]
+
+
+async def test_a_permanent_failure_goes_to_the_fallback_channel(
+    aiohttp_client: Any, make_settings: Any, receiver_factory: Any
+) -> None:
+    webhook, webhook_url = await receiver_factory([(400, {})])
+    slack, slack_url = await receiver_factory([])
+    client = await aiohttp_client(
+        create_app(
+            make_settings(
+                notify_webhook_url=webhook_url,
+                slack_webhook_url=slack_url,
+                notify_routes="critical=webhook",
+                notify_fallback="slack",
+                outbox_backoff_s=0.05,
+            )
+        )
+    )
+    await fire(client)
+    await eventually(lambda: slack.calls, timeout=10)
+    assert len(webhook.calls) == 1, "the 400 is not retried"
+    assert "RESOLVED" not in slack.calls[0]["body"]["text"]
+    incident_id = webhook.calls[0]["body"]["incident_id"]
+    detail = await (await client.get(f"/v1/incidents/{incident_id}", headers=AUTH)).json()
+    states = {(n["channel"], n["event"]): n["state"] for n in detail["notifications"]}
+    assert states[("webhook", "trigger")] == "failed"
+    assert states[("slack", "trigger")] == "delivered"

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import pytest
+import markdown_it  # markdown-it-py, in the lock file (through rich)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -353,7 +353,6 @@ def test_hostile_user_data_forms_no_html_and_no_script_link(document: dict[str, 
 @HOSTILE_SETTINGS
 @given(hostile_bundles())
 def test_hostile_user_data_renders_to_safe_html(document: dict[str, Any]) -> None:
-    markdown_it = pytest.importorskip("markdown_it")
     parser = markdown_it.MarkdownIt("commonmark", {"html": True}).enable("table")  # raw HTML on: worst case
     html = parser.render(markdown.render(document))
     assert "<script" not in html.lower()
