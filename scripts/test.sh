@@ -11,4 +11,6 @@ echo "== ruff format";  .venv/bin/ruff format --check service tests bench
 echo "== mypy";         .venv/bin/mypy
 echo "== import-linter"; .venv/bin/lint-imports
 echo "== rules lint";   .venv/bin/remediator rules lint rules
+echo "== rules test";   .venv/bin/remediator rules test rules/tests/*.yaml
+echo "== promtool";     promtool check rules rules/alerts/*.yaml
 echo "== pytest";       .venv/bin/python -m pytest -q "$@"

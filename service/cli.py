@@ -1,4 +1,4 @@
-"""The ``remediator`` command: serve, migrate, rules lint, replay, incidents list|show.
+"""The ``remediator`` command: serve, migrate, rules lint|test|list, replay, incidents list|show.
 
 Every setting has a ``--flag`` mirroring its ``REMEDIATOR_*`` variable; flags win over the environment.
 """
@@ -13,7 +13,7 @@ import sys
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -116,6 +116,144 @@ def cmd_rules_lint(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_rules_test(args: argparse.Namespace) -> int:
+    from service import ruletests
+    from service.diagnosis import registry
+    from service.matching import loader
+
+    directory = Path(args.rules_dir)
+    try:
+        rules = loader.load_rules(directory, param_models=registry.param_models())
+    except loader.RuleLoadError as exc:
+        print(f"remediator: rules in {directory} are invalid:\n{exc}", file=sys.stderr)
+        return 2
+    return ruletests.run([Path(f) for f in args.files], rules, out=sys.stdout, err=sys.stderr)
+
+
+#: The window of ``rules list``: the monthly runbook review looks at the last 30 days.
+_STATS_WINDOW_DAYS = 30
+
+
+def cmd_rules_list(args: argparse.Namespace) -> int:
+    import time
+
+    from service.diagnosis import registry
+    from service.matching import loader
+    from service.records import stats
+    from service.records.store import Store
+
+    settings = _settings_or_exit(args)
+    try:
+        rules = loader.load_rules(settings.rules_dir, param_models=registry.param_models())
+    except loader.RuleLoadError as exc:
+        print(f"remediator: rules in {settings.rules_dir} are invalid:\n{exc}", file=sys.stderr)
+        return 1
+    now = time.time()
+    since = now - _STATS_WINDOW_DAYS * 86400
+
+    async def run() -> dict[str, stats.RuleStats]:
+        store = Store.open(settings.store_url, timeout_s=settings.store_timeout_s)
+        try:
+            await store.migrate()
+            return await stats.rule_stats(store, since=since, now=now)
+        finally:
+            await store.close()
+
+    try:
+        by_rule = asyncio.run(run())
+    except errors.StoreUnavailable as exc:
+        print(f"remediator: store unavailable: {exc}", file=sys.stderr)
+        return 1
+    today = date.today()
+    rows: list[dict[str, Any]] = []
+    for compiled in rules.rules:
+        rule = compiled.rule
+        age = (today - rule.reviewed).days if rule.reviewed is not None else None
+        entry = by_rule.get(rule.name, stats.RuleStats())
+        rows.append(
+            {
+                "rule": rule.name,
+                "file": compiled.file,
+                "owner": rule.owner,
+                "reviewed": rule.reviewed.isoformat() if rule.reviewed is not None else None,
+                "review_age_days": age,
+                "review_due": age is None or age > loader.REVIEW_MAX_AGE_DAYS,
+                "fired": entry.fired,
+                "mitigated": entry.mitigated,
+                "escalated": entry.escalated,
+                "mttr_s": entry.mttr_s,
+                "mttr_target_s": rule.mttr_target.total_seconds(),
+                "over_target": entry.over_target,
+            }
+        )
+    if args.json:
+        window = {"days": _STATS_WINDOW_DAYS, "since": _iso(since), "now": _iso(now)}
+        print(json.dumps({"window": window, "rules": rows}, indent=2))
+        return 0
+    _print_rules_table(rows)
+    print(f"window: last {_STATS_WINDOW_DAYS} days; MTTR: median time to mitigate (else resolve)")
+    return 0
+
+
+def _print_rules_table(rows: list[dict[str, Any]]) -> None:
+    header = (
+        "RULE",
+        "OWNER",
+        "REVIEWED",
+        "AGE",
+        "FIRED",
+        "MITIGATED",
+        "ESCALATED",
+        "MTTR",
+        "TARGET",
+        "OVER",
+        "",
+    )
+    table = [header]
+    for row in rows:
+        age = row["review_age_days"]
+        table.append(
+            (
+                row["rule"],
+                row["owner"] or "-",
+                row["reviewed"] or "never",
+                f"{age}d" if age is not None else "-",
+                str(row["fired"]),
+                str(row["mitigated"]),
+                str(row["escalated"]),
+                _duration(row["mttr_s"]),
+                _duration(row["mttr_target_s"]),
+                str(row["over_target"]),
+                "REVIEW DUE" if row["review_due"] else "",
+            )
+        )
+    widths = [max(len(line[i]) for line in table) for i in range(len(header))]
+    numeric = {3, 4, 5, 6, 7, 8, 9}
+    for line in table:
+        cells = [
+            cell.rjust(width) if i in numeric else cell.ljust(width)
+            for i, (cell, width) in enumerate(zip(line, widths, strict=True))
+        ]
+        print("  ".join(cells).rstrip())
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    total = round(seconds)
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    if minutes:
+        return f"{minutes}m{secs:02d}s"
+    return f"{secs}s"
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
 def _request(
     method: str, url: str, *, token: str | None, body: bytes | None = None, raw: bool = False
 ) -> tuple[int, Any]:
@@ -191,6 +329,18 @@ def build_parser() -> argparse.ArgumentParser:
     lint = rules.add_parser("lint", help="check rule files; prints file:line for every problem")
     lint.add_argument("directory", nargs="?", default=os.environ.get("REMEDIATOR_RULES_DIR", "rules"))
     lint.set_defaults(func=cmd_rules_lint)
+    rtest = rules.add_parser(
+        "test", help="run rule unit tests (*.test.yaml): alert and findings → expected plan"
+    )
+    rtest.add_argument(
+        "--rules-dir", default=os.environ.get("REMEDIATOR_RULES_DIR", "rules"), help="[REMEDIATOR_RULES_DIR]"
+    )
+    rtest.add_argument("files", nargs="+", metavar="FILE")
+    rtest.set_defaults(func=cmd_rules_test)
+    rlist = rules.add_parser("list", help="per rule: owner, review age, last 30 days of incidents and MTTR")
+    _add_settings_flags(rlist)
+    rlist.add_argument("--json", action="store_true")
+    rlist.set_defaults(func=cmd_rules_list)
     client = argparse.ArgumentParser(add_help=False)
     client.add_argument("--url", default=os.environ.get("REMEDIATOR_URL", "http://127.0.0.1:8080"))
     client.add_argument("--token", default=None, help="bearer token (default: $REMEDIATOR_WEBHOOK_TOKEN)")

@@ -1,0 +1,67 @@
+"""Per-rule incident statistics for the monthly runbook review (``remediator rules list``).
+
+Owns one bounded read of the ``incidents`` table: for incidents opened in ``[since, now]``, only the columns
+the counts and durations need. Medians are computed here in Python, so the query is plain SQLAlchemy Core
+that runs the same on SQLite and PostgreSQL. Reads only; never writes.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from service.records import schema
+from service.records.store import Store
+
+T = schema.incidents
+
+
+@dataclass
+class RuleStats:
+    """What one rule did in the window. ``mttr_s`` is the median of opened → mitigated (else resolved)."""
+
+    fired: int = 0
+    mitigated: int = 0
+    escalated: int = 0
+    mttr_s: float | None = None
+    mttr_target_s: float | None = None
+    over_target: int = 0
+
+
+async def rule_stats(store: Store, *, since: float, now: float) -> dict[str, RuleStats]:
+    """Statistics by rule name of the incidents opened in ``[since, now]``."""
+    query = (
+        sa.select(
+            T.c.rule,
+            T.c.opened_at,
+            T.c.mitigated_at,
+            T.c.resolved_at,
+            T.c.escalated_at,
+            T.c.mttr_target_s,
+        )
+        .where(T.c.opened_at >= since, T.c.opened_at <= now)
+        .order_by(T.c.rule, T.c.opened_at)
+    )
+    stats: dict[str, RuleStats] = {}
+    durations: dict[str, list[float]] = {}
+    async with store.read() as conn:
+        rows = (await conn.execute(query)).all()
+    for rule, opened, mitigated, resolved, escalated, target in rows:
+        entry = stats.setdefault(rule, RuleStats())
+        entry.fired += 1
+        entry.mttr_target_s = target  # the rule's target as of its latest incident
+        if mitigated is not None:
+            entry.mitigated += 1
+        if escalated is not None:
+            entry.escalated += 1
+        ended = mitigated if mitigated is not None else resolved
+        if ended is not None:
+            duration = max(0.0, ended - opened)
+            durations.setdefault(rule, []).append(duration)
+            if duration > target:
+                entry.over_target += 1
+    for rule, values in durations.items():
+        stats[rule].mttr_s = statistics.median(values)
+    return stats

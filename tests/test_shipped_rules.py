@@ -1,0 +1,214 @@
+"""The shipped rules (rules/*.yaml), their Prometheus alerts (rules/alerts) and unit tests (rules/tests).
+
+Runs the real tools as an operator would: ``remediator rules lint rules``, ``promtool check rules`` and
+``remediator rules test``; then checks what every shipped rule must carry (a test file, owner, review date,
+checklist) and that the runbook commands nothing may automate are only ever suggested, with their hazard.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+RULES = ROOT / "rules"
+ALERTS = RULES / "alerts"
+RULE_TESTS = RULES / "tests"
+_SCRIPT = Path(sys.executable).with_name("remediator")
+#: The ``remediator`` command of this environment (``python -m service`` is the same CLI).
+CLI = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "service"]
+
+#: Runbook commands that no rule may run automatically: each may appear only as a suggestion with a hazard.
+DANGEROUS = (
+    "iptables -F",
+    "xargs redis-cli del",
+    "--force --grace-period=0",
+    "docker system prune",
+    "pg_ctl promote",
+)
+
+#: Actions that are the automated form of a dangerous command; never ``safety: safe`` in a shipped rule.
+APPROVAL_ONLY = ("kube.rollout_undo", "kube.delete_pods", "kube.expand_pvc", "postgres.promote_replica")
+
+#: The AITBC runbooks' post-incident checklist.
+CHECKLIST = (
+    "Service fully restored",
+    "Monitoring normal",
+    "Status page updated",
+    "Stakeholders notified",
+    "Incident document created",
+    "Root cause identified",
+    "Runbooks updated",
+    "Post-mortem scheduled",
+)
+
+#: The six AITBC runbook rules and their MTTR targets (seconds).
+AITBC = {
+    "coordinator-api-outage": 120,
+    "network-partition": 300,
+    "database-failure": 180,
+    "redis-failure": 120,
+    "high-cpu-memory": 300,
+    "storage-issues": 600,
+}
+
+
+def _rule_files() -> list[Path]:
+    return sorted(RULES.glob("*.yaml"))
+
+
+def _load(path: Path) -> dict[str, Any]:
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    assert isinstance(data, dict), f"{path}: expected a mapping"
+    return data
+
+
+def _rules() -> dict[str, tuple[Path, dict[str, Any]]]:
+    return {(data := _load(path))["name"]: (path, data) for path in _rule_files()}
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(list(args), cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
+
+
+def _suggestions(rule: dict[str, Any]) -> list[tuple[str, str | None]]:
+    out = []
+    for item in rule.get("suggest") or []:
+        if isinstance(item, str):
+            out.append((item, None))
+        else:
+            out.append((str(item.get("command", "")), item.get("hazard")))
+    return out
+
+
+def _strings(node: Any) -> list[str]:
+    """Every string inside ``node`` (keys and values), to look for dangerous commands anywhere."""
+    if isinstance(node, str):
+        return [node]
+    if isinstance(node, dict):
+        return [s for k, v in node.items() for s in (*_strings(k), *_strings(v))]
+    if isinstance(node, list):
+        return [s for item in node for s in _strings(item)]
+    return []
+
+
+def test_lint_is_clean() -> None:
+    result = _run(*CLI, "rules", "lint", "rules")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "error" not in result.stdout + result.stderr
+    assert f"ok: {len(_rule_files())} rule file(s)" in result.stdout
+
+
+def test_promtool_checks_the_alerting_rules() -> None:
+    promtool = shutil.which("promtool") or "/usr/bin/promtool"
+    if not Path(promtool).exists():
+        pytest.skip("promtool is not installed (Debian package prometheus)")
+    files = sorted(str(p.relative_to(ROOT)) for p in ALERTS.glob("*.yaml"))
+    assert files, "no alerting rules in rules/alerts"
+    result = _run(promtool, "check", "rules", *files)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS" in result.stdout
+
+
+def test_the_six_runbook_rules_are_shipped_with_their_mttr() -> None:
+    rules = _rules()
+    missing = sorted(set(AITBC) - set(rules))
+    assert not missing, f"missing AITBC rules: {missing}"
+    units = {"s": 1, "m": 60, "h": 3600}
+    for name, seconds in AITBC.items():
+        mttr = str(rules[name][1]["mttr_target"])
+        match = re.fullmatch(r"(\d+)([smh])", mttr)
+        assert match, f"{name}: mttr_target {mttr!r}"
+        assert int(match[1]) * units[match[2]] == seconds, f"{name}: mttr_target {mttr}"
+
+
+def test_every_alertname_a_rule_matches_is_raised_by_the_alerting_rules() -> None:
+    raised = {
+        rule["alert"]
+        for path in ALERTS.glob("*.yaml")
+        for group in _load(path)["groups"]
+        for rule in group["rules"]
+        if "alert" in rule
+    }
+    for name in AITBC:
+        path, rule = _rules()[name]
+        matchers = _strings(rule["match"])
+        names: set[str] = set()
+        for matcher in matchers:
+            found = re.fullmatch(r'\s*alertname\s*(=~|=)\s*"([^"]*)"\s*', matcher)
+            if found:
+                names |= set(found[2].split("|"))
+        assert names, f"{path.name}: no alertname matcher"
+        assert names <= raised, f"{path.name}: no alerting rule raises {sorted(names - raised)}"
+
+
+def test_every_alert_carries_severity_and_a_runbook() -> None:
+    for path in ALERTS.glob("*.yaml"):
+        for group in _load(path)["groups"]:
+            for rule in group["rules"]:
+                if "alert" not in rule:
+                    continue
+                assert rule.get("labels", {}).get("severity") in {"critical", "high", "warning", "info"}, (
+                    f"{path.name}: {rule['alert']} has no severity"
+                )
+                assert rule.get("annotations", {}).get("runbook"), (
+                    f"{path.name}: {rule['alert']} has no runbook"
+                )
+
+
+def test_every_shipped_rule_has_a_test_file() -> None:
+    tested = {_load(path).get("rule") for path in RULE_TESTS.glob("*.yaml")}
+    untested = sorted(set(_rules()) - tested)
+    assert not untested, f"rules without a test file in rules/tests: {untested}"
+
+
+def test_every_shipped_rule_has_owner_review_and_checklist() -> None:
+    for name, (path, rule) in _rules().items():
+        assert rule.get("owner"), f"{path.name}: no owner"
+        assert rule.get("reviewed"), f"{path.name}: no reviewed date"
+        assert rule.get("checklist"), f"{path.name}: no checklist"
+        if name in AITBC:
+            assert list(rule["checklist"]) == list(CHECKLIST), f"{path.name}: not the runbooks' checklist"
+
+
+def test_dangerous_commands_are_only_suggested_with_a_hazard() -> None:
+    for path, rule in _rules().values():
+        for command, hazard in _suggestions(rule):
+            for danger in DANGEROUS:
+                if danger in command:
+                    assert hazard and hazard.strip(), (
+                        f"{path.name}: {command!r} is suggested without a hazard"
+                    )
+
+
+def test_no_rule_automates_a_dangerous_command() -> None:
+    for path, rule in _rules().values():
+        automated = [step for step in rule.get("remediate") or [] if step.get("safety") == "safe"]
+        for step in automated:
+            assert step["action"] not in APPROVAL_ONLY, f"{path.name}: {step['action']} is safe"
+            assert step.get("verify"), f"{path.name}: safe {step['action']} has no verify"
+            assert step.get("reason"), f"{path.name}: safe {step['action']} has no reason"
+        everything_but_suggest = {k: v for k, v in rule.items() if k not in {"suggest", "description"}}
+        for text in _strings(everything_but_suggest):
+            for danger in DANGEROUS:
+                assert danger not in text, f"{path.name}: {danger!r} outside suggest"
+        for step in rule.get("remediate") or []:
+            assert step.get("reason"), f"{path.name}: {step['action']} has no reason"
+
+
+def test_rule_unit_tests_pass() -> None:
+    help_text = _run(*CLI, "rules", "--help")
+    if "test" not in help_text.stdout:
+        pytest.skip("remediator rules test is not available")
+    files = sorted(str(p.relative_to(ROOT)) for p in RULE_TESTS.glob("*.yaml"))
+    assert files
+    result = _run(*CLI, "rules", "test", *files)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert " 0 failed" in result.stdout
