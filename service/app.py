@@ -25,7 +25,7 @@ from service.intake import api, control, responses, webhook
 from service.intake.committer import GroupCommitter
 from service.matching import loader
 from service.observability import Metrics
-from service.records import coordination, inbox
+from service.records import coordination, inbox, wakeups
 from service.records.store import Store
 from service.remediation import registry as actions_registry
 from service.remediation.engine import Engine, Policy
@@ -159,6 +159,12 @@ async def _workers(app: web.Application) -> AsyncIterator[None]:
         )
         committer = GroupCommitter(store, on_commit=dispatcher.wake)
         app[keys.OUTBOX], app[keys.DISPATCHER], app[keys.COMMITTER] = outbox, dispatcher, committer
+        listener = None
+        if store.dialect == "postgresql":
+            listener = wakeups.InboxListener(
+                settings.store_url.replace("postgres://", "postgresql://", 1), dispatcher.wake
+            )
+            listener.start()
         outbox.start()
         dispatcher.start()
         committer.start()
@@ -173,6 +179,8 @@ async def _workers(app: web.Application) -> AsyncIterator[None]:
         try:
             yield
         finally:
+            if listener is not None:
+                await listener.stop()
             await timers.stop()
             await committer.stop()
             await dispatcher.stop()

@@ -79,3 +79,37 @@ async def _no_leaked_tasks() -> Any:
     assert not [
         n for n in names if n.startswith(("dispatcher", "intake-committer", "outbox-worker", "inbox-"))
     ], names
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """One real PostgreSQL 15 for the session; each test gets its own database (``postgres_url``)."""
+    from tests.support import procs
+
+    with procs.start_postgres(tmp_path_factory.mktemp("pg-shared")) as server:
+        yield server
+
+
+@pytest.fixture
+def postgres_url(postgres_server: Any) -> str:
+    """A fresh, empty database on the shared server, as a store URL."""
+    import secrets
+    import subprocess
+
+    name = f"t_{secrets.token_hex(6)}"
+    subprocess.run(
+        [
+            "psql",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(postgres_server.port),
+            "-U",
+            "postgres",
+            "-c",
+            f"CREATE DATABASE {name}",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return f"postgresql://postgres@127.0.0.1:{postgres_server.port}/{name}"

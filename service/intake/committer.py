@@ -16,7 +16,7 @@ from typing import Any
 import structlog
 
 from service import errors
-from service.records import inbox
+from service.records import inbox, wakeups
 from service.records.store import Store
 
 log = structlog.get_logger(__name__)
@@ -95,6 +95,8 @@ class GroupCommitter:
         try:
             async with self._store.write() as conn:
                 new = await inbox.insert(self._store, conn, rows)
+                if new and self._store.dialect == "postgresql":
+                    await wakeups.notify(conn)  # the other replicas start on it at once
         except Exception as exc:  # every failure of the store is a 503 to the sender, who retries
             log.warning("intake.commit_failed", error=str(exc)[:300], requests=len(batch))
             failure = exc if isinstance(exc, errors.StoreUnavailable) else errors.StoreUnavailable(str(exc))

@@ -30,9 +30,15 @@ def row(
     }
 
 
-@pytest.fixture
-async def store(tmp_path: Path) -> Any:
-    store = Store.open(f"sqlite:///{tmp_path / 'inbox.db'}")
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
+    """The same contract on both stores: SQLite (embedded) and a real PostgreSQL 15."""
+    url = (
+        f"sqlite:///{tmp_path / 'inbox.db'}"
+        if request.param == "sqlite"
+        else request.getfixturevalue("postgres_url")
+    )
+    store = Store.open(url)
     await store.migrate()
     await store.migrate()  # idempotent
     yield store
