@@ -67,6 +67,8 @@ class Store:
     async def migrate(self) -> None:
         """Apply every pending Alembic migration (idempotent)."""
         async with self.write() as conn:
+            if self.dialect == "postgresql":  # replicas starting together migrate one at a time
+                await conn.execute(sa.text("SELECT pg_advisory_xact_lock(7270736900)"))
             await conn.run_sync(_upgrade)
 
     async def ping(self) -> bool:
