@@ -1,28 +1,43 @@
-# remediator — first image (finished with the Helm chart in a later issue).
-# Build: docker build -t remediator .   Run: docker run -p 8080:8080 -e REMEDIATOR_WEBHOOK_TOKEN=… remediator
-FROM python:3.11-slim AS build
-ENV UV_COMPILE_BYTECODE=1 UV_LINK_MODE=copy UV_PROJECT_ENVIRONMENT=/opt/venv
+# remediator — container image.
+# Build: docker build -t remediator .
+# Run:   docker run -p 8080:8080 -e REMEDIATOR_WEBHOOK_TOKEN=… remediator
+# Kubernetes: helm/remediator (read-only root filesystem; /var/lib/remediator and /tmp are emptyDirs there).
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+
+# ---- build: resolve nothing, install exactly uv.lock into /opt/venv ------------------------------------------
+FROM ${PYTHON_IMAGE} AS build
+ENV UV_COMPILE_BYTECODE=1 \
+    UV_LINK_MODE=copy \
+    UV_PYTHON_DOWNLOADS=never \
+    UV_PYTHON=/usr/local/bin/python3.11 \
+    UV_PROJECT_ENVIRONMENT=/opt/venv \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN pip install --no-cache-dir uv==0.13.9
 WORKDIR /src
+# dependencies first (cached while only the code changes), then the project itself, non-editable
 COPY pyproject.toml uv.lock README.md ./
-RUN uv sync --frozen --no-dev --no-install-project
+RUN uv sync --frozen --no-dev --no-editable --no-install-project
 COPY service ./service
 RUN uv sync --frozen --no-dev --no-editable
 
-FROM python:3.11-slim
+# ---- runtime: the same Python, the venv and the rules; no uv, no pip cache, no compilers -----------------------
+FROM ${PYTHON_IMAGE} AS runtime
 RUN groupadd --system --gid 10001 remediator \
-    && useradd --system --uid 10001 --gid remediator --home-dir /var/lib/remediator --create-home remediator
+    && useradd --system --uid 10001 --gid remediator --no-create-home --home-dir /var/lib/remediator \
+       --shell /usr/sbin/nologin remediator \
+    && install -d -o 10001 -g 10001 -m 0750 /var/lib/remediator
 COPY --from=build /opt/venv /opt/venv
-COPY rules /etc/remediator/rules
+COPY rules/*.yaml /etc/remediator/rules/
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
     REMEDIATOR_LISTEN=0.0.0.0:8080 \
     REMEDIATOR_RULES_DIR=/etc/remediator/rules \
-    REMEDIATOR_STORE_URL=sqlite:////var/lib/remediator/remediator.db
+    REMEDIATOR_STORE_URL=sqlite:////var/lib/remediator/remediator.db \
+    REMEDIATOR_LOG_FORMAT=json
 USER 10001:10001
 WORKDIR /var/lib/remediator
 EXPOSE 8080
-HEALTHCHECK --interval=30s --timeout=3s --start-period=10s \
-    CMD ["python", "-c", "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8080/healthz', timeout=2).status != 200)"]
-ENTRYPOINT ["remediator"]
-CMD ["serve"]
+HEALTHCHECK --interval=30s --timeout=3s --start-period=10s --retries=3 \
+    CMD ["python", "-c", "import sys, urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:8080/healthz', timeout=2).status != 200)"]
+ENTRYPOINT ["remediator", "serve"]
