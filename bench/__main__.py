@@ -1,0 +1,209 @@
+"""``python -m bench [--quick]``: intake (remediator on SQLite and PostgreSQL, the bare aiohttp baseline,
+ansible-rulebook), matching; prints the table and writes docs/performance.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+from bench import load, matching, report, servers
+
+
+@dataclass
+class Config:
+    target: str  # baseline | sqlite | postgresql | ansible-rulebook
+    alerts: int
+    rounds: list[load.Round] = field(default_factory=list)
+    rss_mb: float = float("nan")
+    stored: int | None = None  # alerts the service counted as stored (remediator_alerts_received)
+    sent: int = 0  # alerts in 2xx answers, warm-up included
+
+    def median(self, attr: str) -> float:
+        return statistics.median(getattr(r, attr) for r in self.rounds)
+
+
+@dataclass
+class Plan:
+    sizes: tuple[int, ...]
+    warmup_s: float
+    round_s: float
+    rounds: int
+    targets: tuple[str, ...]
+    peer_warmup_s: float
+    match_calls: int
+
+
+FULL = Plan((1, 10, 100), 3, 5, 3, ("baseline", "sqlite", "postgresql", "ansible-rulebook"), 15, 20000)
+QUICK = Plan((1,), 1, 1, 1, ("baseline", "sqlite"), 0, 500)
+
+
+def alerts_received(port: int) -> int:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        for line in response.read().decode().splitlines():
+            if line.startswith("remediator_alerts_received_total "):
+                return int(float(line.split()[1]))
+    return 0
+
+
+@contextlib.contextmanager
+def server(target: str, port: int, work: Path, store_url: str) -> Iterator[int]:
+    if target == "baseline":
+        with servers.baseline(port, work) as pid:
+            yield pid
+    elif target == "ansible-rulebook":
+        with servers.peer(port, work) as pid:
+            yield pid
+    else:
+        with servers.remediator(port, store_url, work / "rules", work) as pid:
+            yield pid
+
+
+def measure(target: str, size: int, plan: Plan, work: Path, store_url: str, template: Path) -> Config:
+    port = free_port()
+    config = Config(target, size)
+    token = servers.TOKEN if target in ("sqlite", "postgresql") else None
+    url = f"http://127.0.0.1:{port}/v1/alerts"
+    with server(target, port, work, store_url) as pid:
+        warmup = plan.peer_warmup_s if target == "ansible-rulebook" else plan.warmup_s
+        first = load.wrk(url, template, prefix=f"{target}{size}w", alerts=size, seconds=warmup, token=token)
+        config.sent += (first.requests - first.non2xx) * size
+        for n in range(plan.rounds):
+            one = load.wrk(
+                url, template, prefix=f"{target}{size}r{n}", alerts=size, seconds=plan.round_s, token=token
+            )
+            config.rounds.append(one)
+            config.sent += (one.requests - one.non2xx) * size
+        config.rss_mb = servers.peak_rss_mb(pid) if target != "ansible-rulebook" else servers.tree_rss_mb(pid)
+        if target in ("sqlite", "postgresql"):
+            config.stored = alerts_received(port)
+    r = config.rounds
+    print(
+        f"  {target:<17} {size:>3}/POST  {config.median('alerts_per_s'):>9.0f} alerts/s  "
+        f"p50 {config.median('p50_ms'):.2f} ms  p99 {config.median('p99_ms'):.2f} ms  "
+        f"non-2xx {sum(x.non2xx for x in r)}  rss {config.rss_mb:.0f} MB",
+        flush=True,
+    )
+    return config
+
+
+def free_port() -> int:
+    sys.path.insert(0, str(servers.REPO))
+    from tests.support import procs
+
+    return procs.free_port()
+
+
+def machine() -> dict[str, str]:
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        "unknown",
+    )
+    wrk_version = subprocess.run(["wrk", "-v"], capture_output=True, text=True, check=False).stdout
+    return {
+        "nproc": subprocess.run(["nproc"], capture_output=True, text=True, check=True).stdout.strip(),
+        "cpu": cpu,
+        "python": platform.python_version(),
+        "kernel": platform.release(),
+        "wrk": (wrk_version.splitlines() or ["wrk"])[0].split(" [")[0],
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="tiny rounds, SQLite and baseline only (< 20 s)")
+    parser.add_argument("--out", type=Path, default=servers.REPO / "docs" / "performance.md")
+    parser.add_argument("--skip", action="append", default=[], help="a target to leave out (repeatable)")
+    args = parser.parse_args(argv)
+    plan = QUICK if args.quick else FULL
+    targets = [t for t in plan.targets if t not in args.skip]
+    if "ansible-rulebook" in targets and not (servers.PEER_VENV / "bin" / "ansible-rulebook").exists():
+        print(f"ansible-rulebook not found in {servers.PEER_VENV}: peer left out", flush=True)
+        targets.remove("ansible-rulebook")
+    results: list[Config] = []
+    notes: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="remediator-bench-") as tmp:
+        root = Path(tmp)
+        template = load.write_template(root / "template.txt")
+        pg = None
+        if "postgresql" in targets:
+            sys.path.insert(0, str(servers.REPO))
+            from tests.support import procs
+
+            pg = procs.start_postgres(root)
+            subprocess.run(
+                ["taskset", "-a", "-p", "-c", servers.SERVER_CORE, str(pg.pid)],
+                check=True,
+                capture_output=True,
+            )
+        try:
+            for target in targets:
+                for size in plan.sizes:
+                    work = root / f"{target}-{size}"
+                    (work / "rules").mkdir(parents=True)
+                    (work / "rules" / "bench.yaml").write_text(
+                        servers.NO_MATCH_RULE.format(today=date.today().isoformat())
+                    )
+                    store_url = f"sqlite:///{work}/remediator.db"
+                    if target == "postgresql":
+                        assert pg is not None
+                        store_url = create_database(pg, f"bench_{size}")
+                    try:
+                        results.append(measure(target, size, plan, work, store_url, template))
+                    except Exception as exc:  # a target that fails is reported, not fatal
+                        notes.append(f"{target} at {size} alerts/POST failed: {exc}")
+                        print(f"  {target} {size}/POST FAILED: {exc}", flush=True)
+        finally:
+            if pg is not None:
+                pg.stop()
+        match_figures = [
+            matching.run(
+                root / f"rules-{names}",
+                1000 if not args.quick else 100,
+                calls=plan.match_calls,
+                alertnames=names,
+            )
+            for names in ((1000, 10) if not args.quick else (10,))
+        ]
+    for figures in match_figures:
+        print(
+            f"  matching {figures['rules']:.0f} rules / {figures['alertnames']:.0f} alertnames: "
+            f"hit {figures['hit_last_us']:.1f} µs, miss {figures['miss_us']:.1f} µs, "
+            f"load {figures['load_s']:.2f} s",
+            flush=True,
+        )
+    text = report.render(
+        machine(), plan, results, match_figures, notes, quick=args.quick, command=" ".join(sys.argv)
+    )
+    print(report.table(results))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(text)
+    print(f"wrote {args.out}")
+    return 0
+
+
+def create_database(pg: object, name: str) -> str:
+    dsn: str = pg.dsn  # type: ignore[attr-defined]
+    psql = "/usr/lib/postgresql/15/bin/psql"
+    subprocess.run([psql, dsn, "-q", "-c", f"CREATE DATABASE {name}"], check=True, capture_output=True)
+    return dsn.rsplit("/", 1)[0] + f"/{name}"
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
