@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
+import os
 import platform
+import signal
 import statistics
 import subprocess
 import sys
@@ -18,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
-from bench import load, matching, report, servers
+from bench import load, matching, report, servers, storm
 
 
 @dataclass
@@ -27,6 +30,11 @@ class Config:
     alerts: int
     rounds: list[load.Round] = field(default_factory=list)
     rss_mb: float = float("nan")
+    backlog: int | None = None  # alerts stored but not yet decided by the dispatcher when the load stopped
+    left: int | None = None  # of the backlog, still undecided after the drain wait
+    drain_s: float = float("nan")
+    idle_rss_mb: float = float("nan")
+    half_rate: dict[str, float] | None = None  # open-loop run at half the median rate
     stored: int | None = None  # alerts the service counted as stored (remediator_alerts_received)
     sent: int = 0  # alerts in 2xx answers, warm-up included
 
@@ -43,18 +51,68 @@ class Plan:
     targets: tuple[str, ...]
     peer_warmup_s: float
     match_calls: int
+    drain_timeout_s: float
+    storm: tuple[int, int, int] | None  # alerts, targets, alerts per POST
 
 
-FULL = Plan((1, 10, 100), 3, 5, 3, ("baseline", "sqlite", "postgresql", "ansible-rulebook"), 15, 20000)
-QUICK = Plan((1,), 1, 1, 1, ("baseline", "sqlite"), 0, 500)
+FULL = Plan(
+    (1, 10, 100),
+    3,
+    5,
+    3,
+    ("baseline", "sqlite", "postgresql", "ansible-rulebook"),
+    15,
+    20000,
+    20,
+    (10000, 1000, 10),
+)
+QUICK = Plan((1,), 1, 1, 1, ("baseline", "sqlite"), 0, 500, 0.5, None)
 
 
-def alerts_received(port: int) -> int:
+def counter(port: int, name: str) -> int:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
         for line in response.read().decode().splitlines():
-            if line.startswith("remediator_alerts_received_total "):
+            if line.startswith(f"{name} "):
                 return int(float(line.split()[1]))
     return 0
+
+
+def drain(port: int, timeout: float) -> tuple[int, int, float]:
+    """When the load stops: the backlog (stored, undecided), what is left after waiting at most ``timeout``
+    for the dispatcher to decide it, and how long that wait was."""
+    started = time.monotonic()
+    backlog = -1
+    while True:
+        left = counter(port, "remediator_alerts_received_total") - counter(
+            port, "remediator_alerts_unmatched_total"
+        )
+        backlog = left if backlog < 0 else backlog
+        if left <= 0 or time.monotonic() - started > timeout:
+            return backlog, max(left, 0), time.monotonic() - started
+        time.sleep(0.1)
+
+
+def paced(
+    url: str, template: Path, *, prefix: str, alerts: int, rate: float, seconds: float
+) -> dict[str, float]:
+    argv = [
+        "taskset",
+        "-c",
+        servers.LOAD_CORE,
+        sys.executable,
+        "-m",
+        "bench.paced",
+        url,
+        str(template),
+        prefix,
+    ]
+    argv += [str(alerts), f"{rate:.1f}", f"{seconds:g}", servers.TOKEN]
+    out = subprocess.run(
+        argv, capture_output=True, text=True, check=True, timeout=seconds + 120, cwd=servers.REPO
+    )
+    line = next(line for line in out.stdout.splitlines() if line.startswith("BENCH "))
+    figures: dict[str, float] = json.loads(line.removeprefix("BENCH "))
+    return figures
 
 
 @contextlib.contextmanager
@@ -76,6 +134,7 @@ def measure(target: str, size: int, plan: Plan, work: Path, store_url: str, temp
     token = servers.TOKEN if target in ("sqlite", "postgresql") else None
     url = f"http://127.0.0.1:{port}/v1/alerts"
     with server(target, port, work, store_url) as pid:
+        config.idle_rss_mb = servers.peak_rss_mb(pid)
         warmup = plan.peer_warmup_s if target == "ansible-rulebook" else plan.warmup_s
         first = load.wrk(url, template, prefix=f"{target}{size}w", alerts=size, seconds=warmup, token=token)
         config.sent += (first.requests - first.non2xx) * size
@@ -87,12 +146,19 @@ def measure(target: str, size: int, plan: Plan, work: Path, store_url: str, temp
             config.sent += (one.requests - one.non2xx) * size
         config.rss_mb = servers.peak_rss_mb(pid) if target != "ansible-rulebook" else servers.tree_rss_mb(pid)
         if target in ("sqlite", "postgresql"):
-            config.stored = alerts_received(port)
+            config.stored = counter(port, "remediator_alerts_received_total")
+            config.backlog, config.left, config.drain_s = drain(port, plan.drain_timeout_s)
+            rate = config.median("alerts_per_s") / size / 2
+            config.half_rate = paced(
+                url, template, prefix=f"{target}{size}h", alerts=size, rate=rate, seconds=plan.round_s
+            )
+            config.rss_mb = servers.peak_rss_mb(pid)
     r = config.rounds
     print(
         f"  {target:<17} {size:>3}/POST  {config.median('alerts_per_s'):>9.0f} alerts/s  "
         f"p50 {config.median('p50_ms'):.2f} ms  p99 {config.median('p99_ms'):.2f} ms  "
-        f"non-2xx {sum(x.non2xx for x in r)}  rss {config.rss_mb:.0f} MB",
+        f"non-2xx {sum(x.non2xx for x in r)}  rss {config.rss_mb:.0f} MB  backlog {config.backlog} "
+        f"left {config.left} after {config.drain_s:.1f} s  half-rate {config.half_rate}",
         flush=True,
     )
     return config
@@ -131,6 +197,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=servers.REPO / "docs" / "performance.md")
     parser.add_argument("--skip", action="append", default=[], help="a target to leave out (repeatable)")
     args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, _exit)  # so that the servers and PostgreSQL are stopped
+    os.sched_setaffinity(
+        0, {int(servers.LOAD_CORE)}
+    )  # this process (storm client, matching) stays off core 0
     plan = QUICK if args.quick else FULL
     targets = [t for t in plan.targets if t not in args.skip]
     if "ansible-rulebook" in targets and not (servers.PEER_VENV / "bin" / "ansible-rulebook").exists():
@@ -172,6 +242,13 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             if pg is not None:
                 pg.stop()
+        storm_figures = None
+        if plan.storm is not None and "storm" not in args.skip:
+            alerts, targets_n, per_post = plan.storm
+            storm_figures = storm.run(
+                root / "storm", free_port(), alerts=alerts, targets=targets_n, per_post=per_post, timeout=600
+            )
+            print(f"  storm: {storm_figures}", flush=True)
         match_figures = [
             matching.run(
                 root / f"rules-{names}",
@@ -189,13 +266,24 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
     text = report.render(
-        machine(), plan, results, match_figures, notes, quick=args.quick, command=" ".join(sys.argv)
+        machine(),
+        plan,
+        results,
+        match_figures,
+        storm_figures,
+        notes,
+        quick=args.quick,
+        command=" ".join(sys.argv),
     )
     print(report.table(results))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text)
     print(f"wrote {args.out}")
     return 0
+
+
+def _exit(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 def create_database(pg: object, name: str) -> str:

@@ -105,10 +105,11 @@ def tree_rss_mb(pid: int) -> float:
 def running(
     argv: list[str], *, env: Mapping[str, str] | None = None, log: Path
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """Run ``argv`` pinned to the server core (taskset execs, so the PID is the server's)."""
+    """Run ``argv`` pinned to the server core; setpriv and taskset exec, so the PID is the server's, and the
+    kernel kills it if the benchmark itself dies."""
     with open(log, "ab") as out:
         proc = subprocess.Popen(
-            ["taskset", "-c", SERVER_CORE, *argv],
+            ["setpriv", "--pdeathsig", "KILL", "taskset", "-c", SERVER_CORE, *argv],
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,

@@ -24,6 +24,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from service import errors
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+#: Errors of our own SQL or data (a bug, not an outage): they propagate. Every other driver error — refused,
+#: locked, shutting down, starting up, connection lost — means the store cannot answer now.
+_OURS = (exc.IntegrityError, exc.ProgrammingError, exc.DataError, exc.NotSupportedError)
 
 
 def engine_url(url: str) -> str:
@@ -85,7 +88,9 @@ class Store:
         try:
             async with self.engine.connect() as conn:
                 yield conn
-        except (exc.OperationalError, exc.InterfaceError, OSError) as error:
+        except _OURS:
+            raise
+        except (exc.DBAPIError, OSError) as error:
             raise errors.StoreUnavailable(_describe(error)) from error
 
     @contextlib.asynccontextmanager
@@ -95,12 +100,10 @@ class Store:
         try:
             async with lock, self.engine.begin() as conn:
                 yield conn
-        except (exc.OperationalError, exc.InterfaceError, OSError) as error:
-            raise errors.StoreUnavailable(_describe(error)) from error
-        except exc.DBAPIError as error:
-            if error.connection_invalidated:
-                raise errors.StoreUnavailable(_describe(error)) from error
+        except _OURS:
             raise
+        except (exc.DBAPIError, OSError) as error:
+            raise errors.StoreUnavailable(_describe(error)) from error
 
     def insert_ignore(self, table: sa.Table) -> Any:
         """``INSERT … ON CONFLICT DO NOTHING`` for this dialect."""

@@ -6,6 +6,7 @@ stand-in and one Prometheus for the module: Prometheus's first scrape takes ~5.5
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -196,9 +197,12 @@ async def test_cpu_near_its_limit_is_degraded(clients: Clients, standin: KubeSta
     assert set(facts["per_pod"]) == {hot, cool}
     assert facts["per_pod"][hot]["cpu_ratio"] == pytest.approx(0.95, abs=0.01)
     assert facts["per_pod"][cool]["memory"] == 200 * MiB
-    assert finding.summary == (
-        "highest of 2 pods: cpu 0.475 cores (95% of limit), memory 200 MiB (78% of limit); cpu at 95% of limit"
-    )
+    # rates measured by a real Prometheus wobble in the third digit: the words are exact, the numbers close
+    assert re.fullmatch(
+        r"highest of 2 pods: cpu 0\.4[6-8]\d* cores \(9[4-6]% of limit\), memory 200 MiB \(78% of limit\); "
+        r"cpu at 9[4-6]% of limit",
+        finding.summary,
+    ), finding.summary
     assert f"{hot}: " in finding.evidence
 
 
@@ -208,9 +212,11 @@ async def test_memory_ratio_over_the_containers_of_a_pod(clients: Clients) -> No
     assert finding.facts["memory_ratio"] == pytest.approx(500 / 640, abs=0.001)
     assert finding.facts["cpu_ratio"] == pytest.approx(0.4, abs=0.01)
     assert (finding.facts["cpu_limit_cores"], finding.facts["memory_limit_bytes"]) == (1.25, 640 * MiB)
-    assert finding.summary == (
-        "highest of 1 pods: cpu 0.5 cores (40% of limit), memory 500 MiB (78% of limit); memory at 78% of limit"
-    )
+    assert re.fullmatch(
+        r"highest of 1 pods: cpu 0\.(49\d*|5|50\d*) cores \((39|40|41)% of limit\), memory 500 MiB \(78% of limit\); "
+        r"memory at 78% of limit",
+        finding.summary,
+    ), finding.summary
     relaxed = await run(clients, "gateway")  # warn_ratio 0.9
     assert relaxed.status == "ok"
 
@@ -222,7 +228,9 @@ async def test_without_limits_the_ratios_are_null_and_ok(clients: Clients) -> No
     assert (facts["cpu_ratio"], facts["memory_ratio"]) == (None, None)
     assert (facts["cpu_limit_cores"], facts["memory_limit_bytes"]) == (None, None)
     assert facts["cpu_cores"] == pytest.approx(0.2, abs=0.005)
-    assert finding.summary == "highest of 1 pods: cpu 0.2 cores, memory 100 MiB"
+    assert re.fullmatch(
+        r"highest of 1 pods: cpu 0\.(19\d*|2|20\d*) cores, memory 100 MiB", finding.summary
+    ), finding.summary
 
 
 async def test_cpu_throttling_is_degraded(clients: Clients) -> None:
