@@ -182,7 +182,10 @@ def machine() -> dict[str, str]:
     )
     wrk_version = subprocess.run(["wrk", "-v"], capture_output=True, text=True, check=False).stdout
     return {
-        "nproc": subprocess.run(["nproc"], capture_output=True, text=True, check=True).stdout.strip(),
+        # `nproc --all`: this process is pinned to the load core, so plain `nproc` would say 1
+        "nproc": subprocess.run(
+            ["nproc", "--all"], capture_output=True, text=True, check=True
+        ).stdout.strip(),
         "cpu": cpu,
         "python": platform.python_version(),
         "kernel": platform.release(),
@@ -273,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
         storm_figures,
         notes,
         quick=args.quick,
-        command=" ".join(sys.argv),
+        command=" ".join(["python -m bench", *sys.argv[1:]]),
     )
     print(report.table(results))
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -11,7 +11,7 @@ set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 
 PG_BIN=/usr/lib/postgresql/15/bin
-APT_PACKAGES=(redis-server prometheus prometheus-alertmanager)
+APT_PACKAGES=(redis-server prometheus prometheus-alertmanager wrk)
 
 SUDO=()
 if [[ "$(id -u)" -ne 0 ]]; then
@@ -42,7 +42,7 @@ if ((${#missing[@]} > 0)); then
 fi
 
 # Verify and report one line per component.
-for bin in redis-server prometheus prometheus-alertmanager amtool; do
+for bin in redis-server prometheus prometheus-alertmanager amtool wrk promtool; do
     command -v "$bin" >/dev/null 2>&1 || { echo "install-system-deps: $bin not found after install" >&2; exit 1; }
 done
 [[ -x "$PG_BIN/postgres" ]] || { echo "install-system-deps: $PG_BIN/postgres not found after install" >&2; exit 1; }
