@@ -54,9 +54,15 @@ async def claim(store: Store, worker: str, *, limit: int, lease_s: float, now: f
         .where(earlier.c.fingerprint == t.c.fingerprint, earlier.c.id < t.c.id, earlier.c.state != DONE)
         .exists()
     )
+    # look only at the oldest rows (index on state, id), not the whole backlog: the claim stays O(limit)
+    window = limit * 16
+    oldest_pending = sa.select(t.c.id).where(t.c.state == PENDING).order_by(t.c.id).limit(window)
+    expired = (
+        sa.select(t.c.id).where(t.c.state == CLAIMED, t.c.lease_until < now).order_by(t.c.id).limit(window)
+    )
     candidates = (
         sa.select(t.c.id)
-        .where(sa.or_(t.c.state == PENDING, sa.and_(t.c.state == CLAIMED, t.c.lease_until < now)), ~blocked)
+        .where(sa.or_(t.c.id.in_(oldest_pending), t.c.id.in_(expired)), ~blocked)
         .order_by(t.c.id)
         .limit(limit)
     )
