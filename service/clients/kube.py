@@ -79,17 +79,23 @@ class KubeClient:
         except (aiohttp.ClientError, OSError) as exc:
             raise errors.Transient(f"Kubernetes API unreachable ({what}): {type(exc).__name__}") from exc
 
+    async def _items(
+        self, what: str, fn: Callable[..., Awaitable[Any]], *args: Any, timeout: float, **kwargs: Any
+    ) -> list[dict[str, Any]]:
+        """The ``items`` of a list call, as API-shaped dicts."""
+        result = await self.call(what, fn, *args, timeout=timeout, **kwargs)
+        return list(self.plain(result).get("items", []))
+
     # -- reads -----------------------------------------------------------------------------------------
 
     async def list_pods(self, namespace: str, selector: str, *, timeout: float) -> list[dict[str, Any]]:
-        result = await self.call(
+        return await self._items(
             f"list pods {namespace} -l {selector}",
             self.core.list_namespaced_pod,
             namespace,
             label_selector=selector,
             timeout=timeout,
         )
-        return list(self.plain(result).get("items", []))
 
     async def read_deployment(self, namespace: str, name: str, *, timeout: float) -> dict[str, Any]:
         result = await self.call(
@@ -104,26 +110,24 @@ class KubeClient:
     async def list_replicasets(
         self, namespace: str, selector: str, *, timeout: float
     ) -> list[dict[str, Any]]:
-        result = await self.call(
+        return await self._items(
             f"list replicasets {namespace}",
             self.apps.list_namespaced_replica_set,
             namespace,
             label_selector=selector,
             timeout=timeout,
         )
-        return list(self.plain(result).get("items", []))
 
     async def list_events(
         self, namespace: str, *, field_selector: str, timeout: float
     ) -> list[dict[str, Any]]:
-        result = await self.call(
+        return await self._items(
             f"list events {namespace}",
             self.core.list_namespaced_event,
             namespace,
             field_selector=field_selector,
             timeout=timeout,
         )
-        return list(self.plain(result).get("items", []))
 
     async def read_log(
         self,
@@ -170,31 +174,28 @@ class KubeClient:
         return body.decode("utf-8", errors="replace")
 
     async def list_hpas(self, namespace: str, *, timeout: float) -> list[dict[str, Any]]:
-        result = await self.call(
+        return await self._items(
             f"list hpa {namespace}",
             self.autoscaling.list_namespaced_horizontal_pod_autoscaler,
             namespace,
             timeout=timeout,
         )
-        return list(self.plain(result).get("items", []))
 
     async def list_network_policies(self, namespace: str, *, timeout: float) -> list[dict[str, Any]]:
-        result = await self.call(
+        return await self._items(
             f"list networkpolicies {namespace}",
             self.networking.list_namespaced_network_policy,
             namespace,
             timeout=timeout,
         )
-        return list(self.plain(result).get("items", []))
 
     async def list_pvcs(self, namespace: str, *, timeout: float) -> list[dict[str, Any]]:
-        result = await self.call(
+        return await self._items(
             f"list pvc {namespace}",
             self.core.list_namespaced_persistent_volume_claim,
             namespace,
             timeout=timeout,
         )
-        return list(self.plain(result).get("items", []))
 
     async def read_storage_class(self, name: str, *, timeout: float) -> dict[str, Any]:
         result = await self.call(

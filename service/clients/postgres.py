@@ -22,12 +22,12 @@ import os
 import socket
 import urllib.parse
 from collections.abc import AsyncIterator, Iterable
-from pathlib import Path
 from typing import Any
 
 import asyncpg
 
 from service import errors
+from service.clients import credentials
 from service.settings import Settings
 
 _MASK = "[REDACTED]"
@@ -64,29 +64,18 @@ class PostgresConnector:
         self._dsn = dsn
         self._parts = parts
         self._password = password or None
-        self._allowed_hosts = frozenset(h.lower() for h in allowed_hosts)
+        self._hosts = credentials.HostPolicy((parts.hostname or "localhost"), allowed_hosts)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> PostgresConnector | None:
         """The connector for ``monitor_postgres_dsn`` (``None`` when unset), password read from its file."""
         if settings.monitor_postgres_dsn is None:
             return None
-        password = _read_secret(settings.monitor_postgres_password_file, "monitor_postgres_password_file")
+        password = credentials.read_secret(
+            settings.monitor_postgres_password_file, "monitor_postgres_password_file"
+        )
         return cls(
             settings.monitor_postgres_dsn.get_secret_value(), password, allowed_hosts=settings.monitor_hosts
-        )
-
-    def _check_host(self, host: str | None) -> None:
-        """Credentials go to the configured host and to ``REMEDIATOR_MONITOR_HOSTS`` only, never elsewhere."""
-        if (
-            host is None
-            or host.lower() == (self._parts.hostname or "localhost").lower()
-            or host.lower() in self._allowed_hosts
-        ):
-            return
-        raise errors.Permanent(
-            f"host {host!r} is not the configured one nor in REMEDIATOR_MONITOR_HOSTS: "
-            "monitoring credentials are not sent there"
         )
 
     def secrets(self) -> frozenset[str]:
@@ -117,7 +106,7 @@ class PostgresConnector:
 
         ``timeout`` bounds connecting and, as ``statement_timeout``, every statement of the session.
         """
-        self._check_host(host)
+        self._hosts.check(host)
         where = self.describe(host=host, port=port, database=database)
         try:
             conn = await asyncpg.connect(
@@ -193,13 +182,3 @@ async def _close(conn: Any) -> None:
         await conn.close(timeout=1.0)
     except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError):
         conn.terminate()
-
-
-def _read_secret(path: Path | None, setting: str) -> str | None:
-    """The content of a mounted secret file without its trailing newline (``None`` without a file)."""
-    if path is None:
-        return None
-    try:
-        return path.read_text(encoding="utf-8").rstrip("\r\n") or None
-    except OSError as exc:
-        raise errors.ConfigError(f"{setting}: cannot read {path}: {exc.strerror}") from exc

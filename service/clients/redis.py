@@ -20,7 +20,6 @@ import os
 import socket
 import urllib.parse
 from collections.abc import AsyncIterator, Iterable
-from pathlib import Path
 
 import redis.asyncio
 import redis.exceptions
@@ -28,6 +27,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from service import errors
+from service.clients import credentials
 from service.settings import Settings
 
 _MASK = "[REDACTED]"
@@ -64,25 +64,18 @@ class RedisConnector:
         self._username = urllib.parse.unquote(parts.username) if parts.username else None
         self._url_password = urllib.parse.unquote(parts.password or "") or None
         self._password = password or self._url_password
-        self._allowed_hosts = frozenset(h.lower() for h in allowed_hosts)
+        self._hosts = credentials.HostPolicy(self._host, allowed_hosts)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RedisConnector | None:
         """The connector for ``monitor_redis_url`` (``None`` when unset), password read from its file."""
         if settings.monitor_redis_url is None:
             return None
-        password = _read_secret(settings.monitor_redis_password_file, "monitor_redis_password_file")
+        password = credentials.read_secret(
+            settings.monitor_redis_password_file, "monitor_redis_password_file"
+        )
         return cls(
             settings.monitor_redis_url.get_secret_value(), password, allowed_hosts=settings.monitor_hosts
-        )
-
-    def _check_host(self, host: str | None) -> None:
-        """Credentials go to the configured host and to ``REMEDIATOR_MONITOR_HOSTS`` only, never elsewhere."""
-        if host is None or host.lower() in (self._host.lower(), *self._allowed_hosts):
-            return
-        raise errors.Permanent(
-            f"host {host!r} is not the configured one nor in REMEDIATOR_MONITOR_HOSTS: "
-            "monitoring credentials are not sent there"
         )
 
     def secrets(self) -> frozenset[str]:
@@ -98,7 +91,7 @@ class RedisConnector:
         self, *, host: str | None = None, port: int | None = None, db: int | None = None, timeout: float
     ) -> AsyncIterator[redis.asyncio.Redis]:
         """A client (responses decoded to ``str``), closed on exit; command errors are translated."""
-        self._check_host(host)
+        self._hosts.check(host)
         where = self.describe(host=host, port=port, db=db)
         client = redis.asyncio.Redis(
             host=host or self._host,
@@ -152,13 +145,3 @@ def _message(exc: redis.exceptions.RedisError) -> str:
             cause.errno
         )  # "Connection refused", not "Error 111 connecting to … Connect call …"
     return str(exc).strip() or type(exc).__name__
-
-
-def _read_secret(path: Path | None, setting: str) -> str | None:
-    """The content of a mounted secret file without its trailing newline (``None`` without a file)."""
-    if path is None:
-        return None
-    try:
-        return path.read_text(encoding="utf-8").rstrip("\r\n") or None
-    except OSError as exc:
-        raise errors.ConfigError(f"{setting}: cannot read {path}: {exc.strerror}") from exc
