@@ -137,8 +137,11 @@ def baseline(port: int, workdir: Path) -> Iterator[int]:
 
 
 @contextlib.contextmanager
-def remediator(port: int, store_url: str, rules_dir: Path, workdir: Path) -> Iterator[int]:
+def remediator(
+    port: int, store_url: str, rules_dir: Path, workdir: Path, *, extra_env: Mapping[str, str] | None = None
+) -> Iterator[int]:
     env = {
+        **(extra_env or {}),
         "REMEDIATOR_LISTEN": f"127.0.0.1:{port}",
         "REMEDIATOR_STORE_URL": store_url,
         "REMEDIATOR_RULES_DIR": str(rules_dir),

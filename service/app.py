@@ -70,6 +70,7 @@ async def _store(app: web.Application) -> AsyncIterator[None]:
         released = await inbox.release(store)
         if released:
             log.info("dispatcher.resumed", rows=released)
+    store.start_writer()
     app[keys.STORE] = store
     yield
     await store.close()

@@ -30,7 +30,7 @@ def configure_logging(*, fmt: str = "auto", level: str = "info") -> None:
         ],
         wrapper_class=structlog.make_filtering_bound_logger(_LEVELS[level]),
         logger_factory=structlog.PrintLoggerFactory(sys.stdout),
-        cache_logger_on_first_use=False,
+        cache_logger_on_first_use=True,  # the hot paths log through module-level proxies
     )
 
 

@@ -6,6 +6,9 @@ transport errors: 404 → ``NotFound``, 409 → ``Conflict``, 429/5xx → ``Tran
 other 4xx → ``Permanent``; timeouts and connection errors → ``Transient``. Probes use the read section;
 only remediation actions call the write section (patch, scale, evict, delete a pod, patch a claim), one
 request per call, never retried here. An eviction refused by a PodDisruptionBudget is ``errors.Blocked``.
+
+kubernetes-asyncio (~60 MB of generated models) is imported when a client is first built, never when this
+module is: a service without Kubernetes configured never loads it.
 """
 
 from __future__ import annotations
@@ -13,13 +16,15 @@ from __future__ import annotations
 import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import aiohttp
-from kubernetes_asyncio import client, config
-from kubernetes_asyncio.client.exceptions import ApiException
 
 from service import errors
+
+if TYPE_CHECKING:
+    from kubernetes_asyncio import client
+    from kubernetes_asyncio.client.exceptions import ApiException
 
 T = TypeVar("T")
 
@@ -39,6 +44,8 @@ class Conflict(errors.Transient):
 
 class KubeClient:
     def __init__(self, api: client.ApiClient) -> None:
+        from kubernetes_asyncio import client
+
         self._api = api
         self.core = client.CoreV1Api(api)
         self.apps = client.AppsV1Api(api)
@@ -50,13 +57,15 @@ class KubeClient:
     @classmethod
     async def connect(cls, kubeconfig: Path | None) -> KubeClient | None:
         """From a kubeconfig file, else the in-cluster service account, else None (not configured)."""
+        if kubeconfig is None and not os.environ.get("KUBERNETES_SERVICE_HOST"):
+            return None
+        from kubernetes_asyncio import client, config
+
         configuration = client.Configuration()
         if kubeconfig is not None:
             await config.load_kube_config(config_file=str(kubeconfig), client_configuration=configuration)
-        elif os.environ.get("KUBERNETES_SERVICE_HOST"):
-            config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
         else:
-            return None
+            config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
         return cls(client.ApiClient(configuration))
 
     async def close(self) -> None:
@@ -70,6 +79,8 @@ class KubeClient:
         self, what: str, fn: Callable[..., Awaitable[T]], *args: Any, timeout: float, **kwargs: Any
     ) -> T:
         """Run one API call with a timeout, translating every failure to our errors."""
+        from kubernetes_asyncio.client.exceptions import ApiException  # loaded already: ``__init__`` did
+
         try:
             return await fn(*args, _request_timeout=timeout, **kwargs)
         except ApiException as exc:
@@ -141,6 +152,8 @@ class KubeClient:
         timeout: float,
     ) -> str:
         """The log tail as text (read raw: a single JSON line would otherwise come back as a repr)."""
+        from kubernetes_asyncio.client.exceptions import ApiException
+
         kwargs: dict[str, Any] = {
             "previous": previous,
             "tail_lines": tail_lines,
@@ -257,6 +270,8 @@ class KubeClient:
         A refusal by a budget (429 with a ``DisruptionBudget`` cause, or the 500 the API answers for a pod
         under several budgets) is ``errors.Blocked("pdb", <the API's message>)``. Never falls back to DELETE.
         """
+        from kubernetes_asyncio.client.exceptions import ApiException
+
         what = f"evict pod {namespace}/{pod}"
         try:
             result = await self.call(

@@ -12,6 +12,7 @@ user or password. Translation at this edge, for connecting and for every query r
     errors.Permanent     authentication failed, unknown database, SQL errors, bad DSN
 
 Never puts the password in a message; never writes (sessions are ``default_transaction_read_only``).
+``asyncpg`` is imported on the first ``connect``, not with this module.
 """
 
 from __future__ import annotations
@@ -23,8 +24,6 @@ import socket
 import urllib.parse
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
-
-import asyncpg
 
 from service import errors
 from service.clients import credentials
@@ -106,6 +105,8 @@ class PostgresConnector:
 
         ``timeout`` bounds connecting and, as ``statement_timeout``, every statement of the session.
         """
+        import asyncpg
+
         self._hosts.check(host)
         where = self.describe(host=host, port=port, database=database)
         try:
@@ -134,6 +135,8 @@ class PostgresConnector:
             await _close(conn)
 
     def _translate(self, exc: BaseException, where: str, *, connecting: bool) -> errors.RemediatorError:
+        import asyncpg
+
         detail = self._scrub(_message(exc))
         if isinstance(exc, TimeoutError):
             if connecting:
@@ -174,6 +177,8 @@ def _message(exc: BaseException) -> str:
 
 
 async def _close(conn: Any) -> None:
+    import asyncpg
+
     task = asyncio.current_task()
     if task is not None and task.cancelling():
         conn.terminate()  # being cancelled: do not wait on the server

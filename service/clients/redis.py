@@ -11,6 +11,7 @@ run inside ``connect``::
     errors.Permanent     authentication failed (WRONGPASS, NOAUTH), command errors, bad URL
 
 Never puts the password in a message; runs no command that writes (callers' duty, reviewed per probe).
+The ``redis`` library is imported on the first ``connect``, not with this module.
 """
 
 from __future__ import annotations
@@ -20,15 +21,15 @@ import os
 import socket
 import urllib.parse
 from collections.abc import AsyncIterator, Iterable
-
-import redis.asyncio
-import redis.exceptions
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
+from typing import TYPE_CHECKING
 
 from service import errors
 from service.clients import credentials
 from service.settings import Settings
+
+if TYPE_CHECKING:
+    import redis.asyncio
+    import redis.exceptions
 
 _MASK = "[REDACTED]"
 
@@ -91,6 +92,11 @@ class RedisConnector:
         self, *, host: str | None = None, port: int | None = None, db: int | None = None, timeout: float
     ) -> AsyncIterator[redis.asyncio.Redis]:
         """A client (responses decoded to ``str``), closed on exit; command errors are translated."""
+        import redis.asyncio
+        import redis.exceptions
+        from redis.asyncio.retry import Retry
+        from redis.backoff import NoBackoff
+
         self._hosts.check(host)
         where = self.describe(host=host, port=port, db=db)
         client = redis.asyncio.Redis(
@@ -115,6 +121,8 @@ class RedisConnector:
     def _translate(
         self, exc: redis.exceptions.RedisError, where: str, timeout: float
     ) -> errors.RemediatorError:
+        import redis.exceptions
+
         detail = self._scrub(_message(exc))
         if isinstance(exc, redis.exceptions.AuthenticationError | redis.exceptions.AuthorizationError):
             if self._password is None:

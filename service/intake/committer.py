@@ -3,6 +3,9 @@
 Each request hands its inbox rows to ``submit`` and waits; one committer task takes every waiting
 request, inserts all their rows in one batched ``INSERT … ON CONFLICT DO NOTHING``, commits, and answers
 each request with its own accepted/duplicate counts. A request is answered only after the commit.
+
+On SQLite (a file) the grouping is done by the store's writer thread (``records.sqlite_writer``): requests
+go straight to it and the loop is woken once per committed batch; there is no committer task then.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
@@ -22,11 +25,20 @@ from service.records.store import Store
 log = structlog.get_logger(__name__)
 
 
+@dataclass(frozen=True, slots=True)
+class Committed:
+    """What one request's commit did: alerts newly stored, already stored, and new ones stored as done
+    (decided at intake: a firing alert no rule matches)."""
+
+    accepted: int
+    duplicates: int
+    decided: int
+
+
 @dataclass
 class _Request:
     rows: Sequence[dict[str, Any]]
-    future: asyncio.Future[tuple[int, int]]
-    keys: list[inbox.Key] = field(default_factory=list)
+    future: asyncio.Future[list[bool]]
 
 
 class GroupCommitter:
@@ -40,20 +52,36 @@ class GroupCommitter:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
-    async def submit(self, rows: Sequence[dict[str, Any]], *, timeout: float) -> tuple[int, int]:
-        """Store ``rows``; returns (accepted, duplicates) once committed, or raises StoreUnavailable."""
+    async def submit(self, rows: Sequence[dict[str, Any]], *, timeout: float) -> Committed:
+        """Store ``rows`` once committed, or raise StoreUnavailable (the sender retries)."""
+        writer = self._store.writer
+        if writer is not None:
+            flags = await _within(writer.insert_inbox(rows), timeout)
+            return self._settled(rows, flags)
         if self._task is None or self._task.done():
             raise errors.StoreUnavailable("intake committer is not running")
-        future: asyncio.Future[tuple[int, int]] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[list[bool]] = asyncio.get_running_loop().create_future()
         self._queue.append(_Request(rows, future))
         self._wake.set()
-        try:
-            return await asyncio.wait_for(asyncio.shield(future), timeout)
-        except TimeoutError as exc:
-            raise errors.StoreUnavailable(f"store did not commit within {timeout:g}s") from exc
+        return self._settled(rows, await _within(future, timeout))
+
+    def _settled(self, rows: Sequence[dict[str, Any]], flags: list[bool]) -> Committed:
+        accepted = decided = 0
+        pending = False
+        for row, new in zip(rows, flags, strict=True):
+            if new:
+                accepted += 1
+                if row["state"] == inbox.DONE:
+                    decided += 1
+                else:
+                    pending = True
+        if pending:
+            self._on_commit()
+        return Committed(accepted, len(rows) - accepted, decided)
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="intake-committer")
+        if self._store.writer is None:
+            self._task = asyncio.create_task(self._run(), name="intake-committer")
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -84,13 +112,12 @@ class GroupCommitter:
 
     async def _commit(self, batch: list[_Request]) -> None:
         rows: list[dict[str, Any]] = []
-        owners: dict[inbox.Key, _Request] = {}
+        owners: dict[inbox.Key, tuple[_Request, int]] = {}
         for request in batch:
-            for row in request.rows:
+            for n, row in enumerate(request.rows):
                 key = (row["fingerprint"], row["starts_at"], row["status"])
-                request.keys.append(key)
-                if key not in owners:  # the first request to carry an alert is the one that stores it
-                    owners[key] = request
+                if key not in owners:  # the first row to carry an alert is the one that stores it
+                    owners[key] = (request, n)
                     rows.append(row)
         try:
             async with self._store.write() as conn:
@@ -106,8 +133,26 @@ class GroupCommitter:
                     request.future.exception()  # retrieved: a timed-out waiter must not warn
             return
         for request in batch:
-            accepted = sum(1 for key in set(request.keys) if key in new and owners[key] is request)
+            flags = [
+                key in new and owners[key] == (request, n)
+                for n, key in enumerate((r["fingerprint"], r["starts_at"], r["status"]) for r in request.rows)
+            ]
             if not request.future.done():
-                request.future.set_result((accepted, len(request.keys) - accepted))
-        if new:
-            self._on_commit()
+                request.future.set_result(flags)
+
+
+async def _within(future: asyncio.Future[list[bool]], timeout: float) -> list[bool]:
+    """Wait for a commit; past ``timeout`` the store counts as unavailable (the rows may still land: the
+    sender's retry is then a duplicate, never a loss)."""
+    loop = asyncio.get_running_loop()
+    timer = loop.call_later(timeout, _expire, future, timeout)
+    try:
+        return await future
+    finally:
+        timer.cancel()
+
+
+def _expire(future: asyncio.Future[list[bool]], timeout: float) -> None:
+    if not future.done():
+        future.set_exception(errors.StoreUnavailable(f"store did not commit within {timeout:g}s"))
+        future.exception()

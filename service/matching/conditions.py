@@ -3,7 +3,8 @@
 Owns compiling a CEL expression (the language of Kubernetes admission policies) and evaluating it against
 plain data, e.g. ``{"findings": {"pods": {"status": "ok", "facts": {...}}}}``. A condition must yield a
 bool; anything else, and any evaluation error (an unknown finding id, a type mismatch), is a
-``ConditionError`` naming the expression, never a silent ``False``. Never does I/O.
+``ConditionError`` naming the expression, never a silent ``False``. Never does I/O. The ``cel`` binding
+(which drags in a command-line shell) is imported by the first condition compiled, not with this module.
 """
 
 from __future__ import annotations
@@ -11,8 +12,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
-
-import cel
 
 
 class ConditionError(ValueError):
@@ -27,6 +26,8 @@ class Condition:
     _program: Any = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        import cel
+
         try:
             program = cel.compile(self.source)
         except Exception as exc:  # the binding raises ValueError; be robust to other parser errors

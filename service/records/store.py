@@ -2,8 +2,9 @@
 and the transaction boundaries every other records module works inside.
 
 SQLite allows one writer at a time; the store serialises writes with an asyncio lock so that writers wait
-in the event loop, not in a busy-retry loop of the driver. Failures to reach or write the store are
-translated to ``errors.StoreUnavailable`` here, at the edge.
+in the event loop, not in a busy-retry loop of the driver, and, once ``start_writer`` ran, borrows the write
+slot from the ``SqliteWriter`` thread that commits intake batches (``records.sqlite_writer``). Failures
+to reach or write the store are translated to ``errors.StoreUnavailable`` here, at the edge.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from sqlalchemy import event, exc
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from service import errors
+from service.records.sqlite_writer import SqliteWriter
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 #: Errors of our own SQL or data (a bug, not an outage): they propagate. Every other driver error — refused,
@@ -46,6 +48,7 @@ class Store:
         self.dialect = engine.dialect.name
         self.single_writer = self.dialect == "sqlite"
         self.timeout_s = timeout_s
+        self.writer: SqliteWriter | None = None
         self._write_lock = asyncio.Lock()
 
     @classmethod
@@ -64,7 +67,19 @@ class Store:
             engine = create_async_engine(target, pool_size=pool_size, max_overflow=5, pool_pre_ping=True)
         return cls(engine, timeout_s=timeout_s)
 
+    def start_writer(self) -> SqliteWriter | None:
+        """SQLite on a file: start the thread that owns the write slot (intake commits go straight to it)."""
+        database = self.engine.url.database
+        if self.dialect != "sqlite" or not database or database == ":memory:" or self.writer is not None:
+            return self.writer
+        self.writer = SqliteWriter(database, busy_timeout_s=self.timeout_s)
+        self.writer.start()
+        return self.writer
+
     async def close(self) -> None:
+        if self.writer is not None:
+            await self.writer.stop()
+            self.writer = None
         await self.engine.dispose()
 
     async def migrate(self) -> None:
@@ -97,8 +112,9 @@ class Store:
     async def write(self) -> AsyncIterator[AsyncConnection]:
         """One write transaction, committed on exit; serialised on SQLite."""
         lock = self._write_lock if self.single_writer else contextlib.nullcontext()
+        slot = self.writer.hold() if self.writer is not None else contextlib.nullcontext()
         try:
-            async with lock, self.engine.begin() as conn:
+            async with lock, slot, self.engine.begin() as conn:
                 yield conn
         except _OURS:
             raise

@@ -1,6 +1,7 @@
 """Cross-replica wake-ups on PostgreSQL: ``NOTIFY remediator_inbox`` when intake commits new rows, and a
 ``LISTEN`` connection per replica that wakes its dispatcher, so every replica starts on new work at once
-instead of at its next poll. The dispatcher's own 1 s tick stays as the safety net (lease expiry)."""
+instead of at its next poll. The dispatcher's own 1 s tick stays as the safety net (lease expiry).
+``asyncpg`` is imported when a listener runs (PostgreSQL store only), not with this module."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ import contextlib
 from collections.abc import Callable
 from typing import Any
 
-import asyncpg
 import sqlalchemy as sa
 import structlog
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -44,6 +44,8 @@ class InboxListener:
         self._on_notify()
 
     async def _run(self) -> None:
+        import asyncpg
+
         while True:
             conn = None
             try:

@@ -45,8 +45,8 @@ async def test_quick_start_flow_one_escalated_incident_and_the_log_bundle(client
                 "/v1/alerts", data=body, headers={**AUTH, "Content-Type": "application/json"}
             )
             assert await response.json() == expected
-        listed = await eventually(lambda: _nonempty(incidents(client)))
         bundles = await eventually(lambda: [e for e in logs if e["event"] == "notify.bundle"])
+        listed = await eventually(lambda: _nonempty(incidents(client)))
     assert len(listed) == 1
     incident = listed[0]
     assert incident["state"] == "escalated"

@@ -1,0 +1,146 @@
+"""The SQLite write slot: intake batches committed by the writer thread, other writes borrowing the slot."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from service import errors
+from service.records import inbox, schema
+from service.records.sqlite_writer import SqliteWriter
+from service.records.store import Store
+
+
+def row(fingerprint: str, status: str = "firing") -> dict[str, Any]:
+    return {
+        "fingerprint": fingerprint,
+        "starts_at": "2026-11-27T10:00:00.000000Z",
+        "status": status,
+        "alertname": "A",
+        "payload": "{}",
+        "receiver": "r",
+        "group_key": "",
+        "truncated": 0,
+        "received_at": time.time(),
+        "state": "pending",
+        "attempts": 0,
+    }
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> Any:
+    store = Store.open(f"sqlite:///{tmp_path / 'writer.db'}")
+    await store.migrate()
+    assert store.start_writer() is not None
+    yield store
+    await store.close()
+
+
+def stored(path: Path) -> list[tuple[str, str]]:
+    with sqlite3.connect(path) as conn:
+        return conn.execute("SELECT fingerprint, status FROM inbox ORDER BY id").fetchall()
+
+
+async def test_concurrent_requests_share_commits_and_each_learns_which_rows_were_new(
+    store: Store, tmp_path: Path
+) -> None:
+    writer = store.writer
+    assert writer is not None
+    first = await writer.insert_inbox([row("a"), row("b")])
+    assert first == [True, True]
+    # sent together: a re-send of "a", a row twice in one request, the same new row in two requests
+    results = await asyncio.gather(
+        writer.insert_inbox([row("a"), row("c")]),
+        writer.insert_inbox([row("d"), row("d")]),
+        writer.insert_inbox([row("e")]),
+        writer.insert_inbox([row("e"), row("a", status="resolved")]),
+    )
+    assert results == [[False, True], [True, False], [True], [False, True]]
+    assert stored(tmp_path / "writer.db") == [
+        ("a", "firing"),
+        ("b", "firing"),
+        ("c", "firing"),
+        ("d", "firing"),
+        ("e", "firing"),
+        ("a", "resolved"),
+    ]
+
+
+async def test_a_thousand_concurrent_requests_are_all_stored_once(store: Store, tmp_path: Path) -> None:
+    writer = store.writer
+    assert writer is not None
+    results = await asyncio.gather(*(writer.insert_inbox([row(f"fp-{n}")]) for n in range(1000)))
+    assert all(flags == [True] for flags in results)
+    assert len(stored(tmp_path / "writer.db")) == 1000
+
+
+async def test_store_transactions_borrow_the_slot_and_intake_waits_for_them(store: Store) -> None:
+    writer = store.writer
+    assert writer is not None
+    async with store.write() as conn:
+        await inbox.insert(store, conn, [row("held")])
+        pending = writer.insert_inbox([row("behind")])
+        await asyncio.sleep(0.2)
+        assert not pending.done()  # the thread writes nothing while the slot is lent
+    assert await asyncio.wait_for(pending, 5) == [True]
+
+
+async def test_store_writes_and_intake_interleave_without_lock_errors(store: Store, tmp_path: Path) -> None:
+    writer = store.writer
+    assert writer is not None
+
+    async def update(n: int) -> None:
+        async with store.write() as conn:
+            await conn.execute(
+                sa.update(schema.inbox)
+                .where(schema.inbox.c.fingerprint == f"fp-{n}")
+                .values(state=inbox.DONE, outcome="test")
+            )
+
+    intake = [writer.insert_inbox([row(f"fp-{n}")]) for n in range(200)]
+    await asyncio.gather(*intake, *(update(n) for n in range(200)))
+    with sqlite3.connect(tmp_path / "writer.db") as conn:
+        assert conn.execute("SELECT count(*) FROM inbox").fetchone() == (200,)
+
+
+async def test_a_borrower_that_gives_up_waiting_does_not_stall_intake(store: Store) -> None:
+    writer = store.writer
+    assert writer is not None
+    async with store.write():
+        with pytest.raises(TimeoutError):  # a second borrower queued behind the first, then gone
+            await asyncio.wait_for(_borrow(writer), 0.1)
+    assert await asyncio.wait_for(writer.insert_inbox([row("after")]), 5) == [True]
+
+
+async def _borrow(writer: SqliteWriter) -> None:
+    async with writer.hold():
+        pass
+
+
+async def test_a_broken_database_is_store_unavailable_not_a_crash(tmp_path: Path) -> None:
+    sqlite3.connect(tmp_path / "empty.db").close()  # no inbox table
+    writer = SqliteWriter(str(tmp_path / "empty.db"), busy_timeout_s=1)
+    writer.start()
+    try:
+        with pytest.raises(errors.StoreUnavailable, match="no such table"):
+            await writer.insert_inbox([row("a")])
+        with pytest.raises(errors.StoreUnavailable, match="not inbox columns"):
+            await writer.insert_inbox([{**row("b"), "bogus": 1}])
+    finally:
+        await writer.stop()
+
+
+async def test_after_stop_intake_is_refused_with_store_unavailable(tmp_path: Path) -> None:
+    store = Store.open(f"sqlite:///{tmp_path / 'stop.db'}")
+    await store.migrate()
+    writer = store.start_writer()
+    assert writer is not None
+    await store.close()
+    with pytest.raises(errors.StoreUnavailable):
+        writer.insert_inbox([row("late")])
