@@ -60,7 +60,7 @@ FULL = Plan(
     3,
     5,
     3,
-    ("baseline", "sqlite", "postgresql", "ansible-rulebook"),
+    ("baseline", "baseline-uvloop", "sqlite", "postgresql", "ansible-rulebook"),
     15,
     20000,
     20,
@@ -117,8 +117,8 @@ def paced(
 
 @contextlib.contextmanager
 def server(target: str, port: int, work: Path, store_url: str) -> Iterator[int]:
-    if target == "baseline":
-        with servers.baseline(port, work) as pid:
+    if target in ("baseline", "baseline-uvloop"):
+        with servers.baseline(port, work, uvloop=target == "baseline-uvloop") as pid:
             yield pid
     elif target == "ansible-rulebook":
         with servers.peer(port, work) as pid:

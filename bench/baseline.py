@@ -1,6 +1,7 @@
 """The baseline: a bare aiohttp app that parses the same JSON body and answers 200 (no auth, no store).
 
-``python -m bench.baseline PORT`` — what the service's intake is compared with.
+``python -m bench.baseline PORT [uvloop]`` — what the service's intake is compared with; with ``uvloop`` it
+runs on uvloop, as the service does (the goal ratio is taken against the plain asyncio one, as specified).
 """
 
 from __future__ import annotations
@@ -25,7 +26,12 @@ def main() -> None:
     app = web.Application(client_max_size=1024 * 1024 + 1)
     app.router.add_post("/v1/alerts", post_alerts)
     app.router.add_get("/healthz", healthz)
-    web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log=None)
+    loop = None
+    if sys.argv[2:] == ["uvloop"]:
+        import uvloop
+
+        loop = uvloop.new_event_loop()
+    web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log=None, loop=loop)
 
 
 if __name__ == "__main__":

@@ -88,8 +88,19 @@ def goals(
             p99 = r.half_rate["p99_ms"]
             row(f"p99 < 25 ms at half the max rate ({r.target}, {r.alerts}/POST)", f"{p99:.1f} ms", p99 < 25)
     if storm_figures is not None:
-        rss = storm_figures["rss_mb"]
-        row("peak RSS < 100 MB (storm of 10,000 alerts)", f"{rss:.0f} MB", rss < 100)
+        f = storm_figures
+        p50 = f["trickle_probe_p50_ms"]
+        row("webhook → first probe started, p50 < 5 ms (trickle)", f"{p50:.1f} ms", p50 < 5)
+        wall = f["wall_s"]
+        done = wall < 15 and not f["undecided"]
+        row(f"storm of {f['alerts']:,} alerts fully decided < 15 s", f"{wall:.1f} s", done)
+        row("storm peak RSS < 250 MB", f"{f['rss_mb']:.0f} MB", f["rss_mb"] < 250)
+        row("storm: no alert lost", f"{f['stored']:,} / {f['alerts']:,} stored", f["stored"] == f["alerts"])
+        row(
+            "storm: action budget held",
+            f"{f['restarts']} restarts, budget {f['budget']}",
+            f["restarts"] <= f["budget"],
+        )
     return "\n".join(lines)
 
 
@@ -115,21 +126,36 @@ def storm_section(figures: dict[str, Any] | None) -> str:
     if figures is None:
         return "Not run in this mode (`--quick` or `--skip storm`)."
     f = figures
+    states = ", ".join(f"{k}: {v}" for k, v in sorted(f["incident_states"].items()))
+    outcomes = ", ".join(f"{k}: {v}" for k, v in sorted(f["outcomes"].items()))
     return (
-        f"{f['alerts']:,} alerts over {f['targets']:,} targets (`service` label `svc-0000`…), "
-        f"{f['per_post']} alerts per POST, 16 concurrent senders from the benchmark process (core 1), "
-        f"shipped `rules/` (they match as `high-error-rate`), SQLite, default settings "
-        f"(`REMEDIATOR_WORKERS=8`).\n\n"
+        "`bench/storm.py`, SQLite, default settings except `REMEDIATOR_ACTION_BUDGET="
+        f"{f['budget']}/10m`, `REMEDIATOR_STORM_BRAKE=1000` (so that the budget is the guard that binds) and "
+        "`REMEDIATOR_VERIFY_INTERVAL_S=0.3`. The Kubernetes stand-in (`tests/support/kube_standin.py`, "
+        "HTTPS, driven by the real kubernetes-asyncio client) and a local HTTP server run in the benchmark "
+        f"process on core 1. {f['targets']:,} Deployments `shop/svc-NNNN` with crash-looping pods; the rule "
+        "diagnoses each (`kube.pods` + `http.get`) and restarts it (`kube.rollout_restart`, safe, automatic, "
+        "verified by `kube.pods`).\n\n"
+        f"1. **Trickle** (low load): {f['trickle_incidents']} alerts for 50 healthy Deployments, one POST "
+        "every 100 ms: webhook → first probe started per incident (the opening alert's `received_at` to the "
+        "start of its first finding, both from the store).\n"
+        f"2. **Storm**: {f['alerts']:,} alerts over {f['targets']:,} targets, {f['per_post']} alerts per "
+        "POST, 16 concurrent senders, as fast as intake answers; then wait until the inbox has decided "
+        "every alert.\n\n"
         "| figure | value |\n| --- | --- |\n"
-        f"| all POSTs answered | {f['post_s']:.1f} s |\n"
-        f"| every alert decided (wall time from the first POST) | {f['wall_s']:.1f} s |\n"
+        f"| trickle: POST → first probe started, p50 / p99 | {f['trickle_probe_p50_ms']:.1f} / "
+        f"{f['trickle_probe_p99_ms']:.1f} ms |\n"
+        f"| storm: all POSTs answered | {f['post_s']:.1f} s |\n"
+        f"| storm: every alert decided (wall time from the first POST) | {f['wall_s']:.1f} s |\n"
+        f"| alerts stored / sent | {f['stored']:,} / {f['alerts']:,} |\n"
         f"| alerts not decided at the end | {f['undecided']} |\n"
         f"| POSTs retried after a non-200 | {f['retries']} |\n"
         f"| POST → decided, p50 / p99 | {f['decided_p50_ms']:,.0f} / {f['decided_p99_ms']:,.0f} ms |\n"
-        f"| POST → first probe started, p50 / p99 ({f['probed_incidents']} incidents) "
+        f"| POST → first probe started under the storm, p50 / p99 ({f['probed_incidents']} incidents) "
         f"| {f['probe_p50_ms']:,.0f} / {f['probe_p99_ms']:,.0f} ms |\n"
-        f"| incidents opened | {f['incidents']} |\n"
-        f"| outcomes | {', '.join(f'{k}: {v}' for k, v in sorted(f['outcomes'].items()))} |\n"
+        f"| restarts that reached the stand-in (budget {f['budget']}) | {f['restarts']} |\n"
+        f"| incidents by state | {states} |\n"
+        f"| storm alerts by outcome | {outcomes} |\n"
         f"| peak RSS (VmHWM) | {f['rss_mb']:.0f} MB |"
     )
 
@@ -209,15 +235,18 @@ connections (closed loop):
 alert is new, so every one is inserted; none is a duplicate.
 
 - **remediator**: `python -m service serve` with `REMEDIATOR_WEBHOOK_TOKEN`, `REMEDIATOR_LOG_LEVEL=warning`
-  and a rules dir with **one rule that matches nothing of the load** (`bench/servers.py`): each stored alert
-  is then claimed by the dispatcher and finished as `unmatched`, on the same core, while intake runs.
+  and a rules dir with **one rule that matches nothing of the load** (`bench/servers.py`): intake matches
+  each alert (pure, ~1 µs) and stores it already decided as `unmatched`, so the dispatcher has no work here;
+  alerts that match a rule are measured by the storm below. The service runs on uvloop.
   SQLite: a new file per configuration. PostgreSQL 15: one server (`fsync=off`, as in the tests, started
   with `tests/support/procs.start_postgres`), a new database per configuration, pinned to core 0 too.
   A 200 is sent only after the commit (group commit). "stored / sent" compares the service's
   `remediator_alerts_received_total` with the alerts in 2xx answers wrk counted (warm-up included; requests
   still in flight when wrk stops are stored but not counted, hence stored ≥ sent).
 - **baseline**: `python -m bench.baseline PORT`, a bare aiohttp app that reads the body, `orjson.loads` it
-  and answers 200 with the same JSON shape: no auth, no validation, no store.
+  and answers 200 with the same JSON shape: no auth, no validation, no store; on asyncio's own loop.
+  **baseline-uvloop** is the same app on uvloop (as the service runs), shown for fairness; the goal's ratio
+  is taken against the plain one, as the issue defines it.
 - **ansible-rulebook 1.3.2** (Java 17, own venv): a rulebook with one condition the load never meets
   (`event.alert.labels.alertname == "NeverFiresInTheBenchmark"`). Its source is
   `bench/peer_sources/alertmanager.py`, which does what `ansible.eda.alertmanager` does (one event for the

@@ -130,8 +130,9 @@ def running(
 
 
 @contextlib.contextmanager
-def baseline(port: int, workdir: Path) -> Iterator[int]:
-    with running([sys.executable, "-m", "bench.baseline", str(port)], log=workdir / "baseline.log") as proc:
+def baseline(port: int, workdir: Path, *, uvloop: bool = False) -> Iterator[int]:
+    argv = [sys.executable, "-m", "bench.baseline", str(port), *(["uvloop"] if uvloop else [])]
+    with running(argv, log=workdir / "baseline.log") as proc:
         wait_port(port, proc)
         yield proc.pid
 

@@ -1,13 +1,19 @@
-"""End to end: a storm of alerts over many targets, posted as fast as intake takes them, until the inbox has
-decided every one (shipped rules, SQLite; probes that need a cluster report ``skipped`` here).
+"""End to end, on SQLite: webhook → first probe at low load (a trickle), then a storm of alerts over many
+targets until the inbox has decided every one, with probes and a restart action that really run — against
+the Kubernetes stand-in and a local HTTP server, both in this process on the load core.
 
-Figures from the store itself: POST → decided (``inbox.processed_at - received_at``), POST → first probe
-started (per incident, its opening alert's ``received_at`` to its first finding's start), wall time, peak RSS.
+Each target is a Deployment ``shop/svc-NNNN`` whose pods crash-loop; the storm rule diagnoses it
+(``kube.pods`` + ``http.get``) and restarts it (safe, automatic) under an action budget of ``BUDGET``
+per 10 minutes: the budget must hold, so exactly ``BUDGET`` restarts reach the stand-in and every other
+incident is escalated to a human. Figures come from the store itself: POST → decided
+(``inbox.processed_at - received_at``), POST → first probe started (an incident's opening alert's
+``received_at`` to its first finding's start), wall time, peak RSS.
 """
 
 from __future__ import annotations
 
 import asyncio
+import datetime
 import sqlite3
 import statistics
 import time
@@ -16,27 +22,60 @@ from typing import Any
 
 import aiohttp
 import orjson
+from aiohttp import web
 
 from bench import servers
 from bench.load import FIXTURE
+from tests.support import procs
+from tests.support.kube_standin import KubeStandin
 
 SENDERS = 16
+BUDGET = 50
+TRICKLE = 50  # alerts, one at a time, for webhook → first probe at low load
+RULE = """\
+name: bench-storm
+runbook: Storm
+description: The storm benchmark's rule.
+owner: bench
+reviewed: {today}
+mttr_target: 5m
+severity: critical
+match: ['alertname="StormTest"']
+target: {{kind: Deployment, namespace: shop, name: "{{{{ labels.service }}}}"}}
+diagnose:
+  - {{id: pods, probe: kube.pods}}
+  - {{id: health, probe: http.get, with: {{url: "http://127.0.0.1:{http_port}/healthz"}}}}
+remediate:
+  - action: kube.rollout_restart
+    safety: safe
+    when: findings.pods.facts.crashlooping > 0
+    verify: {{probe: pods, within: 30s}}
+"""
+
+
+def _alert(template: dict[str, Any], service: str, fingerprint: str) -> dict[str, Any]:
+    labels = {**template["labels"], "alertname": "StormTest", "service": service}
+    return {**template, "labels": labels, "fingerprint": fingerprint}
 
 
 def _payloads(alerts: int, targets: int, per_post: int) -> list[bytes]:
     base = orjson.loads(FIXTURE.read_bytes())
-    template = base["alerts"][0]
-    items = []
-    for n in range(alerts):
-        alert = dict(template)
-        alert["labels"] = {**template["labels"], "service": f"svc-{n % targets:04d}"}
-        alert["fingerprint"] = f"storm-{n}"
-        items.append(alert)
+    items = [_alert(base["alerts"][0], f"svc-{n % targets:04d}", f"storm-{n}") for n in range(alerts)]
     return [orjson.dumps({**base, "alerts": items[i : i + per_post]}) for i in range(0, len(items), per_post)]
 
 
+def _trickle_payloads() -> list[bytes]:
+    base = orjson.loads(FIXTURE.read_bytes())
+    return [
+        orjson.dumps({**base, "alerts": [_alert(base["alerts"][0], f"calm-{n:02d}", f"calm-{n}")]})
+        for n in range(TRICKLE)
+    ]
+
+
+HEADERS = {"Content-Type": "application/json", "Authorization": f"Bearer {servers.TOKEN}"}
+
+
 async def _post_all(url: str, payloads: list[bytes]) -> int:
-    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {servers.TOKEN}"}
     queue = list(reversed(payloads))
     failures = 0
 
@@ -45,7 +84,7 @@ async def _post_all(url: str, payloads: list[bytes]) -> int:
         while queue:
             body = queue.pop()
             for _ in range(20):  # a 503 (store busy) is retried, as Alertmanager would
-                async with session.post(url, data=body, headers=headers) as response:
+                async with session.post(url, data=body, headers=HEADERS) as response:
                     await response.read()
                     if response.status == 200:
                         break
@@ -57,58 +96,152 @@ async def _post_all(url: str, payloads: list[bytes]) -> int:
     return failures
 
 
+async def _trickle(url: str) -> None:
+    async with aiohttp.ClientSession() as session:
+        for body in _trickle_payloads():
+            async with session.post(url, data=body, headers=HEADERS) as response:
+                await response.read()
+            await asyncio.sleep(0.1)
+
+
 def _pct(values: list[float], q: float) -> float:
     values = sorted(values)
     return values[min(len(values) - 1, int(len(values) * q))] if values else float("nan")
 
 
-def run(work: Path, port: int, *, alerts: int, targets: int, per_post: int, timeout: float) -> dict[str, Any]:
-    work.mkdir(parents=True, exist_ok=True)
-    db = work / "storm.db"
-    payloads = _payloads(alerts, targets, per_post)
-    with servers.remediator(port, f"sqlite:///{db}", servers.REPO / "rules", work) as pid:
-        started = time.monotonic()
-        retries = asyncio.run(_post_all(f"http://127.0.0.1:{port}/v1/alerts", payloads))
-        posted = time.monotonic() - started
-        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
-        pending = alerts
+def _probe_latencies(conn: sqlite3.Connection, like: str) -> list[float]:
+    return [
+        (first - received) * 1000
+        for received, first in conn.execute(
+            "SELECT i.received_at, min(f.at - f.duration_ms / 1000.0) FROM incidents c"
+            " JOIN inbox i ON i.id = c.opened_by JOIN findings f ON f.incident_id = c.id"
+            " WHERE c.target_name LIKE ? GROUP BY c.id",
+            (like,),
+        )
+    ]
+
+
+async def _wait_decided(db: Path, started: float, timeout: float) -> int:
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
+    try:
+        pending = -1
         while time.monotonic() - started < timeout:
             pending = conn.execute("SELECT count(*) FROM inbox WHERE state != 'done'").fetchone()[0]
             if pending == 0:
                 break
-            time.sleep(0.2)
-        decided = time.monotonic() - started
-        rss = servers.peak_rss_mb(pid)
+            await asyncio.sleep(0.1)
+        return int(pending)
+    finally:
+        conn.close()
+
+
+async def _health_server() -> web.AppRunner:
+    app = web.Application()
+    app.router.add_get("/healthz", lambda _request: web.json_response({"status": "ok"}))
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    return runner
+
+
+async def _run(work: Path, port: int, *, alerts: int, targets: int, per_post: int, timeout: float) -> Any:
+    db = work / "storm.db"
+    health = await _health_server()
+    http_port = procs.free_port()
+    await web.TCPSite(health, "127.0.0.1", http_port).start()
+    rules = work / "rules"
+    rules.mkdir(parents=True, exist_ok=True)
+    (rules / "storm.yaml").write_text(RULE.format(today=datetime.date.today(), http_port=http_port))
+    try:
+        async with KubeStandin(rollout_delay=0.2) as kube:
+            for n in range(targets):
+                kube.add_deployment("shop", f"svc-{n:04d}", replicas=2)
+                kube.set_deployment_pods_state("shop", f"svc-{n:04d}", "crashloop")
+            for n in range(TRICKLE):
+                kube.add_deployment("shop", f"calm-{n:02d}", replicas=2)  # healthy: diagnosed, not restarted
+            kube.clear_requests()
+            env = {
+                "REMEDIATOR_KUBECONFIG": str(kube.write_kubeconfig(work / "kubeconfig", namespace="shop")),
+                "REMEDIATOR_ACTION_BUDGET": f"{BUDGET}/10m",
+                "REMEDIATOR_STORM_BRAKE": "1000",  # the budget is the guard under test
+                "REMEDIATOR_VERIFY_INTERVAL_S": "0.3",
+            }
+            url = f"http://127.0.0.1:{port}/v1/alerts"
+            with servers.remediator(port, f"sqlite:///{db}", rules, work, extra_env=env) as pid:
+                await _trickle(url)
+                await _wait_decided(db, time.monotonic(), 30)
+                started = time.monotonic()
+                retries = await _post_all(url, _payloads(alerts, targets, per_post))
+                posted = time.monotonic() - started
+                pending = await _wait_decided(db, started, timeout)
+                decided = time.monotonic() - started
+                rss = servers.peak_rss_mb(pid)
+            restarts = sum(1 for r in kube.writes() if r.method == "PATCH" and "/deployments/" in r.path)
+    finally:
+        await health.cleanup()
+    return _figures(db, alerts, targets, per_post, posted, decided, pending, retries, rss, restarts)
+
+
+def _figures(
+    db: Path,
+    alerts: int,
+    targets: int,
+    per_post: int,
+    posted: float,
+    decided: float,
+    pending: int,
+    retries: int,
+    rss: float,
+    restarts: int,
+) -> dict[str, Any]:
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
+    try:
         decide = [
             (p - r) * 1000
             for r, p in conn.execute(
-                "SELECT received_at, processed_at FROM inbox WHERE processed_at IS NOT NULL"
+                "SELECT received_at, processed_at FROM inbox"
+                " WHERE processed_at IS NOT NULL AND fingerprint LIKE 'storm-%'"
             )
         ]
-        probe = [
-            (first - received) * 1000
-            for received, first in conn.execute(
-                "SELECT i.received_at, min(f.at - f.duration_ms / 1000.0) FROM incidents c"
-                " JOIN inbox i ON i.id = c.opened_by JOIN findings f ON f.incident_id = c.id GROUP BY c.id"
+        trickle = _probe_latencies(conn, "calm-%")
+        storm = _probe_latencies(conn, "svc-%")
+        outcomes = dict(
+            conn.execute(
+                "SELECT coalesce(outcome, state), count(*) FROM inbox"
+                " WHERE fingerprint LIKE 'storm-%' GROUP BY 1"
             )
-        ]
-        outcomes = dict(conn.execute("SELECT coalesce(outcome, state), count(*) FROM inbox GROUP BY 1"))
-        incidents = conn.execute("SELECT count(*) FROM incidents").fetchone()[0]
+        )
+        stored = conn.execute("SELECT count(*) FROM inbox WHERE fingerprint LIKE 'storm-%'").fetchone()[0]
+        states = dict(conn.execute("SELECT state, count(*) FROM incidents GROUP BY 1"))
+    finally:
         conn.close()
     return {
         "alerts": alerts,
         "targets": targets,
         "per_post": per_post,
+        "budget": BUDGET,
         "post_s": posted,
         "wall_s": decided,
         "undecided": pending,
+        "stored": stored,
         "retries": retries,
         "rss_mb": rss,
-        "incidents": incidents,
+        "restarts": restarts,
+        "incident_states": states,
         "outcomes": outcomes,
         "decided_p50_ms": statistics.median(decide) if decide else float("nan"),
         "decided_p99_ms": _pct(decide, 0.99),
-        "probe_p50_ms": statistics.median(probe) if probe else float("nan"),
-        "probe_p99_ms": _pct(probe, 0.99),
-        "probed_incidents": len(probe),
+        "trickle_probe_p50_ms": statistics.median(trickle) if trickle else float("nan"),
+        "trickle_probe_p99_ms": _pct(trickle, 0.99),
+        "trickle_incidents": len(trickle),
+        "probe_p50_ms": statistics.median(storm) if storm else float("nan"),
+        "probe_p99_ms": _pct(storm, 0.99),
+        "probed_incidents": len(storm),
     }
+
+
+def run(work: Path, port: int, *, alerts: int, targets: int, per_post: int, timeout: float) -> dict[str, Any]:
+    work.mkdir(parents=True, exist_ok=True)
+    figures: dict[str, Any] = asyncio.run(
+        _run(work, port, alerts=alerts, targets=targets, per_post=per_post, timeout=timeout)
+    )
+    return figures

@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from service.clients.hub import Clients
 from service.decision import plan as planning
@@ -35,6 +34,7 @@ from service.records import findings, inbox
 from service.records import incidents as incident_rows
 from service.records.coordination import CoordinationUnavailable
 from service.records.ids import new_id
+from service.records.sqlite_inline import Conn
 from service.records.store import Store
 from service.remediation import engine as remediation
 
@@ -220,7 +220,7 @@ class Pipeline:
 
     async def _document(
         self,
-        conn: AsyncConnection,
+        conn: Conn,
         case: Case,
         found: list[incidents.Finding],
         *,
@@ -277,7 +277,7 @@ class Pipeline:
 
     async def _open_or_attach(
         self,
-        conn: AsyncConnection,
+        conn: Conn,
         row: inbox.InboxRow,
         alert: alerts.Alert,
         rule: CompiledRule,
@@ -324,7 +324,7 @@ class Pipeline:
 
     async def _opened(
         self,
-        conn: AsyncConnection,
+        conn: Conn,
         incident_id: str,
         rule: CompiledRule,
         target: incidents.TargetRef,
@@ -370,7 +370,7 @@ class Pipeline:
         )
 
     async def _attach(
-        self, conn: AsyncConnection, incident_id: str, alert: alerts.Alert, row: inbox.InboxRow, now: float
+        self, conn: Conn, incident_id: str, alert: alerts.Alert, row: inbox.InboxRow, now: float
     ) -> bool:
         new = await incident_rows.attach_alert(
             self.store,

@@ -98,7 +98,7 @@ class Settings(BaseSettings):
     evidence_limit_bytes: int = Field(4096, ge=256, le=1_048_576, description="evidence kept per finding")
     public_url: str = Field("", description="base URL humans use to reach this service (links in bundles)")
     max_body_bytes: int = Field(1024 * 1024, ge=1024, description="largest accepted webhook body")
-    workers: int = Field(8, ge=1, le=256, description="pipeline workers (alerts processed at once)")
+    workers: int = Field(32, ge=1, le=256, description="pipeline workers (alerts processed at once)")
     inbox_lease_s: float = Field(60.0, gt=0, description="how long a claimed inbox row stays claimed")
     store_timeout_s: float = Field(2.0, gt=0, description="how long intake waits for the store before 503")
     outbox_max_attempts: int = Field(12, ge=1, description="delivery attempts before a notification fails")

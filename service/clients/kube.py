@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import aiohttp
+import orjson
 
 from service import errors
 
@@ -94,8 +95,43 @@ class KubeClient:
         self, what: str, fn: Callable[..., Awaitable[Any]], *args: Any, timeout: float, **kwargs: Any
     ) -> list[dict[str, Any]]:
         """The ``items`` of a list call, as API-shaped dicts."""
-        result = await self.call(what, fn, *args, timeout=timeout, **kwargs)
-        return list(self.plain(result).get("items", []))
+        return list((await self._json(what, fn, *args, timeout=timeout, **kwargs)).get("items") or [])
+
+    async def _json(
+        self, what: str, fn: Callable[..., Awaitable[Any]], *args: Any, timeout: float, **kwargs: Any
+    ) -> dict[str, Any]:
+        """A call's JSON body as API-shaped dicts, parsed with orjson. kubernetes-asyncio's models are
+        skipped: building them (and their datetimes) and turning them back into dicts cost more than the
+        request itself under a storm (docs/performance.md)."""
+        body = await self._raw(what, fn, *args, timeout=timeout, _preload_content=False, **kwargs)
+        try:
+            value = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise errors.Transient(f"Kubernetes API sent invalid JSON ({what})") from exc
+        return value if isinstance(value, dict) else {}
+
+    async def _raw(
+        self, what: str, fn: Callable[..., Awaitable[Any]], *args: Any, timeout: float, **kwargs: Any
+    ) -> bytes:
+        """The body of an unpreloaded call (``_preload_content=False``), its status checked here:
+        kubernetes-asyncio hands back the raw response of any status when it does not preload."""
+        from kubernetes_asyncio.client.exceptions import ApiException
+
+        response: Any = await self.call(what, fn, *args, timeout=timeout, **kwargs)
+        try:
+            body: bytes = await response.read()
+        except TimeoutError as exc:
+            raise errors.Transient(f"Kubernetes API timed out ({what})") from exc
+        except (aiohttp.ClientError, OSError) as exc:
+            raise errors.Transient(f"Kubernetes API unreachable ({what}): {type(exc).__name__}") from exc
+        finally:
+            response.release()
+        if not 200 <= response.status <= 299:
+            failure = ApiException(status=response.status, reason=response.reason)
+            failure.body = body
+            failure.headers = response.headers
+            raise translate(failure, what)
+        return body
 
     # -- reads -----------------------------------------------------------------------------------------
 
@@ -109,14 +145,13 @@ class KubeClient:
         )
 
     async def read_deployment(self, namespace: str, name: str, *, timeout: float) -> dict[str, Any]:
-        result = await self.call(
+        return await self._json(
             f"get deployment {namespace}/{name}",
             self.apps.read_namespaced_deployment,
             name,
             namespace,
             timeout=timeout,
         )
-        return dict(self.plain(result))
 
     async def list_replicasets(
         self, namespace: str, selector: str, *, timeout: float
@@ -152,8 +187,6 @@ class KubeClient:
         timeout: float,
     ) -> str:
         """The log tail as text (read raw: a single JSON line would otherwise come back as a repr)."""
-        from kubernetes_asyncio.client.exceptions import ApiException
-
         kwargs: dict[str, Any] = {
             "previous": previous,
             "tail_lines": tail_lines,
@@ -167,23 +200,9 @@ class KubeClient:
             + (f" -c {container}" if container else "")
             + (" --previous" if previous else "")
         )
-        response: Any = await self.call(
+        body = await self._raw(
             what, self.core.read_namespaced_pod_log, pod, namespace, timeout=timeout, **kwargs
         )
-        # unpreloaded, kubernetes-asyncio hands back the raw response of any status: check it here
-        try:
-            body: bytes = await response.read()
-        except TimeoutError as exc:
-            raise errors.Transient(f"Kubernetes API timed out ({what})") from exc
-        except (aiohttp.ClientError, OSError) as exc:
-            raise errors.Transient(f"Kubernetes API unreachable ({what}): {type(exc).__name__}") from exc
-        finally:
-            response.release()
-        if not 200 <= response.status <= 299:
-            failure = ApiException(status=response.status, reason=response.reason)
-            failure.body = body
-            failure.headers = response.headers
-            raise translate(failure, what)
         return body.decode("utf-8", errors="replace")
 
     async def list_hpas(self, namespace: str, *, timeout: float) -> list[dict[str, Any]]:
@@ -211,10 +230,9 @@ class KubeClient:
         )
 
     async def read_storage_class(self, name: str, *, timeout: float) -> dict[str, Any]:
-        result = await self.call(
+        return await self._json(
             f"get storageclass {name}", self.storage.read_storage_class, name, timeout=timeout
         )
-        return dict(self.plain(result))
 
     # -- writes (only remediation actions call these; each one request, errors translated) ---------
 
@@ -228,7 +246,7 @@ class KubeClient:
         content_type: str = STRATEGIC_MERGE,
     ) -> dict[str, Any]:
         """PATCH the Deployment (strategic merge unless ``content_type`` says merge or JSON patch)."""
-        result = await self.call(
+        return await self._json(
             f"patch deployment {namespace}/{name}",
             self.apps.patch_namespaced_deployment,
             name,
@@ -237,23 +255,21 @@ class KubeClient:
             timeout=timeout,
             _content_type=content_type,
         )
-        return dict(self.plain(result))
 
     async def read_deployment_scale(self, namespace: str, name: str, *, timeout: float) -> dict[str, Any]:
-        result = await self.call(
+        return await self._json(
             f"get deployment {namespace}/{name} scale",
             self.apps.read_namespaced_deployment_scale,
             name,
             namespace,
             timeout=timeout,
         )
-        return dict(self.plain(result))
 
     async def patch_deployment_scale(
         self, namespace: str, name: str, replicas: int, *, timeout: float
     ) -> dict[str, Any]:
         """``spec.replicas`` through the scale subresource, by the merge patch ``kubectl scale`` sends."""
-        result = await self.call(
+        return await self._json(
             f"scale deployment {namespace}/{name} --replicas={replicas}",
             self.apps.patch_namespaced_deployment_scale,
             name,
@@ -262,7 +278,6 @@ class KubeClient:
             timeout=timeout,
             _content_type=MERGE,
         )
-        return dict(self.plain(result))
 
     async def evict_pod(self, namespace: str, pod: str, *, timeout: float) -> dict[str, Any]:
         """POST a ``policy/v1`` Eviction: the API deletes the pod only if its PodDisruptionBudget allows.

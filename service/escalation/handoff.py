@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from service.escalation import bundle as bundles
 from service.escalation import matrix
@@ -21,6 +20,7 @@ from service.model import alerts, incidents
 from service.observability import Metrics
 from service.records import incidents as incident_rows
 from service.records import outbox
+from service.records.sqlite_inline import Conn
 from service.records.store import Store, iso
 
 
@@ -80,7 +80,7 @@ class Handoff:
         ).model_dump(mode="json")
 
     async def escalate(
-        self, conn: AsyncConnection, incident_id: str, *, document: dict[str, Any], reason: str, now: float
+        self, conn: Conn, incident_id: str, *, document: dict[str, Any], reason: str, now: float
     ) -> None:
         """Hand the incident to humans with its bundle ``document``: level 1 now, the level-2 timer set."""
         following = matrix.next_level(1, str(document.get("severity", "")), now)
@@ -105,17 +105,13 @@ class Handoff:
         )
         await self._notify(conn, incident_id, "trigger", document, now)
 
-    async def reescalate(
-        self, conn: AsyncConnection, incident: dict[str, Any], *, reason: str, now: float
-    ) -> None:
+    async def reescalate(self, conn: Conn, incident: dict[str, Any], *, reason: str, now: float) -> None:
         """Hand an open incident (e.g. a mitigated one that flaps) back to humans with its stored bundle."""
         document = orjson.loads(incident["bundle"]) if incident["bundle"] else {}
         document.update(state="escalated", reason=reason, elapsed_s=round(now - incident["opened_at"], 3))
         await self.escalate(conn, incident["id"], document=document, reason=reason, now=now)
 
-    async def raise_level(
-        self, conn: AsyncConnection, incident: dict[str, Any], *, level: int, now: float
-    ) -> None:
+    async def raise_level(self, conn: Conn, incident: dict[str, Any], *, level: int, now: float) -> None:
         """The next level of the matrix is due: notify it, set the following timer (or none)."""
         document = orjson.loads(incident["bundle"]) if incident["bundle"] else {}
         escalated_at = float(incident["escalated_at"] or incident["opened_at"])
@@ -144,9 +140,7 @@ class Handoff:
         )
         await self._notify(conn, incident["id"], f"escalate:{level}", document, now)
 
-    async def acknowledge(
-        self, conn: AsyncConnection, incident: dict[str, Any], *, by: str, now: float
-    ) -> None:
+    async def acknowledge(self, conn: Conn, incident: dict[str, Any], *, by: str, now: float) -> None:
         """A human has it: stop the escalation timers, tell the channels (PagerDuty acknowledges)."""
         document = orjson.loads(incident["bundle"]) if incident["bundle"] else {}
         document.update(next_escalation_level=None, next_escalation_at=None)
@@ -171,7 +165,7 @@ class Handoff:
 
     async def mitigate(
         self,
-        conn: AsyncConnection,
+        conn: Conn,
         incident_id: str,
         *,
         opened_at: float,
@@ -203,7 +197,7 @@ class Handoff:
             self.metrics.time_to_mitigate.labels(rule=rule or str(document.get("rule", ""))).observe(elapsed)
         await self._notify(conn, incident_id, "mitigated", document, now)
 
-    async def close(self, conn: AsyncConnection, incident: dict[str, Any], *, now: float) -> None:
+    async def close(self, conn: Conn, incident: dict[str, Any], *, now: float) -> None:
         """Resolve the incident: MTTR against its target, the resolve notification, timers stopped."""
         incident_id = incident["id"]
         mttr = now - incident["opened_at"]
@@ -242,7 +236,7 @@ class Handoff:
         await self._notify(conn, incident_id, "resolve", document, now)
 
     async def _notify(
-        self, conn: AsyncConnection, incident_id: str, event: str, document: dict[str, Any], now: float
+        self, conn: Conn, incident_id: str, event: str, document: dict[str, Any], now: float
     ) -> None:
         """Queue ``event`` with the bundle for every channel of this incident, in the caller's transaction.
 

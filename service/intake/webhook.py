@@ -36,8 +36,20 @@ def field_path(loc: tuple[int | str, ...]) -> str:
     return path or "body"
 
 
-def episode_time(alert: alerts.Alert) -> str:
-    """``startsAt`` in UTC, always with microseconds: one instant, one key (``…T10:00:00.000000Z``)."""
+def episode_time(alert: alerts.Alert, raw: object = None) -> str:
+    """``startsAt`` in UTC, always with microseconds: one instant, one key (``…T10:00:00.000000Z``).
+
+    ``raw`` is the string the alert was validated from: when it is already UTC (``…Z``, as Alertmanager
+    sends it) the key is cut from it — the same digits as the parsed time, which truncates to microseconds —
+    at a fifth of the cost of formatting the datetime."""
+    if (
+        isinstance(raw, str)
+        and len(raw) >= 20
+        and raw[-1] == "Z"
+        and raw[10] == "T"
+        and (len(raw) == 20 or raw[19] == ".")
+    ):
+        return raw[:19] + "." + (raw[20:-1] + "000000")[:6] + "Z"
     when = alert.starts_at
     if when.utcoffset():
         when = when.astimezone(UTC)
@@ -122,7 +134,7 @@ def _rows(
         rows.append(
             {
                 "fingerprint": alert.fingerprint,
-                "starts_at": episode_time(alert),
+                "starts_at": episode_time(alert, raw.get("startsAt")),
                 "status": alert.status,
                 "alertname": alert.name[:256],
                 "payload": orjson.dumps(raw).decode(),

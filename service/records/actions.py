@@ -11,16 +11,16 @@ from typing import Any
 
 import orjson
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from service.records import schema
+from service.records.sqlite_inline import Conn
 from service.records.store import iso
 
 A = schema.actions
 UNKNOWN_REASON = "the service stopped while this action was running: its result is unknown; not repeated"
 
 
-async def add(conn: AsyncConnection, values: dict[str, Any]) -> None:
+async def add(conn: Conn, values: dict[str, Any]) -> None:
     row = dict(values)
     for key in ("params", "request", "result"):
         if key in row and row[key] is not None and not isinstance(row[key], str):
@@ -29,28 +29,28 @@ async def add(conn: AsyncConnection, values: dict[str, Any]) -> None:
     await conn.execute(sa.insert(A).values(**row))
 
 
-async def update(conn: AsyncConnection, action_id: str, **values: Any) -> None:
+async def update(conn: Conn, action_id: str, **values: Any) -> None:
     for key in ("request", "result"):
         if key in values and values[key] is not None and not isinstance(values[key], str):
             values[key] = orjson.dumps(values[key]).decode()
     await conn.execute(sa.update(A).where(A.c.id == action_id).values(**values))
 
 
-async def of_incident(conn: AsyncConnection, incident_id: str) -> list[dict[str, Any]]:
+async def of_incident(conn: Conn, incident_id: str) -> list[dict[str, Any]]:
     rows = await conn.execute(
         sa.select(A).where(A.c.incident_id == incident_id).order_by(A.c.requested_at, A.c.id)
     )
     return [record(r._mapping) for r in rows]
 
 
-async def get(conn: AsyncConnection, incident_id: str, action_id: str) -> dict[str, Any] | None:
+async def get(conn: Conn, incident_id: str, action_id: str) -> dict[str, Any] | None:
     row = (
         await conn.execute(sa.select(A).where(A.c.incident_id == incident_id, A.c.id == action_id))
     ).first()
     return record(row._mapping) if row else None
 
 
-async def mark_unknown(conn: AsyncConnection, incident_id: str, *, now: float) -> list[dict[str, Any]]:
+async def mark_unknown(conn: Conn, incident_id: str, *, now: float) -> list[dict[str, Any]]:
     """Every action of the incident left ``running`` by a dead process becomes ``unknown``; returns them."""
     rows = await conn.execute(sa.select(A).where(A.c.incident_id == incident_id, A.c.status == "running"))
     stale = [record(r._mapping) for r in rows]

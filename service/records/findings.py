@@ -7,16 +7,16 @@ from typing import Any
 
 import orjson
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from service.model import incidents
 from service.records import schema
+from service.records.sqlite_inline import Conn
 
 F = schema.findings
 
 
 async def record(
-    conn: AsyncConnection, incident_id: str, found: Sequence[incidents.Finding], *, round_: int, now: float
+    conn: Conn, incident_id: str, found: Sequence[incidents.Finding], *, round_: int, now: float
 ) -> None:
     if not found:
         return
@@ -40,7 +40,7 @@ async def record(
     )
 
 
-async def latest(conn: AsyncConnection, incident_id: str) -> list[dict[str, Any]]:
+async def latest(conn: Conn, incident_id: str) -> list[dict[str, Any]]:
     """The findings of the incident's latest round, in rule order, as the API shows them."""
     last = await conn.scalar(sa.select(sa.func.max(F.c.round)).where(F.c.incident_id == incident_id))
     if last is None:

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from service.records import schema
+from service.records.sqlite_inline import Conn
 from service.records.store import Store
 
 Key = tuple[str, str, str]
@@ -35,7 +35,7 @@ class InboxRow:
     attempts: int
 
 
-async def insert(store: Store, conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> set[Key]:
+async def insert(store: Store, conn: Conn, rows: Sequence[dict[str, Any]]) -> set[Key]:
     """Insert rows, skipping those already stored; returns the keys that were new."""
     if not rows:
         return set()
@@ -91,16 +91,33 @@ async def claim(store: Store, worker: str, *, limit: int, lease_s: float, now: f
     return sorted(rows, key=lambda r: r.id)
 
 
-async def finish(
-    conn: AsyncConnection, row_id: int, *, outcome: str, incident_id: str | None, now: float
-) -> None:
-    """Mark a row done inside the transaction that did its work."""
-    t = schema.inbox
-    await conn.execute(
-        sa.update(t)
-        .where(t.c.id == row_id)
-        .values(state=DONE, outcome=outcome, incident_id=incident_id, processed_at=now, lease_until=None)
+#: Statements of the per-alert hot path, built once (SQLAlchemy memoizes their cache keys).
+_FINISH = (
+    sa.update(schema.inbox)
+    .where(schema.inbox.c.id == sa.bindparam("row_id"))
+    .values(
+        state=DONE,
+        outcome=sa.bindparam("outcome"),
+        incident_id=sa.bindparam("incident"),
+        processed_at=sa.bindparam("now"),
+        lease_until=None,
     )
+)
+_RESOLVED_BEFORE = (
+    sa.select(sa.func.count())
+    .select_from(schema.inbox)
+    .where(
+        schema.inbox.c.fingerprint == sa.bindparam("fingerprint"),
+        schema.inbox.c.starts_at == sa.bindparam("starts_at"),
+        schema.inbox.c.status == "resolved",
+        schema.inbox.c.id < sa.bindparam("row_id"),
+    )
+)
+
+
+async def finish(conn: Conn, row_id: int, *, outcome: str, incident_id: str | None, now: float) -> None:
+    """Mark a row done inside the transaction that did its work."""
+    await conn.execute(_FINISH, {"row_id": row_id, "outcome": outcome, "incident": incident_id, "now": now})
 
 
 async def extend(store: Store, row_id: int, worker: str, *, until: float) -> None:
@@ -143,17 +160,7 @@ async def backlog(store: Store) -> int:
     return int(value or 0)
 
 
-async def resolved_before(conn: AsyncConnection, row: InboxRow) -> bool:
+async def resolved_before(conn: Conn, row: InboxRow) -> bool:
     """True when this episode's resolved notification arrived before this firing one (a late re-send)."""
-    t = schema.inbox
-    value = await conn.scalar(
-        sa.select(sa.func.count())
-        .select_from(t)
-        .where(
-            t.c.fingerprint == row.fingerprint,
-            t.c.starts_at == row.starts_at,
-            t.c.status == "resolved",
-            t.c.id < row.id,
-        )
-    )
-    return bool(value)
+    params = {"fingerprint": row.fingerprint, "starts_at": row.starts_at, "row_id": row.id}
+    return bool(await conn.scalar(_RESOLVED_BEFORE, params))

@@ -11,33 +11,39 @@ from typing import Any
 
 import orjson
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from service.records import actions as journal
 from service.records import findings, schema
+from service.records.sqlite_inline import Conn
 from service.records.store import Store, iso, plain
 
 T, A, E = schema.incidents, schema.incident_alerts, schema.timeline
 
 
-async def find_open(conn: AsyncConnection, open_key: str) -> dict[str, Any] | None:
-    row = (await conn.execute(sa.select(T).where(T.c.open_key == open_key))).mappings().first()
+#: Statements of the per-alert hot path, built once: SQLAlchemy memoizes a statement object's cache key, so
+#: reusing the object skips both building the statement and keying it (see docs/performance.md).
+_FIND_OPEN = sa.select(T).where(T.c.open_key == sa.bindparam("open_key"))
+_ADD_EVENT = sa.insert(E)
+
+
+async def find_open(conn: Conn, open_key: str) -> dict[str, Any] | None:
+    row = (await conn.execute(_FIND_OPEN, {"open_key": open_key})).mappings().first()
     return plain(row) if row else None
 
 
-async def create(store: Store, conn: AsyncConnection, values: dict[str, Any]) -> bool:
+async def create(store: Store, conn: Conn, values: dict[str, Any]) -> bool:
     """Insert a new incident; False when another one holds the same open_key."""
     result = await conn.execute(store.insert_ignore(T).returning(T.c.id), [values])
     return result.first() is not None
 
 
-async def update(conn: AsyncConnection, incident_id: str, **values: Any) -> None:
+async def update(conn: Conn, incident_id: str, **values: Any) -> None:
     await conn.execute(sa.update(T).where(T.c.id == incident_id).values(**values))
 
 
 async def attach_alert(
     store: Store,
-    conn: AsyncConnection,
+    conn: Conn,
     incident_id: str,
     *,
     fingerprint: str,
@@ -60,7 +66,7 @@ async def attach_alert(
 
 
 async def add_event(
-    conn: AsyncConnection,
+    conn: Conn,
     incident_id: str,
     *,
     at: float,
@@ -68,19 +74,16 @@ async def add_event(
     message: str,
     data: dict[str, Any] | None = None,
 ) -> None:
-    await conn.execute(
-        sa.insert(E).values(
-            incident_id=incident_id, at=at, kind=kind, message=message, data=orjson.dumps(data or {}).decode()
-        )
-    )
+    values = {"incident_id": incident_id, "at": at, "kind": kind, "message": message}
+    await conn.execute(_ADD_EVENT, {**values, "data": orjson.dumps(data or {}).decode()})
 
 
-async def get_row(conn: AsyncConnection, incident_id: str) -> dict[str, Any] | None:
+async def get_row(conn: Conn, incident_id: str) -> dict[str, Any] | None:
     row = (await conn.execute(sa.select(T).where(T.c.id == incident_id))).mappings().first()
     return plain(row) if row else None
 
 
-async def find_by_episode(conn: AsyncConnection, fingerprint: str, starts_at: str) -> dict[str, Any] | None:
+async def find_by_episode(conn: Conn, fingerprint: str, starts_at: str) -> dict[str, Any] | None:
     """The unresolved incident this alert episode is attached to, if any."""
     stmt = (
         sa.select(T)
@@ -92,7 +95,7 @@ async def find_by_episode(conn: AsyncConnection, fingerprint: str, starts_at: st
 
 
 async def resolve_alert(
-    conn: AsyncConnection, incident_id: str, *, fingerprint: str, starts_at: str, ends_at: str | None
+    conn: Conn, incident_id: str, *, fingerprint: str, starts_at: str, ends_at: str | None
 ) -> int:
     """Mark an attached episode resolved; returns how many episodes of the incident still fire."""
     await conn.execute(
@@ -108,7 +111,7 @@ async def resolve_alert(
     return int(firing or 0)
 
 
-async def alerts_of(conn: AsyncConnection, incident_id: str) -> list[dict[str, Any]]:
+async def alerts_of(conn: Conn, incident_id: str) -> list[dict[str, Any]]:
     rows = await conn.execute(sa.select(A).where(A.c.incident_id == incident_id).order_by(A.c.attached_at))
     return [plain(r) for r in rows.mappings()]
 

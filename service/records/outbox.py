@@ -12,9 +12,9 @@ from typing import Any
 
 import orjson
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from service.records import schema
+from service.records.sqlite_inline import Conn
 from service.records.store import Store, plain
 
 O = schema.outbox  # noqa: E741 — the table, as in the other records modules
@@ -34,7 +34,7 @@ class Delivery:
 
 async def enqueue(
     store: Store,
-    conn: AsyncConnection,
+    conn: Conn,
     *,
     incident_id: str,
     channel: str,
@@ -81,7 +81,7 @@ async def claim_due(store: Store, *, now: float, limit: int, lease_s: float) -> 
 
 
 async def mark_in(
-    conn: AsyncConnection,
+    conn: Conn,
     row_id: int,
     *,
     state: str,
@@ -98,7 +98,7 @@ async def mark_in(
     await conn.execute(sa.update(O).where(O.c.id == row_id).values(**values))
 
 
-async def triggered_channels(conn: AsyncConnection, incident_id: str) -> list[str]:
+async def triggered_channels(conn: Conn, incident_id: str) -> list[str]:
     """The channels that were paged for this incident (resolve and acknowledge go there too)."""
     rows = await conn.execute(
         sa.select(O.c.channel).where(O.c.incident_id == incident_id, O.c.event == "trigger").distinct()

@@ -1,10 +1,11 @@
-"""The store: one async SQLAlchemy engine (SQLite via aiosqlite, or PostgreSQL via asyncpg), migrations,
-and the transaction boundaries every other records module works inside.
+"""The store: one SQLAlchemy engine (SQLite inline on the loop thread, or PostgreSQL via asyncpg),
+migrations, and the transaction boundaries every other records module works inside.
 
 SQLite allows one writer at a time; the store serialises writes with an asyncio lock so that writers wait
 in the event loop, not in a busy-retry loop of the driver, and, once ``start_writer`` ran, borrows the write
-slot from the ``SqliteWriter`` thread that commits intake batches (``records.sqlite_writer``). Failures
-to reach or write the store are translated to ``errors.StoreUnavailable`` here, at the edge.
+slot from the ``SqliteWriter`` thread that commits intake batches (``records.sqlite_writer``). SQLite
+statements run inline on the loop thread (``records.sqlite_inline``: cheaper than a thread hop each).
+Failures to reach or write the store are translated to ``errors.StoreUnavailable`` here, at the edge.
 """
 
 from __future__ import annotations
@@ -17,24 +18,25 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import event, exc
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from service import errors
+from service.records.sqlite_inline import Conn, InlineConnection
 from service.records.sqlite_writer import SqliteWriter
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 #: Errors of our own SQL or data (a bug, not an outage): they propagate. Every other driver error — refused,
 #: locked, shutting down, starting up, connection lost — means the store cannot answer now.
 _OURS = (exc.IntegrityError, exc.ProgrammingError, exc.DataError, exc.NotSupportedError)
+#: How long an inline SQLite statement may wait for a lock held by another process (it blocks the loop).
+_INLINE_BUSY_S = 0.25
 
 
 def engine_url(url: str) -> str:
-    """Translate the user-facing store URL to the SQLAlchemy async driver URL."""
+    """Translate the user-facing store URL to the SQLAlchemy driver URL."""
     if url.startswith("sqlite:///"):
-        return "sqlite+aiosqlite:///" + url.removeprefix("sqlite:///")
+        return url
     if url.startswith(("postgresql://", "postgres://")):
         return "postgresql+asyncpg://" + url.split("://", 1)[1]
     raise errors.ConfigError(f"unsupported store URL scheme in {url.split(':', 1)[0]!r}")
@@ -43,10 +45,14 @@ def engine_url(url: str) -> str:
 class Store:
     """Owns the engine; hands out read connections and serialised write transactions."""
 
-    def __init__(self, engine: AsyncEngine, *, timeout_s: float) -> None:
-        self.engine = engine
-        self.dialect = engine.dialect.name
-        self.single_writer = self.dialect == "sqlite"
+    def __init__(
+        self, *, timeout_s: float, sqlite: sa.Engine | None = None, postgres: AsyncEngine | None = None
+    ) -> None:
+        assert (sqlite is None) != (postgres is None), "one engine"
+        self._sqlite = sqlite
+        self._postgres = postgres
+        self.dialect = "sqlite" if sqlite is not None else "postgresql"
+        self.single_writer = sqlite is not None
         self.timeout_s = timeout_s
         self.writer: SqliteWriter | None = None
         self._write_lock = asyncio.Lock()
@@ -56,21 +62,20 @@ class Store:
         """Create the engine (no I/O yet). SQLite gets WAL, synchronous=NORMAL and a busy timeout."""
         target = engine_url(url)
         if target.startswith("sqlite"):
-            path = target.removeprefix("sqlite+aiosqlite:///")
+            path = target.removeprefix("sqlite:///")
             if path and path != ":memory:":
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
-            engine = create_async_engine(
-                target, connect_args={"timeout": timeout_s}, pool_size=pool_size, max_overflow=0
-            )
-            _sqlite_pragmas(engine, timeout_s)
-        else:
-            engine = create_async_engine(target, pool_size=pool_size, max_overflow=5, pool_pre_ping=True)
-        return cls(engine, timeout_s=timeout_s)
+            busy = min(timeout_s, _INLINE_BUSY_S)
+            engine = sa.create_engine(target, connect_args={"timeout": busy})
+            _sqlite_pragmas(engine, busy)
+            return cls(timeout_s=timeout_s, sqlite=engine)
+        postgres = create_async_engine(target, pool_size=pool_size, max_overflow=5, pool_pre_ping=True)
+        return cls(timeout_s=timeout_s, postgres=postgres)
 
     def start_writer(self) -> SqliteWriter | None:
         """SQLite on a file: start the thread that owns the write slot (intake commits go straight to it)."""
-        database = self.engine.url.database
-        if self.dialect != "sqlite" or not database or database == ":memory:" or self.writer is not None:
+        database = self._sqlite.url.database if self._sqlite is not None else None
+        if not database or database == ":memory:" or self.writer is not None:
             return self.writer
         self.writer = SqliteWriter(database, busy_timeout_s=self.timeout_s)
         self.writer.start()
@@ -80,7 +85,10 @@ class Store:
         if self.writer is not None:
             await self.writer.stop()
             self.writer = None
-        await self.engine.dispose()
+        if self._sqlite is not None:
+            self._sqlite.dispose()
+        if self._postgres is not None:
+            await self._postgres.dispose()
 
     async def migrate(self) -> None:
         """Apply every pending Alembic migration (idempotent)."""
@@ -98,24 +106,34 @@ class Store:
         return True
 
     @contextlib.asynccontextmanager
-    async def read(self) -> AsyncIterator[AsyncConnection]:
+    async def read(self) -> AsyncIterator[Conn]:
         """A connection for reads; errors become StoreUnavailable."""
         try:
-            async with self.engine.connect() as conn:
-                yield conn
+            if self._sqlite is not None:
+                with self._sqlite.connect() as sync:
+                    yield InlineConnection(sync)
+            else:
+                assert self._postgres is not None
+                async with self._postgres.connect() as conn:
+                    yield conn
         except _OURS:
             raise
         except (exc.DBAPIError, OSError) as error:
             raise errors.StoreUnavailable(_describe(error)) from error
 
     @contextlib.asynccontextmanager
-    async def write(self) -> AsyncIterator[AsyncConnection]:
+    async def write(self) -> AsyncIterator[Conn]:
         """One write transaction, committed on exit; serialised on SQLite."""
-        lock = self._write_lock if self.single_writer else contextlib.nullcontext()
-        slot = self.writer.hold() if self.writer is not None else contextlib.nullcontext()
         try:
-            async with lock, slot, self.engine.begin() as conn:
-                yield conn
+            if self._sqlite is not None:
+                slot = self.writer.hold() if self.writer is not None else contextlib.nullcontext()
+                async with self._write_lock, slot:
+                    with self._sqlite.begin() as sync:
+                        yield InlineConnection(sync)
+            else:
+                assert self._postgres is not None
+                async with self._postgres.begin() as conn:
+                    yield conn
         except _OURS:
             raise
         except (exc.DBAPIError, OSError) as error:
@@ -149,14 +167,17 @@ def _describe(error: BaseException) -> str:
 
 
 def _upgrade(sync_conn: sa.Connection) -> None:
+    from alembic import command
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["connection"] = sync_conn
     command.upgrade(config, "head")
 
 
-def _sqlite_pragmas(engine: AsyncEngine, timeout_s: float) -> None:
-    @event.listens_for(engine.sync_engine, "connect")
+def _sqlite_pragmas(engine: sa.Engine, timeout_s: float) -> None:
+    @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         cursor = dbapi_conn.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")

@@ -12,13 +12,14 @@ from typing import Any
 
 import sqlalchemy as sa
 import structlog
-from sqlalchemy.ext.asyncio import AsyncConnection
+
+from service.records.sqlite_inline import Conn
 
 log = structlog.get_logger(__name__)
 CHANNEL = "remediator_inbox"
 
 
-async def notify(conn: AsyncConnection) -> None:
+async def notify(conn: Conn) -> None:
     """Queue the notification in the caller's transaction: it is delivered when (and only if) it commits."""
     await conn.execute(sa.text(f"NOTIFY {CHANNEL}"))
 

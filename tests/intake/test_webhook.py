@@ -5,13 +5,18 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
+from hypothesis import given
+from hypothesis import strategies as st
 
 from service.app import create_app
+from service.intake import webhook
+from service.model import alerts
 from tests.conftest import AM_FIXTURES, TOKEN, eventually, load_fixture
 
 
@@ -210,3 +215,32 @@ async def test_truncated_group_escalates_and_says_why(client: Any) -> None:
 async def _two(coro: Any) -> Any:
     items = await coro
     return items if len(items) == 2 else None
+
+
+@given(
+    when=st.datetimes(min_value=datetime(1971, 1, 1), max_value=datetime(2200, 1, 1), timezones=st.just(UTC)),
+    digits=st.integers(min_value=0, max_value=9),
+    extra=st.integers(min_value=0, max_value=999),
+    offset_minutes=st.sampled_from([0, 60, -330, 840]),
+)
+def test_episode_key_is_the_same_instant_whatever_the_spelling(
+    when: datetime, digits: int, extra: int, offset_minutes: int
+) -> None:
+    """The inbox key of startsAt: cut from a UTC string, or formatted from any offset, it is one key per
+    instant (truncated to microseconds, as the parsed time is)."""
+    fraction = f"{when.microsecond:06d}{extra:03d}"[:digits]
+    utc_text = when.strftime("%Y-%m-%dT%H:%M:%S") + (f".{fraction}" if digits else "") + "Z"
+    local = when.astimezone(timezone(timedelta(minutes=offset_minutes)))
+    local_text = (
+        local.strftime("%Y-%m-%dT%H:%M:%S") + (f".{fraction}" if digits else "") + local.strftime("%z")
+    )
+    local_text = local_text[:-2] + ":" + local_text[-2:]
+    keys = set()
+    for text in (utc_text, local_text):
+        alert = alerts.Alert.model_validate(
+            {"status": "firing", "labels": {"alertname": "A"}, "startsAt": text, "fingerprint": "f"}
+        )
+        keys.add(webhook.episode_time(alert, text))
+        keys.add(webhook.episode_time(alert))
+    truncated = when.replace(microsecond=int((fraction + "000000")[:6]))
+    assert keys == {truncated.strftime("%Y-%m-%dT%H:%M:%S.%fZ")}
