@@ -2,9 +2,9 @@
 migrations, and the transaction boundaries every other records module works inside.
 
 SQLite allows one writer at a time; the store serialises writes with an asyncio lock so that writers wait
-in the event loop, not in a busy-retry loop of the driver, and, once ``start_writer`` ran, borrows the write
-slot from the ``SqliteWriter`` thread that commits intake batches (``records.sqlite_writer``). SQLite
-statements run inline on the loop thread (``records.sqlite_inline``: cheaper than a thread hop each).
+in the event loop, not in a busy-retry loop of the driver; intake's group commit (``records.sqlite_writer``,
+once ``start_writer`` ran) runs between those transactions. SQLite statements run inline on the loop
+thread (``records.sqlite_inline``: cheaper than a thread hop each).
 Failures to reach or write the store are translated to ``errors.StoreUnavailable`` here, at the edge.
 """
 
@@ -73,11 +73,11 @@ class Store:
         return cls(timeout_s=timeout_s, postgres=postgres)
 
     def start_writer(self) -> SqliteWriter | None:
-        """SQLite on a file: start the thread that owns the write slot (intake commits go straight to it)."""
+        """SQLite on a file: start intake's group commit (requests hand their rows straight to it)."""
         database = self._sqlite.url.database if self._sqlite is not None else None
         if not database or database == ":memory:" or self.writer is not None:
             return self.writer
-        self.writer = SqliteWriter(database, busy_timeout_s=self.timeout_s)
+        self.writer = SqliteWriter(database, busy_timeout_s=_INLINE_BUSY_S, busy=self._write_lock.locked)
         self.writer.start()
         return self.writer
 
@@ -126,10 +126,13 @@ class Store:
         """One write transaction, committed on exit; serialised on SQLite."""
         try:
             if self._sqlite is not None:
-                slot = self.writer.hold() if self.writer is not None else contextlib.nullcontext()
-                async with self._write_lock, slot:
-                    with self._sqlite.begin() as sync:
-                        yield InlineConnection(sync)
+                try:
+                    async with self._write_lock:
+                        with self._sqlite.begin() as sync:
+                            yield InlineConnection(sync)
+                finally:
+                    if self.writer is not None:  # intake rows that waited for this transaction
+                        self.writer.kick()
             else:
                 assert self._postgres is not None
                 async with self._postgres.begin() as conn:
