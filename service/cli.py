@@ -68,6 +68,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     settings = _settings_or_exit(args)
     configure_logging(fmt=settings.log_format, level=settings.log_level)
+    _migrate_in_child(settings)
     try:
         app = application.create_app(settings)
     except loader.RuleLoadError as exc:
@@ -84,6 +85,39 @@ def cmd_serve(args: argparse.Namespace) -> int:
         loop=_event_loop(),
     )
     return 0
+
+
+def _migrate_in_child(settings: Settings) -> None:
+    """Apply migrations in a forked child, so the serving process never imports Alembic (~12 MB it would
+    hold for its lifetime). Best effort: if the child fails, start-up migrates in-process and reports the
+    error there, with its reason."""
+    if not hasattr(os, "fork"):  # pragma: no cover - platforms without fork migrate in-process
+        return
+    import multiprocessing
+
+    child = multiprocessing.get_context("fork").Process(target=_migrate, args=(settings,), name="migrate")
+    child.start()
+    child.join()
+
+
+def _migrate(settings: Settings) -> None:
+    try:
+        _apply_migrations(settings)
+    except Exception:  # the parent migrates again and reports
+        sys.exit(1)
+
+
+def _apply_migrations(settings: Settings) -> None:
+    from service.records.store import Store
+
+    async def run() -> None:
+        store = Store.open(settings.store_url, timeout_s=settings.store_timeout_s)
+        try:
+            await store.migrate()
+        finally:
+            await store.close()
+
+    asyncio.run(run())
 
 
 async def _freeze_heap(_app: object) -> None:
@@ -103,19 +137,9 @@ def _event_loop() -> asyncio.AbstractEventLoop:
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
-    from service.records.store import Store
-
     settings = _settings_or_exit(args)
-
-    async def run() -> None:
-        store = Store.open(settings.store_url, timeout_s=settings.store_timeout_s)
-        try:
-            await store.migrate()
-        finally:
-            await store.close()
-
     try:
-        asyncio.run(run())
+        _apply_migrations(settings)
     except errors.StoreUnavailable as exc:
         print(f"remediator: store unavailable: {exc}", file=sys.stderr)
         return 1

@@ -136,3 +136,45 @@ def test_each_library_loads_on_first_use(tmp_path: Path) -> None:
         "redis": ["kubernetes_asyncio", "redis", "cel"],
         "postgres": ["kubernetes_asyncio", "redis", "asyncpg", "cel"],
     }
+
+
+MIGRATE_TWICE = """
+import asyncio, json, sys
+
+from service.records.store import Store
+
+
+async def main() -> dict[str, object]:
+    store = Store.open("sqlite:///" + sys.argv[1])
+    try:
+        before = await store.at_head()
+        await store.migrate()
+        return {"before": before, "after": await store.at_head(), "alembic": "alembic" in sys.modules}
+    finally:
+        await store.close()
+
+
+print(json.dumps(asyncio.run(main())))
+"""
+
+
+def test_a_store_at_the_head_revision_is_not_migrated_and_alembic_stays_unloaded(tmp_path: Path) -> None:
+    """``serve`` migrates in a forked child; the serving process then finds the schema current and never
+    holds Alembic (~12 MB)."""
+    db = str(tmp_path / "store.db")
+    first, second = (_run(MIGRATE_TWICE, db) for _ in range(2))
+    assert first == {"before": False, "after": True, "alembic": True}
+    assert second == {"before": True, "after": True, "alembic": False}
+
+
+def _run(code: str, *args: str) -> object:
+    done = subprocess.run(
+        [sys.executable, "-c", code, *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        check=True,
+    )
+    return json.loads(done.stdout.strip().splitlines()[-1])

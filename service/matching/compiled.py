@@ -9,7 +9,7 @@ private aliases.)
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from service.matching import conditions as _conditions
@@ -34,6 +34,7 @@ class CompiledRule:
     suggest: tuple[templates.CompiledSuggestion, ...] = ()
     diagnose_params: tuple[templates.CompiledParams, ...] = ()
     remediate_params: tuple[templates.CompiledParams, ...] = ()
+    _checks: tuple[Callable[[Mapping[str, str]], bool], ...] = field(init=False, repr=False)
 
     @property
     def name(self) -> str:
@@ -50,8 +51,27 @@ class CompiledRule:
     def __repr__(self) -> str:
         return f"CompiledRule(name={self.rule.name!r}, file={self.file!r})"
 
+    def __post_init__(self) -> None:
+        # Evaluation order for speed (an AND of pure predicates, so order never changes the result): the
+        # matchers that usually decide (=, =~ on other labels) first, negative ones and ``any:`` after, the
+        # index's own ``alertname="X"`` — already true for every candidate of that alertname — last.
+        index_key = self.index_key
+
+        def rank(group: _matchers.MatchGroup) -> int:
+            if isinstance(group, _matchers.AnyOf):
+                return 2
+            if group.name == "alertname" and group.op == "=" and group.value == index_key:
+                return 3
+            return 0 if group.op in ("=", "=~") else 1
+
+        ordered = sorted(self.matchers, key=rank)
+        object.__setattr__(self, "_checks", tuple(group.matches for group in ordered))
+
     def matches(self, labels: Mapping[str, str]) -> bool:
-        return all(group.matches(labels) for group in self.matchers)
+        for check in self._checks:  # noqa: SIM110 - a plain loop: all(<genexpr>) costs ~0.2 µs per rule
+            if not check(labels):
+                return False
+        return True
 
 
 @dataclass(frozen=True)

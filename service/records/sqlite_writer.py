@@ -95,6 +95,15 @@ class SqliteWriter:
             else:
                 self._loop.call_soon(self._flush)
 
+    def after_transaction(self) -> None:
+        """A store transaction ended: the intake rows that waited for it are committed now, before the next
+        transaction takes the lock (under a storm, workers queue for it back to back and intake would wait
+        behind all of them)."""
+        if self._waiting and self._loop is not None and self._loop.time() >= self._last + MIN_GAP_S:
+            self._flush()
+        else:
+            self.kick()
+
     def _flush(self) -> None:
         self._scheduled = False
         if self._busy() or not self._waiting:

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -91,11 +93,23 @@ class Store:
             await self._postgres.dispose()
 
     async def migrate(self) -> None:
-        """Apply every pending Alembic migration (idempotent)."""
+        """Apply every pending Alembic migration (idempotent). A store already at the head revision is left
+        alone without importing Alembic (~12 MB that a serving process then never holds)."""
+        if await self.at_head():
+            return
         async with self.write() as conn:
             if self.dialect == "postgresql":  # replicas starting together migrate one at a time
                 await conn.execute(sa.text("SELECT pg_advisory_xact_lock(7270736900)"))
             await conn.run_sync(_upgrade)
+
+    async def at_head(self) -> bool:
+        """True when the store's schema is at the newest migration."""
+        try:
+            async with self.read() as conn:
+                version = await conn.scalar(sa.text("SELECT version_num FROM alembic_version"))
+        except (exc.DBAPIError, errors.StoreUnavailable):  # no version table yet
+            return False
+        return bool(version == head_revision())
 
     async def ping(self) -> bool:
         try:
@@ -132,7 +146,7 @@ class Store:
                             yield InlineConnection(sync)
                 finally:
                     if self.writer is not None:  # intake rows that waited for this transaction
-                        self.writer.kick()
+                        self.writer.after_transaction()
             else:
                 assert self._postgres is not None
                 async with self._postgres.begin() as conn:
@@ -151,6 +165,26 @@ class Store:
         from sqlalchemy.dialects import postgresql
 
         return postgresql.insert(table).on_conflict_do_nothing()
+
+
+@functools.cache
+def head_revision() -> str:
+    """The newest migration: the one revision no other migration names as its ``down_revision``."""
+    revisions: dict[str, str | None] = {}
+    for path in (MIGRATIONS / "versions").glob("*.py"):
+        text = path.read_text()
+        found = _REVISION.search(text)
+        if found is not None:
+            down = _DOWN_REVISION.search(text)
+            revisions[found.group(1)] = down.group(1) if down else None
+    heads = set(revisions) - set(revisions.values())
+    if len(heads) != 1:
+        raise errors.ConfigError(f"migrations must have exactly one head, found {sorted(heads)}")
+    return heads.pop()
+
+
+_REVISION = re.compile(r"""^revision\s*=\s*["']([^"']+)["']""", re.MULTILINE)
+_DOWN_REVISION = re.compile(r"""^down_revision\s*=\s*["']([^"']+)["']""", re.MULTILINE)
 
 
 def iso(ts: float | None) -> str | None:
