@@ -4,8 +4,9 @@ Each request hands its inbox rows to ``submit`` and waits; one committer task ta
 request, inserts all their rows in one batched ``INSERT … ON CONFLICT DO NOTHING``, commits, and answers
 each request with its own accepted/duplicate counts. A request is answered only after the commit.
 
-On SQLite (a file) the grouping is done by the store's writer thread (``records.sqlite_writer``): requests
-go straight to it and the loop is woken once per committed batch; there is no committer task then.
+On SQLite (a file) the grouping is done by the store's SQLite writer (``records.sqlite_writer``), which
+commits on the loop thread between the store's own transactions; there is no committer task then. The task
+here serves PostgreSQL.
 """
 
 from __future__ import annotations
