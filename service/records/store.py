@@ -68,7 +68,9 @@ class Store:
             if path and path != ":memory:":
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
             busy = min(timeout_s, _INLINE_BUSY_S)
-            engine = sa.create_engine(target, connect_args={"timeout": busy})
+            # no overflow limit: a checkout that waited for a free connection would block the loop itself
+            pool = {"pool_size": pool_size, "max_overflow": -1} if path and path != ":memory:" else {}
+            engine = sa.create_engine(target, connect_args={"timeout": busy}, **pool)
             _sqlite_pragmas(engine, busy)
             return cls(timeout_s=timeout_s, sqlite=engine)
         postgres = create_async_engine(target, pool_size=pool_size, max_overflow=5, pool_pre_ping=True)
