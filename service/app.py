@@ -156,7 +156,13 @@ async def _workers(app: web.Application) -> AsyncIterator[None]:
         flow.engine = engine
         app[keys.ENGINE] = engine
         dispatcher = Dispatcher(
-            store, flow.process, metrics, workers=settings.workers, lease_s=settings.inbox_lease_s
+            store,
+            flow.process,
+            metrics,
+            workers=settings.workers,
+            lease_s=settings.inbox_lease_s,
+            quarantine=flow.quarantine,
+            max_claims=settings.max_claims,
         )
         committer = GroupCommitter(store, on_commit=dispatcher.wake)
         app[keys.OUTBOX], app[keys.DISPATCHER], app[keys.COMMITTER] = outbox, dispatcher, committer

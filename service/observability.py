@@ -74,6 +74,11 @@ class Metrics:
         self.pipeline_errors = Counter(
             "remediator_pipeline_errors", "Inbox rows whose processing raised", registry=r
         )
+        self.inbox_quarantined = Counter(
+            "remediator_inbox_quarantined",
+            "Inbox rows claimed too often without finishing (a worker died on them), not processed again",
+            registry=r,
+        )
         mttr_buckets = (10, 30, 60, 120, 180, 300, 600, 900, 1800, 3600, 7200, 14400)
         self.time_to_mitigate = Histogram(
             "remediator_time_to_mitigate_seconds",

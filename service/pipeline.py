@@ -87,6 +87,34 @@ class Pipeline:
         else:
             await self._fire(row, alert)
 
+    async def quarantine(self, row: inbox.InboxRow) -> None:
+        """A row that was claimed again and again without finishing: escalate, never process it again.
+
+        No probe and no action runs: whatever killed the worker each time is not tried again. The incident
+        it opened (or opens now) is escalated with the reason, so a human hears of the alert."""
+        reason = (
+            f"quarantined: processing this alert was cut off {row.attempts - 1} times (the worker died or"
+            " hung each time); it is not processed again and nothing automatic runs, a human must look"
+        )
+        alert = alerts.Alert.model_validate_json(row.payload)
+        rule = select.select_rule(self.rules, alert.labels) if alert.status == "firing" else None
+        if rule is None:
+            async with self.store.write() as conn:
+                await inbox.finish(conn, row.id, outcome="quarantined", incident_id=None, now=self.clock())
+            log.warning("alert.processed", outcome="quarantined", reason=reason)
+            return
+        context = templates.alert_context(alert, rule)
+        target = templates.render_target(rule.target, context)
+        async with self.store.write() as conn:
+            opened = await self._open_or_attach(conn, row, alert, rule, target)
+        if opened is None:
+            return
+        case = Case(row, opened, rule, target, alert, templates.with_target(context, target))
+        if opened.state in ACTING:
+            async with self.store.write() as conn:
+                await journal.mark_unknown(conn, opened.incident_id, now=self.clock())
+        await self._escalate(case, [], reason, outcome="quarantined")
+
     async def _fire(self, row: inbox.InboxRow, alert: alerts.Alert) -> None:
         rule = select.select_rule(self.rules, alert.labels)
         if rule is None:
@@ -244,7 +272,13 @@ class Pipeline:
         )
 
     async def _escalate(
-        self, case: Case, found: list[incidents.Finding], reason: str, *, propose: planning.Plan | None = None
+        self,
+        case: Case,
+        found: list[incidents.Finding],
+        reason: str,
+        *,
+        propose: planning.Plan | None = None,
+        outcome: str = "opened",
     ) -> None:
         now, incident_id = self.clock(), case.opened.incident_id
         async with self.store.write() as conn:
@@ -263,7 +297,7 @@ class Pipeline:
                 )
             document = await self._document(conn, case, found, reason=reason, state="escalated", now=now)
             await self.handoff.escalate(conn, incident_id, document=document, reason=reason, now=now)
-            await inbox.finish(conn, case.row.id, outcome="opened", incident_id=incident_id, now=now)
+            await inbox.finish(conn, case.row.id, outcome=outcome, incident_id=incident_id, now=now)
         self.metrics.incidents_opened.labels(rule=case.rule.rule.name).inc()
         self.on_notify()
         log.info(
@@ -357,12 +391,10 @@ class Pipeline:
     async def _diagnose(
         self, rule: CompiledRule, target: incidents.TargetRef, context: dict[str, Any]
     ) -> list[incidents.Finding]:
-        planned = []
-        for spec, params in zip(rule.rule.diagnose, rule.diagnose_params, strict=True):
-            try:
-                planned.append(runner.PlannedProbe(spec, templates.render_params(params, context)))
-            except templates.TemplateError as exc:
-                planned.append(runner.PlannedProbe(spec, {}, render_error=str(exc)))
+        planned = [
+            runner.plan_probe(spec, params, context, target)
+            for spec, params in zip(rule.rule.diagnose, rule.diagnose_params, strict=True)
+        ]
         if not planned:
             return []
         return await runner.run_all(

@@ -100,6 +100,13 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(1024 * 1024, ge=1024, description="largest accepted webhook body")
     workers: int = Field(32, ge=1, le=256, description="pipeline workers (alerts processed at once)")
     inbox_lease_s: float = Field(60.0, gt=0, description="how long a claimed inbox row stays claimed")
+    max_claims: int = Field(
+        3,
+        ge=1,
+        le=100,
+        description="claims of one alert that never finish (the worker died or hung) before it is"
+        " quarantined: not processed again, its incident escalated",
+    )
     store_timeout_s: float = Field(2.0, gt=0, description="how long intake waits for the store before 503")
     outbox_max_attempts: int = Field(12, ge=1, description="delivery attempts before a notification fails")
     outbox_backoff_s: float = Field(1.0, gt=0, description="first retry delay of a notification (doubles)")

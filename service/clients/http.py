@@ -4,7 +4,7 @@ Owns aiohttp's exceptions and translates them at this edge::
 
     errors.Transient
     └── Unreachable        no HTTP response: refused, reset, DNS failure, TLS failure, timeout
-    errors.Permanent       the URL is not an absolute http(s) URL
+    errors.Permanent       the URL is not an absolute http(s) URL, or carries userinfo (``user@host``)
 
 An HTTP error status is *not* an exception here: a 503 is an answer, and the probe judges it. The body is
 read with a limit (never the whole of a huge body) and redirects are not followed (the ``Location`` is
@@ -57,7 +57,11 @@ def check_url(url: str) -> yarl.URL:
     except (ValueError, TypeError) as exc:
         raise errors.Permanent(f"invalid URL: {exc}") from exc
     if parsed.scheme not in _SCHEMES or not parsed.host:
-        raise errors.Permanent(f"only absolute http:// or https:// URLs are allowed, not {url!r}")
+        raise errors.Permanent(f"only absolute http:// or https:// URLs are allowed, not {url[:200]!r}")
+    if parsed.user is not None or parsed.password is not None or "@" in parsed.raw_authority:
+        # userinfo in a URL hides the real host from a reader (``http://coordinator@169.254.169.254/``);
+        # credentials come from files (``bearer_token_file``), never from a URL
+        raise errors.Permanent(f"URLs with userinfo (user@host) are not allowed: {url[:200]!r}")
     return parsed
 
 

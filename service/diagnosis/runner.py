@@ -19,6 +19,7 @@ from service import errors
 from service.clients.hub import Clients
 from service.diagnosis import redact
 from service.diagnosis.base import Observation, ProbeContext, ProbeDef
+from service.matching import templates
 from service.model import incidents
 from service.model.rules import ProbeSpec
 
@@ -34,11 +35,31 @@ class Limits:
 
 @dataclass(frozen=True)
 class PlannedProbe:
-    """One probe of a rule with its rendered params (or the error that rendering raised)."""
+    """One probe of a rule with its rendered params (or the error that rendering raised, or why it must not
+    run at all: ``skip`` — e.g. its params come from the alert and the alert's target is invalid)."""
 
     spec: ProbeSpec
     params: Mapping[str, Any]
     render_error: str | None = None
+    skip: str | None = None
+
+
+def plan_probe(
+    spec: ProbeSpec,
+    params: templates.CompiledParams,
+    context: Mapping[str, Any],
+    target: incidents.TargetRef,
+) -> PlannedProbe:
+    """Render one probe's params for this alert; a probe whose params come from the alert never runs on an
+    invalid target (a label that fails validation must not pick a host either)."""
+    if params.templated and not target.valid:
+        return PlannedProbe(
+            spec, {}, skip=f"target is invalid ({target.error}); its params come from the alert: not run"
+        )
+    try:
+        return PlannedProbe(spec, templates.render_params(params, context))
+    except templates.TemplateError as exc:
+        return PlannedProbe(spec, {}, render_error=str(exc))
 
 
 async def run_all(
@@ -95,6 +116,8 @@ async def _observe(
     spec = planned.spec
     if definition is None:
         return Observation("error", f"unknown probe {spec.probe!r}")
+    if planned.skip is not None:
+        return Observation("skipped", planned.skip)
     if planned.render_error is not None:
         return Observation("error", f"params could not be rendered: {planned.render_error}")
     if definition.needs_target and not target.valid:

@@ -118,6 +118,14 @@ async def decide_action(request: web.Request) -> web.Response:
                 return responses.error(
                     409, f"action {action_id} is already {record['status']}", field="action"
                 )
+            if verb == "approve":
+                incident = await incident_rows.get_row(conn, incident_id)
+                if incident is None or incident["resolved_at"] is not None:
+                    return responses.error(
+                        409,
+                        f"incident {incident_id} is resolved: its proposals can no longer be approved",
+                        field="id",
+                    )
             new_status = "approved" if verb == "approve" else "rejected"
             A = schema.actions
             changed = await conn.execute(

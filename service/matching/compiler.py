@@ -179,7 +179,9 @@ class _Checker:
                 self._add(
                     ("diagnose", j, "probe"), f"unknown probe {probe!r}{_did_you_mean(probe, catalog.PROBES)}"
                 )
-            params.append(self._params(item.get("with"), ("diagnose", j, "with")))
+            params.append(
+                self._params(item.get("with"), ("diagnose", j, "with"), endpoints=_endpoints(probe))
+            )
             if isinstance(probe, str):
                 self._check_params(probe, item.get("with"), ("diagnose", j, "with"))
         return ids, tuple(params)
@@ -217,7 +219,9 @@ class _Checker:
                 self._add(
                     ("remediate", i, "verify", "probe"), f"{probe!r} names no diagnose id (known: {known})"
                 )
-            params.append(self._params(item.get("with"), ("remediate", i, "with")))
+            params.append(
+                self._params(item.get("with"), ("remediate", i, "with"), endpoints=_endpoints(action))
+            )
             if isinstance(action, str):
                 self._check_params(action, item.get("with"), ("remediate", i, "with"))
         return conds, tuple(params)
@@ -241,8 +245,10 @@ class _Checker:
                 where = "" if inside else f"{'.'.join(str(part) for part in path) or 'with'}: "
                 self._add((*loc, *path) if inside else loc, f"bad params for {name}: {where}{error['msg']}")
 
-    def _params(self, raw: Any, loc: Loc) -> templates.CompiledParams:
-        compiled_params, problems = self._compiler.params(raw if isinstance(raw, dict) else {}, _where(loc))
+    def _params(self, raw: Any, loc: Loc, *, endpoints: frozenset[str]) -> templates.CompiledParams:
+        compiled_params, problems = self._compiler.params(
+            raw if isinstance(raw, dict) else {}, _where(loc), endpoints=endpoints
+        )
         for path, message in problems:
             self._add((*loc, *path), message)
         return compiled_params
@@ -324,3 +330,12 @@ def _enumerate(items: Any) -> list[tuple[int, Any]]:
 
 def _enumerate_at(items: Any, loc: Loc) -> list[tuple[Any, Loc]]:
     return [(item, (*loc, k)) for k, item in _enumerate(items)]
+
+
+#: ``with:`` keys that say where a probe or action connects; their templates are endpoint templates.
+_ENDPOINT_KEYS = frozenset({"url", "host"})
+
+
+def _endpoints(name: object) -> frozenset[str]:
+    """The endpoint keys of a probe or action's ``with:`` (``dns.resolve`` names its host ``name``)."""
+    return _ENDPOINT_KEYS | {"name"} if name == "dns.resolve" else _ENDPOINT_KEYS

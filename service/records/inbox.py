@@ -140,16 +140,25 @@ async def fail(store: Store, row_id: int, *, error: str, now: float, give_up: bo
         await conn.execute(sa.update(t).where(t.c.id == row_id).values(**values))
 
 
-async def release(store: Store, *, worker: str | None = None) -> int:
-    """Return claimed rows to pending: those of ``worker``, or every claim (single-replica start-up)."""
+async def release(
+    store: Store, *, worker: str | None = None, ids: Sequence[int] = (), uncount: bool = False
+) -> int:
+    """Return claimed rows to pending: those of ``worker`` (only ``ids`` when given), or every claim
+    (single-replica start-up: those claims died with their process, and keep their count).
+
+    ``uncount``: the claim did not fail (a graceful stop, a batch put back) and does not count as an
+    attempt, so it brings no row closer to quarantine."""
     t = schema.inbox
     cond = t.c.state == CLAIMED
     if worker is not None:
         cond = sa.and_(cond, t.c.claimed_by == worker)
+    if ids:
+        cond = sa.and_(cond, t.c.id.in_(list(ids)))
+    values: dict[str, Any] = {"state": PENDING, "claimed_by": None, "lease_until": None}
+    if uncount:
+        values["attempts"] = sa.case((t.c.attempts > 0, t.c.attempts - 1), else_=0)
     async with store.write() as conn:
-        result = await conn.execute(
-            sa.update(t).where(cond).values(state=PENDING, claimed_by=None, lease_until=None)
-        )
+        result = await conn.execute(sa.update(t).where(cond).values(**values))
     return int(result.rowcount or 0)
 
 

@@ -360,11 +360,7 @@ class Engine:
         deadline = self.clock() + spec.verify.within.total_seconds()
         found: list[incidents.Finding] = []
         while True:
-            try:
-                params = templates.render_params(rule.diagnose_params[index], context)
-                planned = [runner.PlannedProbe(probe_spec, params)]
-            except templates.TemplateError as exc:
-                planned = [runner.PlannedProbe(probe_spec, {}, render_error=str(exc))]
+            planned = [runner.plan_probe(probe_spec, rule.diagnose_params[index], context, target)]
             found = await runner.run_all(
                 planned, registry=self.probes, target=target, clients=self.clients, limits=self.limits
             )

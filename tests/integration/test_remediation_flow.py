@@ -251,6 +251,30 @@ async def test_a_proposal_runs_only_when_an_approver_approves_it(
     assert "action.approved" in timeline
 
 
+async def test_a_proposal_of_a_resolved_incident_cannot_be_approved(
+    aiohttp_client: Any, make_settings: Any, rules_dir: Path, cluster: Any
+) -> None:
+    kube, kubeconfig = cluster
+    write_rule(rules_dir)
+    client = await aiohttp_client(app_for(make_settings, kubeconfig))
+    await client.post("/v1/pause", headers=ALICE)
+    await post(client, alert())
+    [incident] = await settled(client)
+    [proposal] = [
+        a for a in (await detail(client, incident["id"]))["actions"] if a["status"] == "awaiting_approval"
+    ]
+    await post(client, alert(resolved=True))
+    [incident] = await settled(client)
+    assert incident["state"] == "resolved"
+    url = f"/v1/incidents/{incident['id']}/actions/{proposal['id']}/approve"
+    refused = await client.post(url, headers=ALICE)
+    assert refused.status == 409
+    assert "resolved" in (await refused.json())["error"]
+    assert kube.writes() == [], "nothing ran on a resolved incident"
+    still = [a for a in (await detail(client, incident["id"]))["actions"] if a["id"] == proposal["id"]]
+    assert still[0]["status"] == "awaiting_approval" and still[0]["approver"] is None
+
+
 async def test_the_kill_switch_survives_a_restart_of_the_service(
     aiohttp_client: Any, make_settings: Any, rules_dir: Path, cluster: Any
 ) -> None:

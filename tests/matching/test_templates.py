@@ -289,12 +289,9 @@ def test_params_render_nested_strings_and_keep_other_values() -> None:
 
 
 def test_params_are_not_shell_quoted() -> None:
-    rule = loader.parse_rule(RULE)
-    ctx = templates.with_target(context(), _target(namespace="my shop"))
-    assert (
-        templates.render_params(rule.diagnose_params[0], ctx)["url"]
-        == "http://coordinator.my shop:8011/v1/health"
-    )
+    params, problems = templates.TemplateCompiler().params({"query": "up{ns='{{ labels.ns }}'}"}, "with")
+    assert problems == []
+    assert templates.render_params(params, {"labels": {"ns": "my shop"}})["query"] == "up{ns='my shop'}"
 
 
 def test_params_render_failure_names_the_path() -> None:
