@@ -369,12 +369,58 @@ def test_prometheus_rule_and_service_monitor() -> None:
 
 def test_network_policy_admits_alertmanager_and_monitoring_only() -> None:
     spec = _one("default", "NetworkPolicy")["spec"]
-    assert spec["policyTypes"] == ["Ingress"]  # egress open by design (documented in values.yaml)
+    assert spec["policyTypes"] == ["Ingress"]  # egress open unless networkPolicy.egress.enabled
     (rule,) = spec["ingress"]
     assert rule["ports"] == [{"port": "http", "protocol": "TCP"}]
     peers = rule["from"]
     assert peers[0]["podSelector"]["matchLabels"] == {"app.kubernetes.io/name": "alertmanager"}
     assert all("namespaceSelector" in peer for peer in peers)
+
+
+EGRESS: dict[str, Any] = {
+    "networkPolicy": {
+        "egress": {
+            "enabled": True,
+            "apiServer": {"to": [{"ipBlock": {"cidr": "10.0.0.1/32"}}]},
+            "monitoring": [
+                {
+                    "to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "shop"}}}],
+                    "ports": [{"port": 8011, "protocol": "TCP"}],
+                }
+            ],
+            "notifiers": [{"to": [{"ipBlock": {"cidr": "192.0.2.0/24"}}], "ports": [{"port": 443}]}],
+        }
+    }
+}
+
+
+def _policy(values: dict[str, Any]) -> dict[str, Any]:
+    docs = [yaml.safe_load(t) for p, t in _render_raw(values).items() if p.endswith("networkpolicy.yaml")]
+    (doc,) = docs
+    kubernetes_validate.validate(doc, KUBE_VERSION, strict=True)
+    return dict(doc["spec"])
+
+
+def test_egress_is_restricted_to_dns_the_api_server_and_the_listed_peers() -> None:
+    spec = _policy(EGRESS)
+    assert spec["policyTypes"] == ["Ingress", "Egress"]
+    dns, api, monitoring, notifier = spec["egress"]
+    assert dns["ports"] == [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]
+    assert dns["to"][0]["podSelector"]["matchLabels"] == {"k8s-app": "kube-dns"}
+    assert api["to"] == [{"ipBlock": {"cidr": "10.0.0.1/32"}}]
+    assert monitoring["ports"] == [{"port": 8011, "protocol": "TCP"}]
+    assert notifier["to"] == [{"ipBlock": {"cidr": "192.0.2.0/24"}}]
+    assert all(rule.get("to") for rule in spec["egress"]), "a rule without `to` admits every address"
+
+
+def test_egress_without_the_api_server_or_with_an_open_rule_is_refused() -> None:
+    no_api = {"networkPolicy": {"egress": {"enabled": True}}}
+    assert "apiServer.to must list" in _render_error(no_api)
+    egress = EGRESS["networkPolicy"]["egress"]
+    missing = {**egress, "monitoring": [{"ports": [{"port": 80}]}]}
+    assert "missing property 'to'" in _render_error({"networkPolicy": {"egress": missing}})
+    empty = {**egress, "notifiers": [{"to": [], "ports": [{"port": 443}]}]}
+    assert "needs a non-empty `to`" in _render_error({"networkPolicy": {"egress": empty}})
 
 
 def test_notes_carry_the_alertmanager_receiver() -> None:
