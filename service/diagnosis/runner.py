@@ -2,7 +2,9 @@
 
 A probe that hangs is cut off and reported ``error`` ("timeout after 5s") while the others report; a
 probe whose client fails is reported ``error`` with the reason; bad params are reported, not raised.
-Evidence is redacted and bounded here, once, for every probe. Never raises for a probe's sake.
+Summary, evidence and every string of the facts are cut, then redacted, here, once, for every probe.
+A probe whose params come from the alert never runs on an invalid target (``plan_probe``). Never raises
+for a probe's sake.
 """
 
 from __future__ import annotations
@@ -98,7 +100,7 @@ async def _one(
         probe=spec.probe,
         status=observation.status,
         summary=redact.clean(observation.summary, limit=500, secrets=clients.secrets),
-        facts=observation.facts,
+        facts=redact.facts(observation.facts, clients.secrets),
         evidence=redact.clean(observation.evidence, limit=limits.evidence_bytes, secrets=clients.secrets),
         duration_ms=round((loop.time() - started) * 1000, 1),
     )

@@ -113,9 +113,7 @@ def summarize(
         {
             "reason": e.get("reason"),
             "object": obj,
-            "message": redact.redact(str(e.get("message") or ""), secrets)[
-                :300
-            ],  # facts are not redacted later
+            "message": redact.clean(str(e.get("message") or ""), limit=300, secrets=secrets),
             "count": int(e.get("count") or 1),
             "last_seen": when.isoformat(),
         }
