@@ -1,7 +1,8 @@
 """Build the context bundle of an incident (pure: no clock, no I/O — time comes in as arguments).
 
-Links from alerts (generatorURL, runbook_url) are shown to humans, never fetched, and only http(s)
-links are kept.
+Links from alerts (generatorURL, runbook_url) are shown to humans, never fetched; ``links.Policy``
+decides here, once, which are links (http(s), no userinfo, an allow-listed host). The others travel as
+``RefusedLink`` text, so renderers need not decide again.
 """
 
 from __future__ import annotations
@@ -10,19 +11,15 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from service.escalation import links as link_rules
+from service.escalation.render import text
 from service.model import alerts, incidents
 from service.model.incidents import IncidentState
 
 
-def safe_link(url: str | None) -> str | None:
-    """The URL if it is an http(s) link, else None (no javascript:, file:, data: …)."""
-    if not url:
-        return None
-    lowered = url.strip().lower()
-    return url.strip() if lowered.startswith(("http://", "https://")) else None
-
-
-def alert_ref(alert: alerts.Alert) -> incidents.AlertRef:
+def alert_ref(alert: alerts.Alert, link_policy: link_rules.Policy) -> incidents.AlertRef:
+    graph, refused_graph = link_policy.judge("graph", alert.generator_url)
+    runbook, refused_runbook = link_policy.judge("runbook", alert.annotations.get("runbook_url"))
     return incidents.AlertRef(
         name=alert.name,
         status=alert.status,
@@ -31,8 +28,9 @@ def alert_ref(alert: alerts.Alert) -> incidents.AlertRef:
         ends_at=None if alert.ends_at is None or alert.ends_at.year <= 1 else alert.ends_at,
         labels=alert.labels,
         annotations=alert.annotations,
-        generator_url=safe_link(alert.generator_url),
-        runbook_url=safe_link(alert.annotations.get("runbook_url")),
+        generator_url=graph,
+        runbook_url=runbook,
+        refused_links=[r for r in (refused_graph, refused_runbook) if r is not None],
     )
 
 
@@ -51,6 +49,7 @@ def build(
     alert_list: Sequence[alerts.Alert],
     suggested: Sequence[incidents.SuggestedCommand],
     base_url: str,
+    link_policy: link_rules.Policy,
     level: int = 1,
     findings: Sequence[incidents.Finding] = (),
     actions: Sequence[incidents.ActionRecord] = (),
@@ -58,8 +57,11 @@ def build(
     next_level: int | None = None,
     next_at: float | None = None,
 ) -> incidents.Bundle:
-    """The bundle a human receives; ``now`` fixes the elapsed time against the MTTR target."""
-    refs = [alert_ref(a) for a in alert_list]
+    """The bundle a human receives; ``now`` fixes the elapsed time against the MTTR target.
+
+    ``link_policy`` decides which alert URLs are links; the incident and approve links are built here
+    from ``base_url``, our own."""
+    refs = [alert_ref(a, link_policy) for a in alert_list]
     first = refs[0] if refs else None
     summary = first.annotations.get("summary") if first else None
     title = f"[{severity.upper()}] {runbook}: {target.key}" + (f" — {summary}" if summary else "")
@@ -104,14 +106,19 @@ def findings_table(findings: Sequence[dict[str, Any]], *, width: int = 100) -> s
     if not findings:
         return "(no findings)"
     rows = [("ID", "PROBE", "STATUS", "SUMMARY")] + [
-        (str(f.get("id", "")), str(f.get("probe", "")), str(f.get("status", "")), str(f.get("summary", "")))
+        (
+            text.clip(f.get("id"), 100),
+            text.clip(f.get("probe"), 100),
+            text.clip(f.get("status"), 20),
+            text.one_line(text.string(f.get("summary"))),
+        )
         for f in findings
     ]
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
     lines = []
     for row in rows:
         head = "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:3]))
-        summary = " ".join(row[3].split())
+        summary = row[3]
         room = max(20, width - len(head) - 2)
         lines.append(f"{head}  {summary if len(summary) <= room else summary[: room - 1] + '…'}")
     return "\n".join(lines)

@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 
 from service.escalation import bundle as bundles
-from service.escalation import matrix
+from service.escalation import links, matrix
 from service.matching.loader import CompiledRule
 from service.model import alerts, incidents
 from service.observability import Metrics
@@ -36,6 +36,8 @@ class Handoff:
     metrics: Metrics | None = None
     #: (severity, rule) → channels; default: every channel that is on
     route: Callable[[str, str], Sequence[str]] | None = None
+    #: which alert URLs become links (``REMEDIATOR_LINK_HOSTS``); default: only our own ``base_url`` host
+    link_policy: links.Policy | None = None
 
     def _channels(self, document: dict[str, Any]) -> Sequence[str]:
         route = self.route or _all_channels(self.channels)
@@ -72,6 +74,7 @@ class Handoff:
             alert_list=[alert],
             suggested=suggested,
             base_url=self.base_url,
+            link_policy=self.link_policy or links.policy((), self.base_url),
             findings=found,
             actions=actions,
             checklist=rule.rule.checklist,

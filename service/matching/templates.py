@@ -393,8 +393,9 @@ def _note(reason: str, context: Mapping[str, Any]) -> str:
     """``reason`` fit for a one-line comment: no value of the alert (an error may quote one), no line
     break or other control character, at most ``_NOTE`` characters."""
     for _path, item in sorted(_data(context), key=lambda pair: -len(pair[1])):
-        if len(item) >= 4 and item in reason:
-            reason = reason.replace(item, "…")
+        for shown in (item, repr(item)[1:-1]):  # as it is, and as an error message quotes it
+            if len(shown) >= 4 and shown in reason:
+                reason = reason.replace(shown, "…")
     text = " ".join("".join(" " if unsafe_character(c) else c for c in reason).split())
     return text if len(text) <= _NOTE else text[: _NOTE - 1] + "…"
 

@@ -76,8 +76,21 @@ class TimelineEvent(_Frozen):
     data: dict[str, Any] = Field(default_factory=dict)
 
 
+class RefusedLink(_Frozen):
+    """A URL from an alert shown as text, not as a link (``escalation.links`` decided, when the bundle was
+    built): ``text`` is defanged and bounded (``hxxp[:]//evil.example/…``), ``reason`` says why."""
+
+    name: str  # "graph" (generatorURL), "runbook" (runbook_url)
+    text: str
+    reason: str
+
+
 class AlertRef(_Frozen):
-    """An alert as the bundle shows it; links are shown, never fetched."""
+    """An alert as the bundle shows it; links are shown, never fetched.
+
+    ``generator_url`` and ``runbook_url`` are set only when they passed the link allow-list; a URL that
+    did not is in ``refused_links``, to be shown as text.
+    """
 
     name: str
     status: Literal["firing", "resolved"]
@@ -88,6 +101,7 @@ class AlertRef(_Frozen):
     annotations: dict[str, str] = Field(default_factory=dict)
     generator_url: str | None = None
     runbook_url: str | None = None
+    refused_links: list[RefusedLink] = Field(default_factory=list)
 
 
 class SuggestedCommand(_Frozen):
@@ -117,6 +131,7 @@ class Bundle(_Frozen):
     escalation_level: int = 1
     next_escalation_level: int | None = None
     next_escalation_at: datetime | None = None
+    #: name → URL of every link shown: the incident, and the first alert's graph and runbook when allowed
     links: dict[str, str] = Field(default_factory=dict)
     #: per proposed action id: {"approve": URL, "reject": URL} (POST with an approver token)
     approve_links: dict[str, dict[str, str]] = Field(default_factory=dict)

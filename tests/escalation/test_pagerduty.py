@@ -14,7 +14,7 @@ from structlog.testing import capture_logs
 
 from service import errors
 from service.app import create_app
-from service.escalation import bundle, pagerduty
+from service.escalation import bundle, links, pagerduty
 from service.model import alerts, incidents
 from service.records.outbox import Delivery
 from tests.conftest import TOKEN, eventually, load_fixture
@@ -234,6 +234,7 @@ def _bundle(incident_id: str) -> dict[str, Any]:
         alert_list=[alert],
         suggested=[],
         base_url="http://remediator.example",
+        link_policy=links.policy(["runbooks.example", "prometheus.example"], "http://remediator.example"),
     ).model_dump(mode="json")
 
 

@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from service.escalation import bundle as bundles
+from service.escalation import links
 from service.escalation.render import markdown, text
 from service.model import alerts, incidents
 
@@ -32,6 +33,8 @@ GRAPH = (
     "%7Bstatus%3D~%225..%22%7D%5B5m%5D%29%29&g0.tab=1"
 )
 RUNBOOK = "https://runbooks.example.com/high-error-rate"
+#: the link hosts of the sample: REMEDIATOR_LINK_HOSTS=prometheus.example.com,runbooks.example.com,x.example
+LINKS = links.policy(["prometheus.example.com", "runbooks.example.com", "x.example"], BASE_URL)
 TARGET = incidents.TargetRef(
     kind="Deployment", namespace="shop", name="coordinator", selector="app.kubernetes.io/name=coordinator"
 )
@@ -175,6 +178,7 @@ def sample_bundle(
         alert_list=[alert or sample_alert()],
         suggested=SUGGESTED if suggested is None else suggested,
         base_url=BASE_URL,
+        link_policy=LINKS,
         level=1,
         findings=FINDINGS if findings is None else findings,
         actions=ACTIONS if actions is None else actions,
@@ -233,6 +237,15 @@ NASTY = [
     "🚨🔥👩‍👩‍👧‍👦",
     "\x00\x1b[31mred\x1b[0m",
     "\u2028\u2029",
+    "](javascript:alert(1))",
+    "[x]: https://evil.example/ref",
+    "https://evil.example/phish?a=1&b=2",
+    "see www.evil.example now",
+    "mail ops@evil.example",
+    "\x1b]8;;https://evil.example\x07click\x1b]8;;\x07",
+    "{{ 7*7 }} ${x} $x$",
+    "!",
+    "~~~",
 ]
 #: 100 KB and more of one hostile piece
 HUGE = st.sampled_from(["<!channel>", "`", "🚨", "a", "|", "<script>", "\n"]).map(
@@ -247,8 +260,39 @@ HOSTILE = st.one_of(
 LONG_URLS = [
     "https://x.example/" + "a" * 950,
     "https://x.example/?q=" + "<!channel>" * 120,
-    "http://" + "b" * 3000,
+    "http://" + "b" * 2040,  # over what a link may be, within what an alert may carry
 ]
+#: alert URLs that must not become links with the sample's allow-list (and two that must)
+ALERT_URLS = [
+    GRAPH,
+    RUNBOOK,
+    "javascript:alert(1)",
+    " JavaScript:alert(1)",
+    "data:text/html,x",
+    "http://x/<b>|y",
+    "https://evil.example/graph",
+    "http://runbooks.example.com@evil.example/",
+    "http://evil.example\\.runbooks.example.com/",
+    "https://runbooks.example.com.evil.example/",
+    "https:///evil.example/",
+    "http://x.example:99999/",
+    "http://x.example/\nsecond line",
+    "",
+    *LONG_URLS,
+]
+#: what Alertmanager's model accepts (intake refuses the rest): no control character in a label name,
+#: no NUL in a value, bounded sizes
+_NAME_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def label_name(value: str) -> str:
+    return _NAME_CONTROLS.sub("", value)[: alerts.MAX_NAME_CHARS] or "x"
+
+
+def label_value(value: str) -> str:
+    return value.replace("\x00", "\ufffd")[: alerts.MAX_LABEL_VALUE_CHARS]
+
+
 HOSTILE_SETTINGS = settings(
     max_examples=30,
     deadline=None,
@@ -259,19 +303,13 @@ HOSTILE_SETTINGS = settings(
 @st.composite
 def hostile_bundles(draw: st.DrawFn) -> dict[str, Any]:
     """The sample incident with hostile labels, annotations, summaries, reasons, commands and links."""
-    labels = draw(st.dictionaries(HOSTILE.filter(bool), HOSTILE, max_size=4))
+    labels = draw(st.dictionaries(HOSTILE.map(label_name), HOSTILE.map(label_value), max_size=4))
     annotations = draw(st.dictionaries(st.sampled_from(["summary", "description", "note"]), HOSTILE))
-    annotations["runbook_url"] = draw(
-        st.sampled_from([RUNBOOK, "javascript:alert(1)", "data:text/html,x", ""])
-    )
+    annotations["runbook_url"] = draw(st.sampled_from(ALERT_URLS))
     alert = sample_alert(
-        labels={"alertname": draw(HOSTILE) or "x", **labels},
+        labels={**labels, "alertname": label_name(draw(HOSTILE))},
         annotations=annotations,
-        generatorURL=draw(
-            st.sampled_from(
-                [GRAPH, "javascript:alert(1)", " JavaScript:alert(1)", "http://x/<b>|y", *LONG_URLS]
-            )
-        ),
+        generatorURL=draw(st.sampled_from(ALERT_URLS)),
     )
     findings = [
         f.model_copy(update={"summary": draw(HOSTILE), "evidence": draw(HOSTILE), "id": draw(HOSTILE)})

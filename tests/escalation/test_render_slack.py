@@ -95,16 +95,30 @@ def test_mentions_and_links_in_labels_show_as_text() -> None:
     assert "<http://evil|click>" not in dumped
     alerts_text = next(t for t in texts(payload) if t.startswith("*Alerts*"))
     assert "owner=&lt;!channel&gt; &lt;@U123&gt;" in alerts_text
-    assert "see=&lt;http://evil|click&gt;" in alerts_text
+    assert "see=&lt;http[:]//evil|click&gt;" in alerts_text  # escaped, and defanged: no auto-link either
 
 
 def test_backticks_in_a_command_cannot_close_its_code_block() -> None:
     bundle = sample_bundle(
-        suggested=[incidents.SuggestedCommand(command="echo ```\n<!channel> `x`", hazard="``` `danger`")]
+        suggested=[
+            incidents.SuggestedCommand(command="echo `x` <!channel> a&b", hazard="``` `danger`"),
+            incidents.SuggestedCommand(command="echo ``` rm -rf /"),
+        ]
     )
     section = next(t for t in texts(slack.render(bundle, event="trigger")) if t.startswith("*Suggested"))
-    assert section.count("```") == 2  # only ours: open and close
-    assert "&lt;!channel&gt;" in section
+    assert section.count("```") == 4  # only ours: open and close, twice
+    assert "```\necho `x` &lt;!channel&gt; a&amp;b\n```" in section  # whole, escaped as Slack requires
+    assert "# not shown here: the command holds three backticks in a row" in section
+    assert "rm -rf" not in section  # not shown rather than shown changed (a copy would differ)
+
+
+def test_a_multi_line_command_from_an_old_bundle_is_not_shown() -> None:
+    bundle = sample_bundle(
+        suggested=[incidents.SuggestedCommand(command="kubectl get pods -n 'shop\nkubectl delete ns prod #'")]
+    )
+    section = next(t for t in texts(slack.render(bundle, event="trigger")) if t.startswith("*Suggested"))
+    assert "delete" not in section
+    assert "# not shown: the command holds a line break" in section
 
 
 def test_many_findings_are_cut_with_a_count_of_what_is_not_shown() -> None:

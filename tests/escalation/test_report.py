@@ -357,7 +357,7 @@ def test_an_open_incident_counts_the_time_so_far() -> None:
 
 def test_the_checklist_falls_back_to_the_bundle_and_is_unticked() -> None:
     text = report.render(mitigated_detail(), checklist=[], now=OPENED + 3600)
-    assert "- [ ] Find the change that raised the error rate (deploy, config, dependency)." in text
+    assert "- [ ] Find the change that raised the error rate \\(deploy, config, dependency\\)." in text
     bare = mitigated_detail() | {"bundle": None}
     assert "_The runbook has no post-incident checklist._" in report.render(bare, checklist=[], now=OPENED)
 
@@ -372,7 +372,7 @@ def test_the_report_is_deterministic_and_does_not_change_its_input() -> None:
 
 def test_an_incident_without_events_or_bundle_still_renders() -> None:
     text = report.render({"id": "x", "opened_at": iso(OPENED)}, checklist=[], now=OPENED + 30)
-    assert text.startswith("# Incident report: Incident on (no target)\n")
+    assert text.startswith("# Incident report: Incident on \\(no target\\)\n")
     assert "_No events recorded._" in text and "- **Still open** after 30 s so far" in text
 
 

@@ -105,7 +105,14 @@ def test_any_label_value_renders_a_checked_endpoint_or_nothing(value: str) -> No
 
 @pytest.mark.parametrize(
     "value",
-    ["http://a@b/", "ftp://host/", "http://10.0.0.1/", "http://host:99999999/", "http://-bad-/", "host.example"],
+    [
+        "http://a@b/",
+        "ftp://host/",
+        "http://10.0.0.1/",
+        "http://host:99999999/",
+        "http://-bad-/",
+        "host.example",
+    ],
 )
 def test_check_endpoint_refuses_urls_a_label_could_not_have_made_safely(value: str) -> None:
     assert templates.check_endpoint("url", value) is not None

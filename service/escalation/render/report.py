@@ -4,8 +4,10 @@ Renders the incident detail of ``records.incidents.get_incident`` (plus ``notifi
 added them): the facts, the times to mitigate and to resolve against the MTTR target (an open incident:
 the time so far), the timeline (the incident's events and when each alert started firing, in time order,
 with the time since opening), the findings at opening and after, the actions taken with their results and
-approvers, the notifications, and the runbook's post-incident checklist as ``- [ ]`` items. User data is
-escaped as in ``render.markdown``. Reads no clock: ``now`` comes in.
+approvers, the notifications, and the runbook's post-incident checklist as ``- [ ]`` items. User data —
+and every time read from the detail, which a clock did not format — is escaped as in ``render.markdown``
+(``text.md_text``: no link, image, HTML, heading or table break, bare URLs defanged). Reads no clock:
+``now`` comes in.
 """
 
 from __future__ import annotations
@@ -64,7 +66,7 @@ def _facts(detail: dict[str, Any], bundle: dict[str, Any], target: dict[str, Any
         ("Target", target_cell),
         ("Severity", text.md_text(pick("severity"), 40)),
         ("State", text.md_text(pick("state"), 40)),
-        ("Opened", text.clock(pick("opened_at"))),
+        ("Opened", text.md_text(text.clock(pick("opened_at")))),
     ]
     for name, key in (
         ("Escalated", "escalated_at"),
@@ -72,10 +74,10 @@ def _facts(detail: dict[str, Any], bundle: dict[str, Any], target: dict[str, Any
         ("Resolved", "resolved_at"),
     ):
         if detail.get(key):
-            rows.append((name, text.clock(detail.get(key))))
+            rows.append((name, text.md_text(text.clock(detail.get(key)))))
     if detail.get("acked_at"):
         by = f" by {text.md_text(detail.get('acked_by'), 100)}" if detail.get("acked_by") else ""
-        rows.append(("Acknowledged", f"{text.clock(detail.get('acked_at'))}{by}"))
+        rows.append(("Acknowledged", f"{text.md_text(text.clock(detail.get('acked_at')))}{by}"))
     if pick("escalation_level") is not None and detail.get("escalated_at"):
         rows.append(("Escalation level reached", text.md_text(pick("escalation_level"), 10)))
     if pick("reason"):
@@ -189,7 +191,7 @@ def _findings(detail: dict[str, Any], bundle: dict[str, Any]) -> list[str]:
     if first is None:
         return ["## Findings", markdown.findings_table(latest) if latest else "_No findings recorded._"]
     opening = text.mapping(text.mapping(first.get("data")).get("findings"))
-    heading = f"## Findings at opening ({text.clock(first.get('at'))})"
+    heading = f"## Findings at opening ({text.md_text(text.clock(first.get('at')))})"
     if _statuses(latest) == opening:
         return [heading, markdown.findings_table(latest)]
     same = text.objects(bundle.get("findings"))

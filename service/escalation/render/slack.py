@@ -2,11 +2,14 @@
 
 Limits kept: at most 50 blocks (a message has at most a dozen), a header of at most 150 characters, a
 section text of at most 3000 and a field of at most 2000, counted as Slack counts (UTF-16 units); what
-does not fit ends with ``… (truncated)``. Every value from alerts, probes or rules is mrkdwn-escaped, so
-``<!channel>``, ``<@U123>`` or ``<http://evil|click>`` in a label shows as text; commands sit in code
-blocks they cannot close. Text objects are ``verbatim``: Slack auto-links no URL and parses no ``@here``
-of its own accord. Links are http(s) only: alert links (generatorURL, runbook_url) are shown, never
-fetched, and the approve/reject links come from our own base URL. Never sends anything.
+does not fit ends with ``… (truncated)``. Every value from alerts, probes or rules is mrkdwn-escaped
+(``text.mrkdwn``: ``&``, ``<``, ``>`` as entities, bare URLs defanged to ``http[:]//…``), so ``<!channel>``,
+``<@U123>`` or ``<http://evil|click>`` in a label shows as text; commands sit whole in code blocks they
+cannot close, or a ``#`` note says why one is not shown (``text.mrkdwn_code``). Text objects are
+``verbatim``: Slack auto-links no URL and parses no ``@here`` of its own accord. The only links are the
+bundle's: http(s) alert links (generatorURL, runbook_url) that passed the allow-list when the bundle was
+built — shown, never fetched; a refused one is defanged text with the reason — and the incident and
+approve/reject links from our own base URL. Never sends anything.
 """
 
 from __future__ import annotations
@@ -22,6 +25,9 @@ FIELD = 2000
 FALLBACK = 1000
 #: the longest piece of user data in one line of a section (a summary, a reason, a label set)
 ITEM = 400
+#: the longest command in a code block, escaped (``matching.templates.COMMAND_LIMIT`` characters fit
+#: unless most are ``&``); a section still holds it with its hazard line
+COMMAND = 2000
 
 HEADLINES = {
     "trigger": "TRIGGERED",
@@ -189,7 +195,7 @@ def _commands(bundle: dict[str, Any]) -> list[str]:
     """One code block per command; a hazard is marked on the line before its command."""
     entries = []
     for suggestion in text.objects(bundle.get("suggested")):
-        block = f"```\n{text.mrkdwn_code(text.string(suggestion.get('command')), 1000)}\n```"
+        block = f"```\n{text.mrkdwn_code(text.string(suggestion.get('command')), COMMAND)}\n```"
         if suggestion.get("hazard"):
             block = f"⚠ hazard: {text.mrkdwn_line(suggestion.get('hazard'), ITEM)}\n{block}"
         entries.append(block)
@@ -208,6 +214,10 @@ def _alert(alert: dict[str, Any]) -> str:
     ]
     if links:
         line += " — " + " · ".join(links)
+    for refused in text.objects(alert.get("refused_links")):
+        name = text.mrkdwn_line(refused.get("name"), 40)
+        shown = text.mrkdwn_line(refused.get("text"), 300)
+        line += f"\n      {name}: {shown} _(not a link: {text.mrkdwn_line(refused.get('reason'), 100)})_"
     labels = text.mapping(alert.get("labels"))
     if labels:
         pairs = ", ".join(f"{text.clip(k, 100)}={text.clip(v, 200)}" for k, v in sorted(labels.items()))

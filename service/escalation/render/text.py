@@ -1,11 +1,23 @@
 """Text helpers shared by the renderers: truncation with a marker, escaping, safe links, times, durations.
 
-User data (labels, annotations, summaries, reasons, commands) is never trusted: for Slack mrkdwn it is
-escaped (``&``, ``<``, ``>``) so ``<!channel>`` or ``<http://evil|click>`` show as text; for Markdown it is
-escaped so it can form no link, no HTML and no table cell; single-line fields lose their line breaks and
-the bidirectional controls that could disguise what follows them. Links are only ever http(s), and are
-percent-encoded so they cannot break out of ``<url|label>`` or ``[label](url)``. Pure: links are checked
-and encoded here, never fetched.
+User data (labels, annotations, summaries, reasons, commands) is never trusted:
+
+- Slack mrkdwn (``mrkdwn``): ``&``, ``<``, ``>`` escaped as entities (Slack's own rule), so ``<!channel>``
+  or ``<http://evil|click>`` show as text; runs of three backticks split so no code block opens or closes.
+- Markdown (``md_text``): ``\\`` and ``` ` * [ ] ( ) | ~ # ! { } $ ``` backslash-escaped, an ``_`` that
+  could open emphasis too, ``& < >`` as entities: no link, image, HTML, heading, emphasis or table cell
+  can form. Identifiers go in code spans whose fence is longer than any backtick run (``md_code``),
+  commands in fences no line can close (``md_fence``).
+- Both: bare URLs, ``www.`` and e-mail addresses are defanged (``http[:]//…``, ``links.defang``) so no
+  renderer auto-links them, and single-line fields lose their line breaks, control characters and the
+  bidirectional controls that could disguise what follows them.
+- A suggested command is shown whole or not at all (``command``): one that holds a line break or another
+  control character, or is too long to show, is replaced by a ``#`` note — a cut or cleaned command would
+  be another command.
+
+Links: ``bundle.build`` already applied the host allow-list (``escalation.links``); here a URL is only
+re-checked for http(s) without userinfo and percent-encoded so it cannot break out of ``<url|label>`` or
+``[label](url)``. Pure: nothing is fetched.
 """
 
 from __future__ import annotations
@@ -16,19 +28,22 @@ import urllib.parse
 from datetime import UTC, datetime
 from typing import Any
 
-from service.escalation import bundle as bundles
+from service.escalation import links
+from service.matching import templates
 
 MARKER = "… (truncated)"
 #: the longest URL put in a Slack link (a field holds 2000 units)
 SLACK_LINK = 1000
 
 #: bidirectional embeddings, overrides and isolates: they can make text after them read backwards
-_BIDI_CONTROLS = dict.fromkeys(map(ord, "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"))
+_BIDI_CONTROLS = dict.fromkeys(
+    map(ord, "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+)
 #: C0 and C1 control characters (those that are whitespace are already gone when this applies)
 _CONTROLS: dict[int, None] = dict.fromkeys([*range(0x20), *range(0x7F, 0xA0)])
 #: what a link may keep as it is; everything else (spaces, quotes, <>, (), [], |, backticks …) is %-encoded
 _URL_SAFE = ":/?#@!$&*+,;=%~-._"
-_MD_ESCAPE = {c: "\\" + c for c in "\\`*[]|~"} | {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
+_MD_ESCAPE = {c: "\\" + c for c in "\\`*[]()|~#!{}$"} | {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
 #: an underscore that could open or close emphasis (between two letters or digits it cannot)
 _MD_UNDERSCORE = re.compile(r"(?<![^\W_])_|_(?![^\W_])")
 _MD_TABLE = str.maketrans(_MD_ESCAPE)
@@ -109,10 +124,14 @@ def clip(text: Any, limit: int) -> str:
 
 
 def mrkdwn(text: str) -> str:
-    """Escape Slack's control characters so user data shows as text (no mention, no link), and split
-    runs of three backticks (with zero-width spaces) so it cannot open or close a code block."""
-    escaped = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    """Escape Slack's control characters so user data shows as text (no mention, no link), split runs of
+    three backticks (with zero-width spaces) so it cannot open or close a code block, and defang URLs."""
+    escaped = links.defang(_slack_escape(text))
     return _FENCE.sub(lambda m: "\u200b".join(m.group()), escaped) if "```" in escaped else escaped
+
+
+def _slack_escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def mrkdwn_line(text: Any, limit: int) -> str:
@@ -121,8 +140,16 @@ def mrkdwn_line(text: Any, limit: int) -> str:
 
 
 def mrkdwn_code(text: str, limit: int) -> str:
-    """A value for inside a Slack ``` block: escaped, and unable to close the block; lines kept."""
-    return truncate(mrkdwn(text.translate(_BIDI_CONTROLS)), limit)
+    """A command for inside a Slack ``` block: ``&<>`` escaped and nothing else changed (Slack shows the
+    entities as the characters, so a copy is the command); a ``#`` note instead when it cannot be shown
+    whole, holds three backticks in a row (they would close the block) or exceeds ``limit`` escaped."""
+    shown = command(text, limit)
+    if "```" in shown:
+        return "# not shown here: the command holds three backticks in a row, which would end the block"
+    escaped = _slack_escape(shown)
+    if units(escaped) > limit:
+        return f"# not shown here: the command is too long for Slack ({len(shown)} characters)"
+    return escaped
 
 
 def slack_link(label: str, url: Any) -> str:
@@ -131,7 +158,7 @@ def slack_link(label: str, url: Any) -> str:
     text = mrkdwn(one_line(label))
     if href is None or len(href) > SLACK_LINK:  # too long for a field or a line: the label alone
         return text
-    return f"<{mrkdwn(href)}|{text}>"
+    return f"<{_slack_escape(href)}|{text}>"
 
 
 # -- Markdown -------------------------------------------------------------------------------------
@@ -139,7 +166,7 @@ def slack_link(label: str, url: Any) -> str:
 
 def md_text(text: Any, limit: int = 1000) -> str:
     """One line of user data as inert Markdown: no emphasis, link, HTML or table cell break can form."""
-    return _MD_UNDERSCORE.sub(r"\\_", clip(text, limit).translate(_MD_TABLE))
+    return _MD_UNDERSCORE.sub(r"\\_", links.defang(clip(text, limit)).translate(_MD_TABLE))
 
 
 def md_code(text: Any, limit: int = 200) -> str:
@@ -167,6 +194,19 @@ def md_fence(lines: list[str], info: str = "sh") -> str:
     return f"{fence}{info}\n{body}\n{fence}"
 
 
+def command(value: Any, limit: int) -> str:
+    """A suggested command to show whole in a code block, or a one-line ``#`` note saying why it is not:
+    it holds a line break, another control or a bidi control (a document from before commands were
+    checked), or it is longer than ``limit``. Never cut or cleaned: a human copies exactly this."""
+    text = string(value)
+    kind = templates.unsafe_character(text)
+    if kind is not None:
+        return f"# not shown: the command holds {kind}"
+    if units(text) > limit:
+        return f"# not shown: the command has {len(text)} characters, more than the {limit} shown here"
+    return text
+
+
 def md_link(label: str, url: Any) -> str:
     """``[label](url)`` for an http(s) URL; the escaped label alone otherwise (never a working other link)."""
     href = safe_link(url)
@@ -177,13 +217,10 @@ def md_link(label: str, url: Any) -> str:
 
 
 def safe_link(url: Any) -> str | None:
-    """An http(s) URL percent-encoded so it cannot end a link early; None for anything else."""
-    if not isinstance(url, str):
-        return None
-    kept = bundles.safe_link(url)
-    if kept is None or len(kept) > 2000:
-        return None
-    return urllib.parse.quote(kept, safe=_URL_SAFE)
+    """An http(s) URL (no userinfo, a plain host) percent-encoded so it cannot end a link early; None
+    for anything else. The host allow-list was applied when the bundle was built."""
+    kept = links.usable(url)
+    return None if kept is None else urllib.parse.quote(kept, safe=_URL_SAFE)
 
 
 def moment(value: Any) -> datetime | None:
