@@ -17,12 +17,13 @@ from service.clients.prometheus import PrometheusClient
 from service.clients.redis import RedisConnector
 from service.diagnosis import registry, runner
 from service.dispatcher import Dispatcher, worker_name
-from service.escalation import notifiers
+from service.escalation import links, notifiers
 from service.escalation.handoff import Handoff
 from service.escalation.outbox import OutboxWorker
 from service.escalation.timers import EscalationTimers
-from service.intake import api, control, responses, webhook
+from service.intake import api, control, limits, responses, webhook
 from service.intake.committer import GroupCommitter
+from service.intake.gauges import GaugeRefresher
 from service.matching import loader
 from service.observability import Metrics
 from service.records import coordination, inbox, wakeups
@@ -36,11 +37,17 @@ log = structlog.get_logger(__name__)
 
 def create_app(settings: Settings, *, rules: loader.RuleSet | None = None) -> web.Application:
     """Build the application; rules load now so that a broken rule stops start-up with its file:line."""
+    metrics = Metrics()
+    limiter = limits.Limiter(
+        max_inflight=settings.max_inflight, max_large_bodies=settings.max_large_bodies, metrics=metrics
+    )
     app = web.Application(
-        middlewares=[responses.errors_middleware], client_max_size=settings.max_body_bytes + 1
+        middlewares=[responses.errors_middleware, limiter.middleware(), limits.refuse_control_characters],
+        client_max_size=settings.max_body_bytes + 1,
+        handler_args=server_options(settings),
     )
     app[keys.SETTINGS] = settings
-    app[keys.METRICS] = Metrics()
+    app[keys.METRICS] = metrics
     app[keys.RULES] = (
         rules
         if rules is not None
@@ -60,6 +67,16 @@ def create_app(settings: Settings, *, rules: loader.RuleSet | None = None) -> we
     app.router.add_get("/readyz", api.readyz)
     app.router.add_get("/metrics", api.metrics)
     return app
+
+
+def server_options(settings: Settings) -> dict[str, float]:
+    """Options of aiohttp's connection handler, wherever the app is served (``remediator serve``, tests).
+
+    aiohttp has no timeout of its own for reading a request head, but its keep-alive timer is one: it runs
+    from the moment a connection opens (and from each answer on) and closes the connection if no whole
+    request head has arrived when it fires, however slowly bytes trickle in. So ``header_timeout_s`` is
+    both the head timeout and how long an idle keep-alive connection stays open."""
+    return {"keepalive_timeout": settings.header_timeout_s}
 
 
 async def _store(app: web.Application) -> AsyncIterator[None]:
@@ -125,7 +142,12 @@ async def _workers(app: web.Application) -> AsyncIterator[None]:
             fallback=table.fallback_for,
         )
         handoff = Handoff(
-            store, notifiers.channels(settings), settings.base_url, metrics=metrics, route=table.channels_for
+            store,
+            notifiers.channels(settings),
+            settings.base_url,
+            metrics=metrics,
+            route=table.channels_for,
+            link_policy=links.policy(settings.link_hosts, settings.base_url, settings.prometheus_url),
         )
         app[keys.HANDOFF] = handoff
         timers = EscalationTimers(store, handoff, on_notify=outbox.wake)
@@ -155,9 +177,10 @@ async def _workers(app: web.Application) -> AsyncIterator[None]:
         )
         flow.engine = engine
         app[keys.ENGINE] = engine
+        gauges = GaugeRefresher(store, metrics, interval_s=settings.metrics_refresh_s)
         dispatcher = Dispatcher(
             store,
-            flow.process,
+            gauges.after(flow.process),
             metrics,
             workers=settings.workers,
             lease_s=settings.inbox_lease_s,
@@ -172,10 +195,12 @@ async def _workers(app: web.Application) -> AsyncIterator[None]:
                 settings.store_url.replace("postgres://", "postgresql://", 1), dispatcher.wake
             )
             listener.start()
+        await gauges.refresh()  # the first scrape already reads the store's numbers
         outbox.start()
         dispatcher.start()
         committer.start()
         timers.start()
+        gauges.start()
         log.info(
             "service.started",
             listen=settings.listen,
@@ -188,6 +213,7 @@ async def _workers(app: web.Application) -> AsyncIterator[None]:
         finally:
             if listener is not None:
                 await listener.stop()
+            await gauges.stop()
             await timers.stop()
             await committer.stop()
             await dispatcher.stop()

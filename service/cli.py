@@ -75,6 +75,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"remediator: rules in {settings.rules_dir} are invalid:\n{exc}", file=sys.stderr)
         return 1
     app.on_startup.append(_freeze_heap)
+    # the request-head timeout (aiohttp's keep-alive timer) travels with the app: app.server_options
     web.run_app(
         app,
         host=settings.host,

@@ -8,10 +8,17 @@ from __future__ import annotations
 
 import logging
 import sys
+import typing
+from collections.abc import Mapping
 from typing import Any
 
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from service.model import incidents
+
+#: Every incident state: each has its gauge from the start, and reads 0 when no incident is in it.
+STATES: tuple[str, ...] = typing.get_args(incidents.IncidentState)
 
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 
@@ -107,3 +114,26 @@ class Metrics:
             registry=r,
         )
         self.inbox_backlog = Gauge("remediator_inbox_backlog", "Inbox rows not yet processed", registry=r)
+        self.http_refused = Counter(
+            "remediator_http_refused",
+            "Requests refused at the edge before their handler ran (503 + Retry-After), by reason",
+            ["reason"],
+            registry=r,
+        )
+        #: Rows intake committed as pending, ever: the gauge refresher adds those committed while it counted.
+        self.inbox_added = 0
+        self._states: set[str] = set(STATES)
+
+    def inbox_pending(self, rows: int) -> None:
+        """Intake committed ``rows`` new pending rows: the backlog reads them at once, not at the next
+        refresh (so that it never reads 0 while an accepted alert waits)."""
+        self.inbox_added += rows
+        self.inbox_backlog.inc(rows)
+
+    def set_store_gauges(self, by_state: Mapping[str, int], *, outbox: int, inbox: int) -> None:
+        """The store-derived gauges, as counted; a state no incident is in any more reads 0."""
+        self._states.update(by_state)
+        for state in self._states:
+            self.incidents.labels(state=state).set(by_state.get(state, 0))
+        self.outbox_backlog.set(outbox)
+        self.inbox_backlog.set(inbox)

@@ -6,6 +6,7 @@ listen address without a token refuses to start. Secrets are ``SecretStr`` and n
 
 from __future__ import annotations
 
+import hmac
 import ipaddress
 from pathlib import Path
 from typing import Annotated
@@ -14,7 +15,7 @@ from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_va
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from service import errors
-from service.escalation import routes
+from service.escalation import links, routes
 
 
 class Settings(BaseSettings):
@@ -75,6 +76,11 @@ class Settings(BaseSettings):
         default_factory=list,
         description="hosts besides the DSN's/URL's own that probes may send monitoring credentials to",
     )
+    link_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="hosts alert links (generatorURL, runbook_url) may point at to be shown as links, e.g. "
+        "grafana.example.com,*.runbooks.example.com (public_url's and prometheus_url's hosts always may)",
+    )
     dry_run: bool = Field(
         False, description="record what would be done (plans, exact requests), write nothing"
     )
@@ -98,6 +104,25 @@ class Settings(BaseSettings):
     evidence_limit_bytes: int = Field(4096, ge=256, le=1_048_576, description="evidence kept per finding")
     public_url: str = Field("", description="base URL humans use to reach this service (links in bundles)")
     max_body_bytes: int = Field(1024 * 1024, ge=1024, description="largest accepted webhook body")
+    body_timeout_s: float = Field(
+        10.0, gt=0, le=300, description="a request body not received within this is answered 408"
+    )
+    header_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        le=600,
+        description="a connection that has not sent a whole request head within this (after it opened or "
+        "after the previous answer) is closed; also how long an idle keep-alive connection stays open",
+    )
+    max_inflight: int = Field(
+        256, ge=1, le=100_000, description="requests handled at once before 503 + Retry-After (not probes)"
+    )
+    max_large_bodies: int = Field(
+        16, ge=1, le=10_000, description="requests with a body over 64 KiB (or chunked) handled at once"
+    )
+    metrics_refresh_s: float = Field(
+        5.0, gt=0, le=300, description="how often the store-derived gauges of /metrics are recomputed"
+    )
     workers: int = Field(32, ge=1, le=256, description="pipeline workers (alerts processed at once)")
     inbox_lease_s: float = Field(60.0, gt=0, description="how long a claimed inbox row stays claimed")
     max_claims: int = Field(
@@ -160,12 +185,17 @@ class Settings(BaseSettings):
     def _fallback(cls, value: str) -> str:
         return routes.check_fallback(value)
 
-    @field_validator("monitor_hosts", "namespaces", mode="before")
+    @field_validator("monitor_hosts", "namespaces", "link_hosts", mode="before")
     @classmethod
     def _hosts(cls, value: object) -> object:
         if isinstance(value, str):
             return [item.strip().lower() for item in value.split(",") if item.strip()]
         return value
+
+    @field_validator("link_hosts")
+    @classmethod
+    def _link_hosts(cls, value: list[str]) -> list[str]:
+        return links.check_hosts(value)  # raises ConfigError naming REMEDIATOR_LINK_HOSTS and the entry
 
     @field_validator("listen")
     @classmethod
@@ -197,6 +227,25 @@ class Settings(BaseSettings):
             raise errors.ConfigError(
                 f"refusing to listen on {self.listen} without REMEDIATOR_WEBHOOK_TOKEN: "
                 "set a token or bind a loopback address such as 127.0.0.1"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _approvers_have_their_own_tokens(self) -> Settings:
+        """The webhook token is in Alertmanager's configuration (and in every replica's environment); an
+        approver token equal to it would let anyone who can read that configuration approve actions."""
+        if self.webhook_token is None:
+            return self
+        webhook = self.webhook_token.get_secret_value().encode()
+        same = [
+            name
+            for name, token in self.approver_tokens.items()
+            if hmac.compare_digest(token.get_secret_value().encode(), webhook)
+        ]
+        if same:
+            raise errors.ConfigError(
+                f"REMEDIATOR_APPROVER_TOKENS: the token of {', '.join(sorted(same))} is the webhook token "
+                "(REMEDIATOR_WEBHOOK_TOKEN); give every approver a token of their own"
             )
         return self
 

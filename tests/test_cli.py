@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestServer
 
-from service import cli
+from service import cli, errors
 from service.app import create_app
+from service.settings import Settings
 from tests.conftest import AM_FIXTURES, ROOT, TOKEN, eventually
+from tests.support import procs
 
 BROKEN = {
     "unknown-field.yaml": """\
@@ -144,6 +148,55 @@ def test_serve_refuses_a_public_address_without_a_token(tmp_path: Path) -> None:
     )
     assert result.returncode != 0
     assert "REMEDIATOR_WEBHOOK_TOKEN" in result.stderr
+
+
+SHARED = "shared-token-Zq81"
+
+
+def test_an_approver_token_equal_to_the_webhook_token_is_refused(tmp_path: Path) -> None:
+    """Whoever can read Alertmanager's configuration could otherwise approve actions."""
+    with pytest.raises(errors.ConfigError) as refused:
+        Settings(webhook_token=SHARED, approver_tokens=f"alice=own-token,bob={SHARED}")
+    message = str(refused.value)
+    assert "REMEDIATOR_APPROVER_TOKENS" in message and "bob" in message
+    assert SHARED not in message and "alice" not in message
+    Settings(webhook_token=SHARED, approver_tokens="alice=own-token")  # tokens of their own: fine
+    result = run_cli(
+        "serve",
+        "--store-url",
+        f"sqlite:///{tmp_path}/x.db",
+        env={"REMEDIATOR_WEBHOOK_TOKEN": SHARED, "REMEDIATOR_APPROVER_TOKENS": f"bob={SHARED}"},
+    )
+    assert result.returncode == 1
+    assert "REMEDIATOR_APPROVER_TOKENS" in result.stderr and "bob" in result.stderr
+    assert SHARED not in result.stderr + result.stdout
+
+
+def test_serve_closes_a_connection_that_sends_no_request_within_the_header_timeout(
+    tmp_path: Path, rules_dir: Path
+) -> None:
+    """``remediator serve`` (web.run_app, whose own keep-alive default is 75 s) applies the setting."""
+    port = procs.free_port()
+    service = procs.Proc(
+        [sys.executable, "-m", "service", "serve", "--header-timeout-s", "0.5"],
+        log_path=tmp_path / "serve.log",
+        port=port,
+        workdir=tmp_path,
+        env={
+            **os.environ,
+            "PYTHONPATH": str(ROOT),
+            "REMEDIATOR_LISTEN": f"127.0.0.1:{port}",
+            "REMEDIATOR_STORE_URL": f"sqlite:///{tmp_path}/serve.db",
+            "REMEDIATOR_RULES_DIR": str(rules_dir),
+            "REMEDIATOR_WEBHOOK_TOKEN": TOKEN,
+            "REMEDIATOR_LOG_LEVEL": "warning",
+        },
+    )
+    with service.start(), socket.create_connection(("127.0.0.1", port), timeout=10) as idle:
+        started = time.monotonic()
+        idle.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")  # never the blank line that ends it
+        assert idle.recv(1024) == b"", "closed without an answer"
+        assert 0.3 < time.monotonic() - started < 5
 
 
 def test_serve_refuses_broken_rules_with_their_location(tmp_path: Path) -> None:

@@ -61,7 +61,8 @@ def check_url(url: str) -> yarl.URL:
     if parsed.user is not None or parsed.password is not None or "@" in parsed.raw_authority:
         # userinfo in a URL hides the real host from a reader (``http://coordinator@169.254.169.254/``);
         # credentials come from files (``bearer_token_file``), never from a URL
-        raise errors.Permanent(f"URLs with userinfo (user@host) are not allowed: {url[:200]!r}")
+        shown = str(parsed.with_user(None)) if parsed.host else "the URL"  # never the password itself
+        raise errors.Permanent(f"URLs with userinfo (user@host) are not allowed: {shown[:200]!r}")
     return parsed
 
 

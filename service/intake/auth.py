@@ -7,7 +7,6 @@ loopback only (enforced by settings) and intake is open.
 from __future__ import annotations
 
 import base64
-import binascii
 import hmac
 from collections.abc import Mapping
 
@@ -18,7 +17,12 @@ from service.intake import responses
 
 
 def _same(given: str, expected: str) -> bool:
-    return hmac.compare_digest(given.encode(), expected.encode())
+    """Constant-time equality. aiohttp decodes header bytes that are not UTF-8 as lone surrogates, which a
+    plain ``encode()`` refuses (that answered 500, on every endpoint, before any credential was checked);
+    ``surrogatepass`` encodes every string, one to one, so equal bytes still mean equal strings."""
+    return hmac.compare_digest(
+        given.encode("utf-8", "surrogatepass"), expected.encode("utf-8", "surrogatepass")
+    )
 
 
 def presented_secret(request: web.Request) -> str | None:
@@ -29,10 +33,10 @@ def presented_secret(request: web.Request) -> str | None:
     if scheme == "bearer" and value.strip():
         return value.strip()
     if scheme == "basic" and value.strip():
-        try:
+        try:  # a non-ASCII character in the value is a ValueError (binascii.Error is one too)
             decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError):
-            return None
+        except ValueError:
+            return ""  # presented, and matching nothing: 401 invalid credentials
         _user, sep, password = decoded.partition(":")
         return password if sep else None
     return None

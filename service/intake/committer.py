@@ -4,6 +4,10 @@ Each request hands its inbox rows to ``submit`` and waits; one committer task ta
 request, inserts all their rows in one batched ``INSERT … ON CONFLICT DO NOTHING``, commits, and answers
 each request with its own accepted/duplicate counts. A request is answered only after the commit.
 
+A failure of the store fails the batch (``StoreUnavailable``: every sender retries). A batch refused for what
+its rows hold (a value PostgreSQL cannot take) is committed again one request at a time, so that the request
+holding it is refused alone (``errors.Permanent``) and the others are stored.
+
 On SQLite (a file) the grouping is done by the store's SQLite writer (``records.sqlite_writer``), which
 commits on the loop thread between the store's own transactions; there is no committer task then. The task
 here serves PostgreSQL.
@@ -125,9 +129,21 @@ class GroupCommitter:
                 new = await inbox.insert(self._store, conn, rows)
                 if new and self._store.dialect == "postgresql":
                     await wakeups.notify(conn)  # the other replicas start on it at once
-        except Exception as exc:  # every failure of the store is a 503 to the sender, who retries
-            log.warning("intake.commit_failed", error=str(exc)[:300], requests=len(batch))
-            failure = exc if isinstance(exc, errors.StoreUnavailable) else errors.StoreUnavailable(str(exc))
+        except Exception as exc:
+            failure: errors.RemediatorError
+            if not _rows_refused(exc):  # the store itself: a 503, the sender retries
+                log.warning("intake.commit_failed", error=str(exc)[:300], requests=len(batch))
+                failure = (
+                    exc if isinstance(exc, errors.StoreUnavailable) else errors.StoreUnavailable(str(exc))
+                )
+            elif len(batch) > 1:  # the rows: find whose, and store the others
+                log.warning("intake.batch_split", error=f"{type(exc).__name__}: {str(exc)[:200]}")
+                for request in batch:
+                    await self._commit([request])
+                return
+            else:
+                log.warning("intake.rows_refused", error=f"{type(exc).__name__}: {str(exc)[:200]}")
+                failure = errors.Permanent(f"{type(exc).__name__}: {str(exc)[:200]}")
             for request in batch:
                 if not request.future.done():
                     request.future.set_exception(failure)
@@ -140,6 +156,27 @@ class GroupCommitter:
             ]
             if not request.future.done():
                 request.future.set_result(flags)
+
+
+#: SQLSTATE classes of an error in what the rows hold: data exception, integrity violation, program limit
+#: exceeded (a value too large for an index).
+_ROW_SQLSTATES = ("22", "23", "54")
+
+
+def _rows_refused(exc: BaseException) -> bool:
+    """True when the store refused the rows for what they hold — the same rows fail again however often
+    they are retried — rather than failed itself. ``Store.write`` reports PostgreSQL's data exceptions as
+    StoreUnavailable, so the causes are looked at: a SQLSTATE of ``_ROW_SQLSTATES`` (asyncpg's), or a value
+    the driver could not encode (an integer out of range is an OverflowError)."""
+    seen: BaseException | None = exc
+    for _ in range(8):  # the chain is StoreUnavailable → SQLAlchemy → its asyncpg adapter → asyncpg → …
+        if seen is None:
+            return False
+        state = getattr(seen, "sqlstate", None)
+        if isinstance(seen, OverflowError) or (isinstance(state, str) and state[:2] in _ROW_SQLSTATES):
+            return True
+        seen = seen.__cause__ or getattr(seen, "orig", None)
+    return False
 
 
 async def _within(future: asyncio.Future[list[bool]], timeout: float) -> list[bool]:

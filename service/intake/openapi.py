@@ -1,8 +1,14 @@
-"""The OpenAPI 3.1 document served at ``/v1/openapi.json`` (hand-written: it is the public contract)."""
+"""The OpenAPI 3.1 document served at ``/v1/openapi.json`` (hand-written: it is the public contract).
+
+The payload limits come from ``model.alerts`` (docs/security-limits.md has them as a table); every endpoint
+but the probes may answer 503 + Retry-After when the service is busy (``intake.limits``).
+"""
 
 from __future__ import annotations
 
 from typing import Any
+
+from service.model import alerts as limits
 
 _ERROR = {
     "type": "object",
@@ -15,6 +21,43 @@ def _err(description: str) -> dict[str, Any]:
     return {
         "description": description,
         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+    }
+
+
+def _retry(description: str) -> dict[str, Any]:
+    """A 503 that says when to come back (Alertmanager retries 5xx, never 4xx)."""
+    return {
+        **_err(description),
+        "headers": {
+            "Retry-After": {"description": "seconds to wait before retrying", "schema": {"type": "integer"}}
+        },
+    }
+
+
+_BUSY = (
+    "busy: REMEDIATOR_MAX_INFLIGHT requests, or REMEDIATOR_MAX_LARGE_BODIES large bodies (over 64 KiB, "
+    "chunked or compressed), in flight"
+)
+_PATH_400 = _err("a path parameter or query value holds a control character; `field` names it")
+
+
+def _labels(description: str) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "description": description,
+        "maxProperties": limits.MAX_LABELS,
+        "propertyNames": {"minLength": 1, "maxLength": limits.MAX_NAME_CHARS},
+        "additionalProperties": {"type": "string", "maxLength": limits.MAX_LABEL_VALUE_CHARS},
+    }
+
+
+def _annotations(description: str) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "description": description,
+        "maxProperties": limits.MAX_ANNOTATIONS,
+        "propertyNames": {"minLength": 1, "maxLength": limits.MAX_NAME_CHARS},
+        "additionalProperties": {"type": "string"},
     }
 
 
@@ -54,12 +97,26 @@ _ALERT = {
     "required": ["status", "labels", "startsAt", "fingerprint"],
     "properties": {
         "status": {"enum": ["firing", "resolved"]},
-        "labels": {"type": "object", "additionalProperties": {"type": "string"}},
-        "annotations": {"type": "object", "additionalProperties": {"type": "string"}},
-        "startsAt": {"type": "string", "format": "date-time"},
+        "labels": _labels(
+            "label names and the alertname value hold no control character; no value holds NUL"
+        ),
+        "annotations": _annotations(
+            f"a value longer than {limits.MAX_ANNOTATION_VALUE_CHARS} characters is stored cut to that "
+            "length, ending with `…[truncated N chars]`"
+        ),
+        "startsAt": {
+            "type": "string",
+            "format": "date-time",
+            "description": "with a time zone; in UTC it must fall within the years 1 to 9999",
+        },
         "endsAt": {"type": "string", "format": "date-time"},
-        "generatorURL": {"type": "string"},
-        "fingerprint": {"type": "string"},
+        "generatorURL": {"type": "string", "maxLength": limits.MAX_URL_CHARS},
+        "fingerprint": {
+            "type": "string",
+            "pattern": "^[!-~]+$",
+            "maxLength": limits.MAX_FINGERPRINT_CHARS,
+            "description": "printable ASCII without spaces (Alertmanager sends 16 hex digits)",
+        },
     },
 }
 
@@ -69,11 +126,24 @@ _WEBHOOK = {
     "properties": {
         "version": {"const": "4"},
         "status": {"enum": ["firing", "resolved"]},
-        "receiver": {"type": "string"},
-        "alerts": {"type": "array", "items": {"$ref": "#/components/schemas/Alert"}},
-        "groupKey": {"type": "string"},
-        "truncatedAlerts": {"type": "integer", "minimum": 0},
+        "receiver": {"type": "string", "maxLength": limits.MAX_RECEIVER_CHARS},
+        "alerts": {
+            "type": "array",
+            "items": {"$ref": "#/components/schemas/Alert"},
+            "maxItems": limits.MAX_ALERTS,
+        },
+        "groupKey": {
+            "type": "string",
+            "description": f"a key longer than {limits.MAX_GROUP_KEY_CHARS} characters is stored as a prefix "
+            "and a SHA-256 digest of the whole, of that length",
+        },
+        "truncatedAlerts": {"type": "integer", "minimum": 0, "maximum": limits.MAX_TRUNCATED_ALERTS},
+        "groupLabels": _labels("as an alert's labels"),
+        "commonLabels": _labels("as an alert's labels"),
+        "commonAnnotations": _annotations("as an alert's annotations"),
+        "externalURL": {"type": "string", "maxLength": limits.MAX_URL_CHARS},
     },
+    "description": "receiver and groupKey hold no control character (Unicode Cc, U+2028, U+2029)",
 }
 
 DOCUMENT: dict[str, Any] = {
@@ -117,11 +187,15 @@ DOCUMENT: dict[str, Any] = {
                             }
                         },
                     },
-                    "400": _err("invalid JSON or schema; `field` names the bad field"),
+                    "400": _err(
+                        "invalid JSON, schema or a value over its limit (`field` names it), or a body "
+                        "whose Content-Encoding does not decode (`field`: body)"
+                    ),
                     "401": _err("missing or invalid credentials"),
-                    "413": _err("body over the limit"),
+                    "408": _err("the body did not arrive within REMEDIATOR_BODY_TIMEOUT_S"),
+                    "413": _err("body over the limit (REMEDIATOR_MAX_BODY_BYTES, after decompression)"),
                     "415": _err("not JSON"),
-                    "503": _err("store unavailable; Alertmanager retries"),
+                    "503": _retry(f"store unavailable, or {_BUSY}; Alertmanager retries"),
                 },
             }
         },
@@ -172,6 +246,32 @@ DOCUMENT: dict[str, Any] = {
                     "200": {"description": "the incident"},
                     "401": _err("missing or invalid credentials"),
                     "404": _err("no such incident"),
+                },
+            }
+        },
+        "/v1/incidents/{id}/report": {
+            "get": {
+                "summary": "The Markdown incident report: timeline, MTTR against its target, checklist",
+                "security": [{"bearer": []}],
+                "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}],
+                "responses": {
+                    "200": {"description": "the report", "content": {"text/markdown": {}}},
+                    "401": _err("missing or invalid credentials"),
+                    "404": _err("no such incident"),
+                },
+            }
+        },
+        "/v1/incidents/{id}/ack": {
+            "post": {
+                "summary": "Acknowledge: stop the escalation timers (approver token)",
+                "security": [{"bearer": []}],
+                "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}],
+                "responses": {
+                    "200": {"description": "acknowledged"},
+                    "401": _err("missing or unknown token"),
+                    "403": _err("not an approver"),
+                    "404": _err("no such incident"),
+                    "409": _err("already resolved or acknowledged"),
                 },
             }
         },
@@ -243,3 +343,18 @@ DOCUMENT: dict[str, Any] = {
         },
     },
 }
+
+
+def _busy_everywhere(document: dict[str, Any]) -> None:
+    """Every endpoint but the probes may be refused when busy; those with a path or query may 400."""
+    for path, item in document["paths"].items():
+        if path in ("/healthz", "/readyz", "/metrics"):
+            continue
+        for operation in item.values():
+            answers = operation["responses"]
+            answers.setdefault("503", _retry(f"{_BUSY}, or store unavailable"))
+            if "{" in path or operation.get("parameters"):
+                answers.setdefault("400", _PATH_400)
+
+
+_busy_everywhere(DOCUMENT)

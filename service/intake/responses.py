@@ -25,6 +25,13 @@ def error(status: int, message: str, *, field: str | None = None) -> web.Respons
     return json_response(body, status=status)
 
 
+def retry_later(message: str, *, after_s: int = 1) -> web.Response:
+    """503 with ``Retry-After``: Alertmanager retries 5xx (never 4xx), other clients learn when."""
+    response = error(503, message)
+    response.headers["Retry-After"] = str(after_s)
+    return response
+
+
 @web.middleware
 async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """HTTP errors become JSON bodies; anything unexpected becomes a JSON 500 with no detail leaked."""

@@ -1,7 +1,9 @@
 """``POST /v1/alerts``: the Alertmanager webhook. Answers 200 only after the alerts are committed.
 
 Order of checks: credentials (401) → content type (415) → declared size (413, before reading) →
-read with the limit (413) → JSON (400) → schema (400 naming the field) → commit (200 or 503).
+read with the limit and the body timeout (413, 408; 400 when its encoding does not decode) → JSON (400) →
+schema and limits (400 naming the field; ``model.alerts`` has the limits) → commit (200 or 503).
+What is stored is what was validated: annotation values truncated at validation are stored truncated.
 
 A firing alert that no rule matches is decided here (stored as done, outcome ``unmatched``): matching is
 pure and costs about a microsecond, and the dispatcher then never touches the alerts that are not ours.
@@ -19,7 +21,7 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from service import errors, keys
-from service.intake import auth, responses
+from service.intake import auth, limits, responses
 from service.matching import select
 from service.matching.compiled import RuleSet
 from service.model import alerts
@@ -29,11 +31,28 @@ log = structlog.get_logger(__name__)
 
 
 def field_path(loc: tuple[int | str, ...]) -> str:
-    """``("alerts", 0, "startsAt")`` → ``alerts[0].startsAt``."""
+    """``("alerts", 0, "startsAt")`` → ``alerts[0].startsAt``. A key (a label name) is cut to
+    ``_FIELD_KEY_CHARS`` and its unprintable characters escaped: it may be anything the sender chose."""
     path = ""
     for part in loc:
-        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+        if part == "[key]":  # pydantic's marker for an error in the key itself: the path already names it
+            continue
+        text = f"[{part}]" if isinstance(part, int) else _printable(part)
+        path += text if isinstance(part, int) else (f".{text}" if path else text)
     return path or "body"
+
+
+_FIELD_KEY_CHARS = 64
+
+
+def _printable(key: str) -> str:
+    if not key:
+        return '""'
+    if len(key) > _FIELD_KEY_CHARS:
+        key = key[:_FIELD_KEY_CHARS] + "…"
+    if key.isprintable():
+        return key
+    return "".join(c if c.isprintable() else f"\\u{ord(c):04x}" for c in key)
 
 
 def episode_time(alert: alerts.Alert, raw: object = None) -> str:
@@ -56,12 +75,6 @@ def episode_time(alert: alerts.Alert, raw: object = None) -> str:
     return when.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
-def _too_large(limit: int) -> web.Response:
-    response = responses.error(413, f"request body exceeds the limit of {limit} bytes")
-    response.force_close()
-    return response
-
-
 async def post_alerts(request: web.Request) -> web.StreamResponse:
     started = time.perf_counter()
     metrics = request.app[keys.METRICS]
@@ -80,31 +93,28 @@ async def _handle(request: web.Request) -> web.Response:
         return auth.unauthorized(denial)
     if request.content_type != "application/json" and not request.content_type.endswith("+json"):
         return responses.error(415, f"expected Content-Type application/json, got {request.content_type!r}")
-    limit = settings.max_body_bytes
-    if request.content_length is not None and request.content_length > limit:
-        return _too_large(limit)
-    try:  # the application's client_max_size is limit + 1: aiohttp stops reading past the limit
-        body = await request.read()
-    except web.HTTPRequestEntityTooLarge:
-        return _too_large(limit)
-    if len(body) > limit:
-        return _too_large(limit)
+    body = await limits.read_body(request, limit=settings.max_body_bytes, timeout_s=settings.body_timeout_s)
+    if isinstance(body, web.Response):
+        return body
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        return responses.error(400, f"invalid JSON: {exc}")
+        return responses.error(400, f"invalid JSON: {exc}", field="body")
     try:
         notification = alerts.Notification.model_validate(data)
     except ValidationError as exc:
         first = exc.errors(include_url=False, include_input=False)[0]
         path = field_path(tuple(first["loc"]))
-        return responses.error(400, f"{path}: {first['msg']}", field=path)
+        return responses.error(400, f"{path}: {alerts.describe(first)}", field=path)
     rows = _rows(notification, data, app[keys.RULES], now=time.time())
     try:
         committed = await app[keys.COMMITTER].submit(rows, timeout=settings.store_timeout_s)
     except errors.StoreUnavailable as exc:
         log.warning("intake.unavailable", reason=str(exc)[:300], alerts=len(rows))
-        return responses.error(503, "store unavailable; retry later")
+        return responses.retry_later("store unavailable; retry later")
+    except errors.Permanent as exc:  # the store refused these rows themselves (the others' commit went on)
+        log.error("intake.rows_refused", reason=str(exc)[:300], alerts=len(rows))
+        return responses.error(400, f"the alerts could not be stored: {str(exc)[:200]}", field="alerts")
     metrics = app[keys.METRICS]
     metrics.alerts_received.inc(committed.accepted)
     if committed.duplicates:
@@ -112,10 +122,12 @@ async def _handle(request: web.Request) -> web.Response:
     if committed.decided:
         metrics.alerts_unmatched.inc(committed.decided)
         log.info("alert.unmatched", count=committed.decided, first=_first_unmatched(rows))
+    if committed.accepted > committed.decided:
+        metrics.inbox_pending(committed.accepted - committed.decided)
     if notification.truncated_alerts:
         log.warning(
             "intake.truncated_group",
-            group_key=notification.group_key,
+            group_key=notification.group_key[:200],
             truncated=notification.truncated_alerts,
         )
     return responses.json_response({"accepted": committed.accepted, "duplicates": committed.duplicates})
@@ -137,8 +149,8 @@ def _rows(
                 "starts_at": episode_time(alert, raw.get("startsAt")),
                 "status": alert.status,
                 "alertname": alert.name[:256],
-                "payload": orjson.dumps(raw).decode(),
-                "receiver": notification.receiver[:256],
+                "payload": orjson.dumps(_as_validated(raw, alert)).decode(),
+                "receiver": notification.receiver,
                 "group_key": notification.group_key,
                 "truncated": notification.truncated_alerts,
                 "received_at": now,
@@ -149,3 +161,13 @@ def _rows(
             }
         )
     return rows
+
+
+def _as_validated(raw: dict[str, Any], alert: alerts.Alert) -> dict[str, Any]:
+    """The alert as received (unknown fields kept for the versions to come), with the annotations as
+    validated: a value truncated there is stored truncated. Comparing costs next to nothing when nothing
+    changed (the same string objects)."""
+    annotations = raw.get("annotations")
+    if annotations is None or annotations == alert.annotations:
+        return raw
+    return {**raw, "annotations": alert.annotations}

@@ -6,6 +6,11 @@ callbacks that are ready (every request that arrived together), ``_flush`` write
 thread — and answers them. A commit costs ~150 µs (locks, WAL frames) whatever it holds, shared by the
 batch: less than the thread hops and loop wake-ups it replaces (the intake profile's biggest cost before).
 
+A batch the database refuses because of what its rows hold (an integer over 64 bits, a value SQLite cannot
+bind) is committed again one request at a time: the request that holds the bad row is refused alone
+(``errors.Permanent``) and the others are stored. A failure of the database itself (locked, read-only, disk
+full) fails the whole batch with ``errors.StoreUnavailable``: the senders retry.
+
 The store's own write transactions hold SQLite's single write lock between awaits, so a flush never runs
 while one is open (``Store.write`` holds an asyncio lock; the flush waits for it and is kicked when it is
 released). The busy timeout only covers other processes (a migration): it is short, as it blocks the loop.
@@ -32,6 +37,11 @@ log = structlog.get_logger(__name__)
 _COLUMNS = frozenset(c.name for c in schema.inbox.columns)
 #: The least time between two intake commits while requests keep coming (see ``SqliteWriter.kick``).
 MIN_GAP_S = 0.001
+#: Errors of the rows themselves (or of our own statement): the same rows fail again however often retried.
+_ROWS_REFUSED = (sqlite3.IntegrityError, sqlite3.InterfaceError, sqlite3.DataError, sqlite3.ProgrammingError)
+
+#: What one request learns: a flag per row (True: new), or why its rows were not stored.
+Outcome = list[bool] | errors.StoreUnavailable | errors.Permanent
 
 
 @dataclass(eq=False, slots=True)
@@ -69,7 +79,7 @@ class SqliteWriter:
         if conn is not None:
             conn.close()
         waiting, self._waiting = self._waiting, []
-        _answer(waiting, errors.StoreUnavailable("service is shutting down"))
+        _answer(waiting, [errors.StoreUnavailable("service is shutting down")] * len(waiting))
 
     def insert_inbox(self, rows: Sequence[Mapping[str, Any]]) -> asyncio.Future[list[bool]]:
         """Queue inbox rows (``INSERT … ON CONFLICT DO NOTHING``); the future gets one flag per row, True
@@ -116,12 +126,27 @@ class SqliteWriter:
             job = self._waiting.pop(0)
             batch.append(job)
             rows += len(job.rows)
-        _answer(batch, self._commit([job.rows for job in batch]))
+        _answer(batch, self._outcomes([job.rows for job in batch]))
         self.kick()  # what is left over the row limit
+
+    def _outcomes(self, requests: list[Sequence[Mapping[str, Any]]]) -> list[Outcome]:
+        """Commit the batch; when its rows were refused, each request again on its own, so that one bad
+        request never fails the others."""
+        result = self._commit(requests)
+        if isinstance(result, list):
+            return list(result)
+        if isinstance(result, errors.StoreUnavailable) or len(requests) == 1:
+            return [result] * len(requests)
+        log.warning("intake.batch_split", requests=len(requests), reason=str(result)[:200])
+        return [self._single(rows) for rows in requests]
+
+    def _single(self, rows: Sequence[Mapping[str, Any]]) -> Outcome:
+        result = self._commit([rows])
+        return result[0] if isinstance(result, list) else result
 
     def _commit(
         self, requests: list[Sequence[Mapping[str, Any]]]
-    ) -> list[list[bool]] | errors.StoreUnavailable:
+    ) -> list[list[bool]] | errors.StoreUnavailable | errors.Permanent:
         conn = self._conn
         if conn is None:
             return errors.StoreUnavailable("service is shutting down")
@@ -131,11 +156,16 @@ class SqliteWriter:
                 results = self._insert(conn, requests)
                 conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
                 raise
-        except (sqlite3.Error, ValueError) as exc:
+        except _ROWS_REFUSED as exc:
+            return _refused(exc)
+        except sqlite3.Error as exc:  # the database itself: locked, read-only, full, corrupt
             log.warning("intake.commit_failed", error=f"{type(exc).__name__}: {str(exc)[:200]}")
             return errors.StoreUnavailable(f"{type(exc).__name__}: {str(exc)[:200]}")
+        except Exception as exc:  # a value the driver cannot bind (OverflowError: an integer over 64 bits)
+            return _refused(exc)
         return results
 
     def _insert(
@@ -182,15 +212,20 @@ class SqliteWriter:
         return found
 
 
-def _answer(batch: list[_Insert], results: list[list[bool]] | errors.StoreUnavailable) -> None:
-    for n, job in enumerate(batch):
+def _refused(exc: BaseException) -> errors.Permanent:
+    log.warning("intake.rows_refused", error=f"{type(exc).__name__}: {str(exc)[:200]}")
+    return errors.Permanent(f"{type(exc).__name__}: {str(exc)[:200]}")
+
+
+def _answer(batch: list[_Insert], outcomes: list[Outcome]) -> None:
+    for job, outcome in zip(batch, outcomes, strict=True):
         if job.future.done():  # its waiter gave up (timeout)
             continue
-        if isinstance(results, errors.StoreUnavailable):
-            job.future.set_exception(results)
-            job.future.exception()  # retrieved: nobody may be left to read it
+        if isinstance(outcome, list):
+            job.future.set_result(outcome)
         else:
-            job.future.set_result(results[n])
+            job.future.set_exception(outcome)
+            job.future.exception()  # retrieved: nobody may be left to read it
 
 
 def _no_values(_row: Mapping[str, Any]) -> tuple[()]:

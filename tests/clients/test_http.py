@@ -130,8 +130,10 @@ async def test_only_absolute_http_urls_are_allowed(client: http.HttpClient, url:
         await client.get(url, timeout=1)
 
 
-async def test_a_password_in_the_url_is_not_in_the_error(client: http.HttpClient) -> None:
+async def test_a_url_with_userinfo_is_refused_without_showing_the_password(client: http.HttpClient) -> None:
     port = procs.free_port()
-    with pytest.raises(http.Unreachable) as caught:
+    with pytest.raises(errors.Permanent, match="userinfo") as caught:
         await client.get(f"http://user:hunter2-secret@127.0.0.1:{port}/", timeout=2)
     assert "hunter2-secret" not in str(caught.value)
+    with pytest.raises(errors.Permanent, match="userinfo"):  # the host a reader sees is not the real one
+        await client.get(f"http://coordinator.shop@127.0.0.1:{port}/", timeout=2)

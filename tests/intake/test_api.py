@@ -36,8 +36,13 @@ async def post_alert(client: Any, fingerprint: str, service: str, *, status: str
     assert response.status == 200
 
 
-async def test_quick_start_flow_one_escalated_incident_and_the_log_bundle(client: Any) -> None:
-    """The README quick start: post the captured alert twice → one escalated incident, bundle in the log."""
+async def test_quick_start_flow_one_escalated_incident_and_the_log_bundle(
+    aiohttp_client: Any, make_settings: Any
+) -> None:
+    """The README quick start: post the captured alert twice → one escalated incident, bundle in the log.
+    The runbook's host is allow-listed (``REMEDIATOR_LINK_HOSTS``), so the bundle links to it."""
+    settings = make_settings(approver_tokens="alice=alice-token", link_hosts="runbooks.example")
+    client = await aiohttp_client(create_app(settings))
     body = (AM_FIXTURES / "am-0.25-firing.json").read_bytes()
     with capture_logs() as logs:
         for expected in ({"accepted": 1, "duplicates": 0}, {"accepted": 0, "duplicates": 1}):
@@ -153,13 +158,33 @@ async def test_health_readiness_metrics_and_openapi_are_open(client: Any) -> Non
     assert (await client.get("/healthz")).status == 200
     ready = await client.get("/readyz")
     assert ready.status == 200 and (await ready.json())["checks"]["store"] == "ok"
-    text = await (await client.get("/metrics")).text()
+    text = await eventually(lambda: _metrics_with(client, 'remediator_incidents{state="escalated"} 1.0'))
     assert "remediator_alerts_received_total 1.0" in text
-    assert 'remediator_incidents{state="escalated"} 1.0' in text
+    assert 'remediator_incidents{state="open"} 0.0' in text, "every state has its gauge"
     assert "remediator_intake_latency_seconds_bucket" in text
     doc = await (await client.get("/v1/openapi.json")).json()
     assert doc["openapi"].startswith("3.")
     assert {"/v1/alerts", "/v1/incidents", "/v1/incidents/{id}"} <= set(doc["paths"])
+
+
+async def test_the_openapi_document_states_the_limits_and_the_busy_answers(client: Any) -> None:
+    doc = await (await client.get("/v1/openapi.json")).json()
+    webhook = doc["paths"]["/v1/alerts"]["post"]["responses"]
+    assert {"400", "401", "408", "413", "415", "503"} <= set(webhook)
+    for path, item in doc["paths"].items():
+        for operation in item.values():
+            if path not in ("/healthz", "/readyz", "/metrics"):
+                assert "Retry-After" in operation["responses"]["503"]["headers"], path
+    schema = doc["components"]["schemas"]
+    assert schema["Webhook"]["properties"]["receiver"]["maxLength"] == 256
+    assert schema["Webhook"]["properties"]["truncatedAlerts"]["maximum"] == 2**31 - 1
+    assert schema["Alert"]["properties"]["labels"]["maxProperties"] == 64
+    assert schema["Alert"]["properties"]["fingerprint"]["maxLength"] == 128
+
+
+async def _metrics_with(client: Any, line: str) -> str | None:
+    text: str = await (await client.get("/metrics")).text()
+    return text if line in text else None
 
 
 async def test_unmatched_alert_is_recorded_and_counted(client: Any) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from structlog.testing import capture_logs
 
 from service import errors
 from service.records import inbox, schema
@@ -127,10 +128,38 @@ async def test_a_broken_database_is_store_unavailable_not_a_crash(tmp_path: Path
     try:
         with pytest.raises(errors.StoreUnavailable, match="no such table"):
             await writer.insert_inbox([row("a")])
-        with pytest.raises(errors.StoreUnavailable, match="not inbox columns"):
+        with pytest.raises(errors.Permanent, match="not inbox columns"):  # the rows, not the database
             await writer.insert_inbox([{**row("b"), "bogus": 1}])
     finally:
         await writer.stop()
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [("truncated", 2**63), ("truncated", 2**64), ("payload", object()), ("fingerprint", None)],
+)
+async def test_a_request_whose_rows_are_refused_fails_alone(
+    store: Store, tmp_path: Path, column: str, value: object
+) -> None:
+    """One request holding a value the database refuses (an integer over 64 bits, a type it cannot bind,
+    a NULL in a NOT NULL column) used to fail every request of its group commit; now only itself."""
+    writer = store.writer
+    assert writer is not None
+    with capture_logs() as logs:
+        results = await asyncio.gather(
+            writer.insert_inbox([row("good-1")]),
+            writer.insert_inbox([row("good-2"), {**row("bad"), column: value}]),
+            writer.insert_inbox([row("good-3")]),
+            return_exceptions=True,
+        )
+    assert [e["requests"] for e in logs if e["event"] == "intake.batch_split"] == [3], "one batch"
+    assert results[0] == [True] and results[2] == [True]
+    assert isinstance(results[1], errors.Permanent)
+    assert sorted(stored(tmp_path / "writer.db")) == [
+        ("good-1", "firing"),
+        ("good-3", "firing"),
+    ]
+    assert await writer.insert_inbox([row("after")]) == [True], "the writer goes on"
 
 
 async def test_after_stop_intake_is_refused_with_store_unavailable(tmp_path: Path) -> None:
