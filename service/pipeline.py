@@ -80,7 +80,7 @@ class Pipeline:
     clock: Callable[[], float] = time.time
 
     async def process(self, row: inbox.InboxRow) -> None:
-        alert = alerts.Alert.model_validate_json(row.payload)
+        alert = alerts.stored(row.payload)
         structlog.contextvars.bind_contextvars(alertname=alert.name)
         if alert.status == "resolved":
             await self._resolve(row, alert)
@@ -96,7 +96,7 @@ class Pipeline:
             f"quarantined: processing this alert was cut off {row.attempts - 1} times (the worker died or"
             " hung each time); it is not processed again and nothing automatic runs, a human must look"
         )
-        alert = alerts.Alert.model_validate_json(row.payload)
+        alert = alerts.stored(row.payload)
         rule = select.select_rule(self.rules, alert.labels) if alert.status == "firing" else None
         if rule is None:
             async with self.store.write() as conn:

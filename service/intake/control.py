@@ -9,7 +9,6 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import orjson
 import sqlalchemy as sa
 import structlog
 from aiohttp import web
@@ -175,7 +174,7 @@ async def _run_approved(app: web.Application, incident_id: str, record: dict[str
         async with store.write() as conn:
             await journal.update(conn, record["id"], status="blocked", guard="invalid_target", reason=reason)
         return "blocked"
-    alert = alerts.Alert.model_validate(orjson.loads(first_alert[0]["payload"]))
+    alert = alerts.stored(first_alert[0]["payload"])
     context = templates.with_target(templates.alert_context(alert, rule), target)
     step = planning.Step(record["index"], record["action"], record["safety"], "planned")
     radius = await engine.preflight(rule, step.index, target, context)

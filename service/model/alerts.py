@@ -175,6 +175,30 @@ class Alert(BaseModel):
         return self.labels.get("alertname", "")
 
 
+class _Accepted(BaseModel):
+    """An alert as intake accepted it before the limits existed: the same fields, unbounded."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+
+    status: Literal["firing", "resolved"]
+    labels: dict[str, str]
+    annotations: dict[str, str] = Field(default_factory=dict)
+    starts_at: datetime = Field(alias="startsAt")
+    ends_at: datetime | None = Field(default=None, alias="endsAt")
+    generator_url: str = Field(default="", alias="generatorURL")
+    fingerprint: str
+
+
+def stored(payload: str | bytes) -> Alert:
+    """An alert from the store (inbox row, incident): validated as intake does now, or — for one stored by a
+    version before the limits, which must still be processed and shown — taken as it was accepted then."""
+    try:
+        return Alert.model_validate_json(payload)
+    except ValidationError:
+        accepted = _Accepted.model_validate_json(payload)
+        return Alert.model_construct(**dict(accepted))
+
+
 class Notification(BaseModel):
     """The body Alertmanager posts to a webhook receiver."""
 
