@@ -550,9 +550,15 @@ async def test_hostile_alerts_get_no_5xx_reach_no_host_split_no_command_and_neve
                 assert "delete namespace prod" not in line, line
         for href in _hrefs(md, text):
             assert href.startswith(PUBLIC + "/"), f"a link in the report goes to {href!r}"
-        for url in URL_IN_TEXT.findall(text):  # GitHub would autolink it
+        for url in _bare_urls(md, text):  # GitHub would autolink it
             assert url.startswith(PUBLIC), f"a bare URL in the report: {url!r}"
     assert notified.requests, "the webhook notifier was expected to deliver"
+    for _method, _path, body in notified.requests:  # what the webhook receiver shows a human
+        markdown = json.loads(body).get("markdown", "")
+        for href in _hrefs(md, markdown):
+            assert href.startswith(PUBLIC + "/"), f"a link in a notification goes to {href!r}"
+        for url in _bare_urls(md, markdown):
+            assert url.startswith(PUBLIC), f"a bare URL in a notification: {url!r}"
 
 
 def _hrefs(md: MarkdownIt, text: str) -> list[str]:
@@ -564,6 +570,21 @@ def _hrefs(md: MarkdownIt, text: str) -> list[str]:
                 found.append(str(token.attrs.get("href") or token.attrs.get("src") or ""))
             if token.type in ("html_inline", "html_block"):
                 found.append(f"html:{token.content[:40]}")
+            if token.children:
+                walk(token.children)
+
+    walk(md.parse(text))
+    return found
+
+
+def _bare_urls(md: MarkdownIt, text: str) -> list[str]:
+    """URLs in the text GitHub-flavoured Markdown would autolink: plain text, not code spans or blocks."""
+    found: list[str] = []
+
+    def walk(tokens: list[Any]) -> None:
+        for token in tokens:
+            if token.type == "text":
+                found.extend(URL_IN_TEXT.findall(token.content))
             if token.children:
                 walk(token.children)
 
