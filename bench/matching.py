@@ -7,7 +7,7 @@ import time
 from datetime import date
 from pathlib import Path
 
-from service.diagnosis import registry
+from service import registries
 from service.matching import loader, select
 
 RULE = """\
@@ -44,9 +44,10 @@ def run(directory: Path, count: int, *, calls: int, alertnames: int, rounds: int
     write_rules(directory, count, alertnames=alertnames)
     loads = []
     ruleset = None
+    catalogue = registries.catalogue()
     for _ in range(rounds):
         started = time.perf_counter()
-        ruleset = loader.load_rules(directory, param_models=registry.param_models())
+        ruleset = loader.load_rules(directory, catalogue=catalogue)
         loads.append(time.perf_counter() - started)
     assert ruleset is not None and len(ruleset.rules) == count
     last = count - 1  # the worst case: the last candidate of its alertname matches

@@ -8,7 +8,7 @@ import aiohttp
 import structlog
 from aiohttp import web
 
-from service import keys, pipeline
+from service import keys, pipeline, registries
 from service.clients import hub
 from service.clients.http import HttpClient
 from service.clients.kube import KubeClient
@@ -17,16 +17,17 @@ from service.clients.prometheus import PrometheusClient
 from service.clients.redis import RedisConnector
 from service.diagnosis import registry, runner
 from service.dispatcher import Dispatcher, worker_name
-from service.escalation import links, notifiers
-from service.escalation.handoff import Handoff
+from service.escalation import links, routes
+from service.escalation.channels import registry as channels
 from service.escalation.outbox import OutboxWorker
-from service.escalation.timers import EscalationTimers
 from service.intake import api, control, limits, responses, webhook
 from service.intake.committer import GroupCommitter
 from service.intake.gauges import GaugeRefresher
+from service.lifecycle.timers import EscalationTimers
+from service.lifecycle.transitions import Lifecycle
 from service.matching import loader
 from service.observability import Metrics
-from service.records import coordination, inbox, wakeups
+from service.records import coordination_backend, inbox, wakeups
 from service.records.store import Store
 from service.remediation import registry as actions_registry
 from service.remediation.engine import Engine, Policy
@@ -51,7 +52,7 @@ def create_app(settings: Settings, *, rules: loader.RuleSet | None = None) -> we
     app[keys.RULES] = (
         rules
         if rules is not None
-        else loader.load_rules(settings.rules_dir, param_models=registry.param_models())
+        else loader.load_rules(settings.rules_dir, catalogue=registries.catalogue())
     )
     app.cleanup_ctx.extend([_store, _coordination, _clients, _workers])
     app.router.add_post("/v1/alerts", webhook.post_alerts)
@@ -95,7 +96,7 @@ async def _store(app: web.Application) -> AsyncIterator[None]:
 
 async def _coordination(app: web.Application) -> AsyncIterator[None]:
     """In-process guard state for one replica; Redis (``REMEDIATOR_REDIS_URL``) for several."""
-    shared = coordination.connect(app[keys.SETTINGS].redis_url)
+    shared = coordination_backend.connect(app[keys.SETTINGS].redis_url)
     app[keys.COORDINATION] = shared
     try:
         yield
@@ -132,30 +133,30 @@ async def _clients(app: web.Application) -> AsyncIterator[None]:
 async def _workers(app: web.Application) -> AsyncIterator[None]:
     settings, store, metrics = app[keys.SETTINGS], app[keys.STORE], app[keys.METRICS]
     async with aiohttp.ClientSession() as session:
-        table = notifiers.route_table(settings)
+        table = routes.from_settings(settings)
         outbox = OutboxWorker(
             store,
-            notifiers.build(settings, session),
+            channels.build(settings, session),
             metrics,
             max_attempts=settings.outbox_max_attempts,
             backoff_s=settings.outbox_backoff_s,
             fallback=table.fallback_for,
         )
-        handoff = Handoff(
+        lifecycle = Lifecycle(
             store,
-            notifiers.channels(settings),
+            settings.notify_channels,
             settings.base_url,
             metrics=metrics,
             route=table.channels_for,
             link_policy=links.policy(settings.link_hosts, settings.base_url, settings.prometheus_url),
         )
-        app[keys.HANDOFF] = handoff
-        timers = EscalationTimers(store, handoff, on_notify=outbox.wake)
+        app[keys.LIFECYCLE] = lifecycle
+        timers = EscalationTimers(store, lifecycle, on_notify=outbox.wake)
         flow = pipeline.Pipeline(
             store=store,
             rules=app[keys.RULES],
             metrics=metrics,
-            handoff=handoff,
+            lifecycle=lifecycle,
             clients=app[keys.CLIENTS],
             probes=registry.probes(),
             limits=runner.Limits(
@@ -176,7 +177,7 @@ async def _workers(app: web.Application) -> AsyncIterator[None]:
             owner=worker_name(),
         )
         flow.engine = engine
-        app[keys.ENGINE] = engine
+        app[keys.ENGINE], app[keys.PIPELINE] = engine, flow
         gauges = GaugeRefresher(store, metrics, interval_s=settings.metrics_refresh_s)
         dispatcher = Dispatcher(
             store,
@@ -206,7 +207,7 @@ async def _workers(app: web.Application) -> AsyncIterator[None]:
             listen=settings.listen,
             store=store.dialect,
             rules=len(app[keys.RULES].rules),
-            channels=notifiers.channels(settings),
+            channels=settings.notify_channels,
         )
         try:
             yield

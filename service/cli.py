@@ -149,11 +149,11 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_rules_lint(args: argparse.Namespace) -> int:
-    from service.diagnosis import registry
+    from service import registries
     from service.matching import loader
 
     directory = Path(args.directory)
-    problems = loader.lint(directory, today=date.today(), param_models=registry.param_models())
+    problems = loader.lint(directory, catalogue=registries.catalogue(), today=date.today())
     for problem in problems:
         print(problem)
     errors_found = [p for p in problems if p.severity == "error"]
@@ -166,13 +166,12 @@ def cmd_rules_lint(args: argparse.Namespace) -> int:
 
 
 def cmd_rules_test(args: argparse.Namespace) -> int:
-    from service import ruletests
-    from service.diagnosis import registry
+    from service import registries, ruletests
     from service.matching import loader
 
     directory = Path(args.rules_dir)
     try:
-        rules = loader.load_rules(directory, param_models=registry.param_models())
+        rules = loader.load_rules(directory, catalogue=registries.catalogue())
     except loader.RuleLoadError as exc:
         print(f"remediator: rules in {directory} are invalid:\n{exc}", file=sys.stderr)
         return 2
@@ -186,14 +185,14 @@ _STATS_WINDOW_DAYS = 30
 def cmd_rules_list(args: argparse.Namespace) -> int:
     import time
 
-    from service.diagnosis import registry
+    from service import registries
     from service.matching import loader
     from service.records import stats
     from service.records.store import Store
 
     settings = _settings_or_exit(args)
     try:
-        rules = loader.load_rules(settings.rules_dir, param_models=registry.param_models())
+        rules = loader.load_rules(settings.rules_dir, catalogue=registries.catalogue())
     except loader.RuleLoadError as exc:
         print(f"remediator: rules in {settings.rules_dir} are invalid:\n{exc}", file=sys.stderr)
         return 1

@@ -5,8 +5,10 @@ RemediatorError
 │   └── StoreUnavailable  the store cannot commit now (intake answers 503)
 ├── Permanent             retrying will not help: a 4xx, a schema error, a bad config
 │   └── ConfigError       the service refuses to start with this configuration
-├── Blocked(reason)       a guard said no; the reason is what a human reads
-└── NeedsHuman(reason)    the service cannot or must not act; escalate
+└── Blocked(guard, reason) a guard or an action's preflight said no; the reason is what a human reads
+
+Handing an incident to a human is not an exception: it is what a plan or a failed action leads to (the
+pipeline escalates), so there is no ``NeedsHuman`` error.
 """
 
 from __future__ import annotations
@@ -37,17 +39,9 @@ class ConfigError(Permanent):
 
 
 class Blocked(RemediatorError):
-    """A guard refused an automatic action."""
+    """A guard or an action's preflight refused the action; ``guard`` is its code (``preflight``, ``pdb``)."""
 
     def __init__(self, guard: str, reason: str) -> None:
         super().__init__(f"{guard}: {reason}")
         self.guard = guard
-        self.reason = reason
-
-
-class NeedsHuman(RemediatorError):
-    """The service must hand over to a human."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
         self.reason = reason

@@ -1,14 +1,17 @@
 """The pipeline: the only module that calls every stage in order, for one inbox row.
 
-firing:   match → render target → open or attach incident ─(commit)─► diagnose (probes, concurrently)
-          ─(commit)─► findings, escalate (bundle → outbox), inbox row done
+firing:   rule (matched at intake) → render target → open or attach incident ─(commit)─► diagnose (probes,
+          concurrently) ─(commit)─► decide → act under the guards → verify → mitigated, or escalate
+          (bundle → outbox); inbox row done
 resolved: find the incident of the episode → mark the alert resolved → resolve the incident when no
           alert of it still fires (timeline, MTTR, resolve notification)
+approved: a proposal a human approved runs through the engine's own path (``run_approved``)
 
-The inbox row stays claimed until the incident it opened is escalated: if the process dies during
-diagnosis, the row is claimed again and the diagnosis of the incident it opened (``opened_by``) is run
-again — probes only read, so repeating them is safe. Every other write of a row, the row's own "done"
-included, shares one transaction. Remediation is not wired in yet: every matched incident is escalated.
+The inbox row stays claimed until the incident it opened is escalated or mitigated: if the process dies
+during diagnosis, the row is claimed again and the diagnosis of the incident it opened (``opened_by``) is
+run again — probes only read, so repeating them is safe; if it dies while acting, the action's result is
+unknown and never repeated. Every state change goes through ``service.lifecycle`` in the caller's
+transaction, the row's own "done" included.
 """
 
 from __future__ import annotations
@@ -24,7 +27,8 @@ from service.clients.hub import Clients
 from service.decision import plan as planning
 from service.diagnosis import runner
 from service.diagnosis.base import ProbeDef
-from service.escalation.handoff import Handoff
+from service.lifecycle import transitions as lifecycle
+from service.lifecycle.transitions import Lifecycle
 from service.matching import select, templates
 from service.matching.loader import CompiledRule, RuleSet
 from service.model import alerts, incidents
@@ -71,7 +75,7 @@ class Pipeline:
     store: Store
     rules: RuleSet
     metrics: Metrics
-    handoff: Handoff
+    lifecycle: Lifecycle
     clients: Clients
     probes: Mapping[str, ProbeDef]
     limits: runner.Limits = field(default_factory=runner.Limits)
@@ -97,7 +101,7 @@ class Pipeline:
             " hung each time); it is not processed again and nothing automatic runs, a human must look"
         )
         alert = alerts.stored(row.payload)
-        rule = select.select_rule(self.rules, alert.labels) if alert.status == "firing" else None
+        rule = self._rule_of(row, alert) if alert.status == "firing" else None
         if rule is None:
             async with self.store.write() as conn:
                 await inbox.finish(conn, row.id, outcome="quarantined", incident_id=None, now=self.clock())
@@ -115,8 +119,14 @@ class Pipeline:
                 await journal.mark_unknown(conn, opened.incident_id, now=self.clock())
         await self._escalate(case, [], reason, outcome="quarantined")
 
+    def _rule_of(self, row: inbox.InboxRow, alert: alerts.Alert) -> CompiledRule | None:
+        """The rule intake matched and stored with the row; matched again only when the row has none (it
+        was stored before intake kept it) or that rule is no longer loaded."""
+        named = self.rules.by_name(row.rule) if row.rule is not None else None
+        return named or select.select_rule(self.rules, alert.labels)
+
     async def _fire(self, row: inbox.InboxRow, alert: alerts.Alert) -> None:
-        rule = select.select_rule(self.rules, alert.labels)
+        rule = self._rule_of(row, alert)
         if rule is None:
             async with self.store.write() as conn:
                 await inbox.finish(conn, row.id, outcome="unmatched", incident_id=None, now=self.clock())
@@ -136,14 +146,14 @@ class Pipeline:
         found = await self._diagnose(rule, target, case.context)
         now = self.clock()
         async with self.store.write() as conn:
-            await findings.record(conn, opened.incident_id, found, round_=1, now=now)
+            diagnosed = await findings.record(conn, opened.incident_id, found, phase="diagnosis", now=now)
             if found:
-                await incident_rows.add_event(
+                await self.lifecycle.note(
                     conn,
                     opened.incident_id,
-                    at=now,
-                    kind="diagnosis.finished",
-                    message=diagnosis_summary(found),
+                    "diagnosis.finished",
+                    diagnosis_summary(found),
+                    now=now,
                     data={"findings": {f.id: f.status for f in found}},
                 )
         if self.engine is None:
@@ -161,37 +171,78 @@ class Pipeline:
                 case.context,
                 now=now,
                 escalating=plan.apply is None,
+                round_=diagnosed,
             )
-            if plan.apply is not None:
-                await incident_rows.update(conn, opened.incident_id, state="remediating", updated_at=now)
+            await self.lifecycle.note(
+                conn, opened.incident_id, "decision", plan.reason, now=now, data=remediation.plan_data(plan)
+            )
+            if plan.apply is not None and not await self.lifecycle.remediating(
+                conn, opened.incident_id, now=now
+            ):
+                plan = _proposals_only(plan)  # resolved while it was diagnosed: nothing runs on it
         if plan.apply is None:
             special = not target.valid or row.truncated
             await self._escalate(
                 case, found, escalation_reason(target, row.truncated) if special else plan.reason
             )
             return
-        await self._act(case, found, plan)
+        await self._act(case, found, plan, diagnosed)
 
-    async def _act(self, case: Case, found: list[incidents.Finding], plan: planning.Plan) -> None:
+    async def run_approved(self, incident_id: str, record: Mapping[str, Any], who: str) -> str:
+        """A proposal a human approved: rebuild its incident's rule, target and context from the store, then
+        the engine's own path (``Engine.run_approved``), as for an automatic step; returns the status."""
+        assert self.engine is not None
+        async with self.store.read() as conn:
+            incident = await incident_rows.get_row(conn, incident_id)
+            first_alert = (await incident_rows.alerts_of(conn, incident_id))[:1]
+        rule = self.rules.by_name(incident["rule"]) if incident else None
+        if incident is None or rule is None or not first_alert:
+            async with self.store.write() as conn:
+                await journal.update(
+                    conn,
+                    record["id"],
+                    status="blocked",
+                    guard="rule_unloaded",
+                    reason="the rule of this incident is no longer loaded: nothing runs without it",
+                )
+            return "blocked"
+        target = incidents.TargetRef.model_validate(incident_rows.target_of(incident))
+        alert = alerts.stored(first_alert[0]["payload"])
+        context = templates.with_target(templates.alert_context(alert, rule), target)
+        step = planning.Step(record["index"], record["action"], record["safety"], "planned")
+        status = await self.engine.run_approved(
+            incident_id, rule, step, target, context, approver=who, action_id=record["id"]
+        )
+        async with self.store.write() as conn:
+            await self.lifecycle.note(
+                conn,
+                incident_id,
+                _action_kind(status),
+                f"{record['action']} (approved by {who}): {status}",
+                now=self.clock(),
+            )
+        return status
+
+    async def _act(
+        self, case: Case, found: list[incidents.Finding], plan: planning.Plan, diagnosed: int | None
+    ) -> None:
+        """Run the plan's step (decided on findings round ``diagnosed``), verify, mitigate or escalate."""
         assert self.engine is not None and plan.apply is not None
         step, incident_id = plan.apply, case.opened.incident_id
         status, _outcome, summary = await self.engine.execute(
-            incident_id, case.rule, step, case.target, case.context
+            incident_id, case.rule, step, case.target, case.context, round_=diagnosed
         )
         if status == "succeeded":
             async with self.store.write() as conn:
-                await incident_rows.update(conn, incident_id, state="verifying", updated_at=self.clock())
-                await incident_rows.add_event(
-                    conn,
-                    incident_id,
-                    at=self.clock(),
-                    kind="action.succeeded",
-                    message=f"{step.action}: {summary}",
+                await self.lifecycle.verifying(
+                    conn, incident_id, message=f"{step.action}: {summary}", now=self.clock()
                 )
             passed, checked = await self.engine.verify(case.rule, step, case.target, case.context)
             if passed:
                 await self._mitigated(case, step, checked)
                 return
+            async with self.store.write() as conn:  # the failed check is evidence too: its own round
+                await findings.record(conn, incident_id, checked, phase="verification", now=self.clock())
             found = checked or found
             last = checked[0].summary if checked else "no result"
             reason = f"{step.action} applied but verification failed: {last}"
@@ -201,7 +252,7 @@ class Pipeline:
             )
         else:
             reason = f"{step.action} {status}: {summary}"
-        await self._escalate(case, found, reason, propose=plan)
+        await self._escalate(case, found, reason, propose=plan, diagnosed=diagnosed)
 
     async def _mitigated(self, case: Case, step: planning.Step, checked: list[incidents.Finding]) -> None:
         assert self.engine is not None
@@ -209,15 +260,11 @@ class Pipeline:
         async with self.store.write() as conn:
             document = await self._document(conn, case, checked, reason=None, state="mitigated", now=now)
             if checked:
-                await findings.record(conn, incident_id, checked, round_=2, now=now)
-                await incident_rows.add_event(
-                    conn,
-                    incident_id,
-                    at=now,
-                    kind="verify.passed",
-                    message=f"{checked[0].id}: {checked[0].summary}",
+                await findings.record(conn, incident_id, checked, phase="verification", now=now)
+                await self.lifecycle.note(
+                    conn, incident_id, "verify.passed", f"{checked[0].id}: {checked[0].summary}", now=now
                 )
-            await self.handoff.mitigate(
+            await self.lifecycle.mitigate(
                 conn,
                 incident_id,
                 opened_at=case.opened.opened_at,
@@ -257,7 +304,7 @@ class Pipeline:
         now: float,
     ) -> dict[str, Any]:
         records = remediation.action_records(await journal.of_incident(conn, case.opened.incident_id))
-        return self.handoff.document(
+        return self.lifecycle.document(
             incident_id=case.opened.incident_id,
             opened_at=case.opened.opened_at,
             rule=case.rule,
@@ -278,6 +325,7 @@ class Pipeline:
         reason: str,
         *,
         propose: planning.Plan | None = None,
+        diagnosed: int | None = None,
         outcome: str = "opened",
     ) -> None:
         now, incident_id = self.clock(), case.opened.incident_id
@@ -294,9 +342,19 @@ class Pipeline:
                     case.context,
                     now=now,
                     escalating=True,
+                    round_=diagnosed,
+                )
+                proposals = _proposals_only(propose)
+                await self.lifecycle.note(
+                    conn,
+                    incident_id,
+                    "decision",
+                    proposals.reason,
+                    now=now,
+                    data=remediation.plan_data(proposals),
                 )
             document = await self._document(conn, case, found, reason=reason, state="escalated", now=now)
-            await self.handoff.escalate(conn, incident_id, document=document, reason=reason, now=now)
+            await self.lifecycle.escalate(conn, incident_id, document=document, reason=reason, now=now)
             await inbox.finish(conn, case.row.id, outcome=outcome, incident_id=incident_id, now=now)
         self.metrics.incidents_opened.labels(rule=case.rule.rule.name).inc()
         self.on_notify()
@@ -328,18 +386,36 @@ class Pipeline:
         if existing is None:
             incident_id = new_id(now)
             values = _new_incident(incident_id, rule, target, open_key, now, opened_by=row.id)
-            if await incident_rows.create(self.store, conn, values):
-                await self._opened(conn, incident_id, rule, target, alert, row, now)
-                return Opened(incident_id, now, "diagnosing")
+            created = await self.lifecycle.open(
+                conn,
+                values,
+                alert=alert,
+                target=target,
+                fingerprint=row.fingerprint,
+                starts_at=row.starts_at,
+                payload=row.payload,
+                now=now,
+            )
+            if created is not None:
+                return Opened(created.id, created.opened_at, created.state)
             existing = await incident_rows.find_open(conn, open_key)  # another worker won the race
             if existing is None:  # …and it was resolved since: roll back; the row is retried
                 raise RuntimeError(f"incident for {open_key} changed under us; retrying")
         if existing["opened_by"] == row.id and existing["state"] in (*DIAGNOSING, *ACTING):
             log.info("incident.resumed", incident_id=existing["id"], state=existing["state"])  # we died on it
             return Opened(existing["id"], existing["opened_at"], existing["state"])
-        fresh = await self._attach(conn, existing["id"], alert, row, now)
+        fresh = await self.lifecycle.attach(
+            conn,
+            existing["id"],
+            alert=alert,
+            fingerprint=row.fingerprint,
+            starts_at=row.starts_at,
+            payload=row.payload,
+            truncated=row.truncated,
+            now=now,
+        )
         if fresh and existing["state"] == "mitigated":  # it fires again after the fix: a flap, hand it over
-            await self.handoff.reescalate(
+            await self.lifecycle.reescalate(
                 conn,
                 existing,
                 now=now,
@@ -356,38 +432,6 @@ class Pipeline:
         )
         return None
 
-    async def _opened(
-        self,
-        conn: Conn,
-        incident_id: str,
-        rule: CompiledRule,
-        target: incidents.TargetRef,
-        alert: alerts.Alert,
-        row: inbox.InboxRow,
-        now: float,
-    ) -> None:
-        await incident_rows.attach_alert(
-            self.store,
-            conn,
-            incident_id,
-            fingerprint=row.fingerprint,
-            starts_at=row.starts_at,
-            payload=row.payload,
-            now=now,
-        )
-        await incident_rows.add_event(
-            conn,
-            incident_id,
-            at=now,
-            kind="incident.opened",
-            message=f"{alert.name} matched rule {rule.rule.name} on {target.key}",
-            data={"rule": rule.rule.name, "target": target.model_dump(), "fingerprint": row.fingerprint},
-        )
-        if not target.valid:
-            await incident_rows.add_event(
-                conn, incident_id, at=now, kind="target.invalid", message=target.error or "invalid target"
-            )
-
     async def _diagnose(
         self, rule: CompiledRule, target: incidents.TargetRef, context: dict[str, Any]
     ) -> list[incidents.Finding]:
@@ -401,37 +445,6 @@ class Pipeline:
             planned, registry=self.probes, target=target, clients=self.clients, limits=self.limits
         )
 
-    async def _attach(
-        self, conn: Conn, incident_id: str, alert: alerts.Alert, row: inbox.InboxRow, now: float
-    ) -> bool:
-        new = await incident_rows.attach_alert(
-            self.store,
-            conn,
-            incident_id,
-            fingerprint=row.fingerprint,
-            starts_at=row.starts_at,
-            payload=row.payload,
-            now=now,
-        )
-        if new:
-            await incident_rows.add_event(
-                conn,
-                incident_id,
-                at=now,
-                kind="alert.attached",
-                message=f"{alert.name} fired again (episode {row.starts_at}); attached to the open incident",
-                data={"fingerprint": row.fingerprint, "starts_at": row.starts_at},
-            )
-        if row.truncated:
-            await incident_rows.add_event(
-                conn,
-                incident_id,
-                at=now,
-                kind="group.truncated",
-                message=f"Alertmanager truncated the group: {row.truncated} alerts not delivered",
-            )
-        return new
-
     async def _resolve(self, row: inbox.InboxRow, alert: alerts.Alert) -> None:
         now = self.clock()
         resolved = False
@@ -441,20 +454,11 @@ class Pipeline:
                 await inbox.finish(conn, row.id, outcome="resolved-unattached", incident_id=None, now=now)
                 return
             incident_id = incident["id"]
-            ends_at = alert.ends_at.isoformat() if alert.ends_at else None
-            firing = await incident_rows.resolve_alert(
-                conn, incident_id, fingerprint=row.fingerprint, starts_at=row.starts_at, ends_at=ends_at
-            )
-            await incident_rows.add_event(
-                conn,
-                incident_id,
-                at=now,
-                kind="alert.resolved",
-                message=f"{alert.name} resolved",
-                data={"still_firing": firing},
+            firing = await self.lifecycle.alert_resolved(
+                conn, incident_id, alert=alert, fingerprint=row.fingerprint, starts_at=row.starts_at, now=now
             )
             if firing == 0:
-                await self.handoff.close(conn, incident, now=now)
+                await self.lifecycle.close(conn, incident, now=now)
                 resolved = True
             await inbox.finish(conn, row.id, outcome="resolved", incident_id=incident_id, now=now)
         if resolved:
@@ -521,3 +525,15 @@ def _new_incident(
         "bundle": None,
         "opened_by": opened_by,
     }
+
+
+def _action_kind(status: str) -> lifecycle.NoteKind:
+    """The timeline kind of an action's result."""
+    kinds: dict[str, lifecycle.NoteKind] = {
+        "succeeded": "action.succeeded",
+        "failed": "action.failed",
+        "blocked": "action.blocked",
+        "skipped": "action.skipped",
+        "unknown": "action.unknown",
+    }
+    return kinds.get(status, "action.failed")

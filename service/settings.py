@@ -2,6 +2,9 @@
 
 Secure by default: without a webhook token the service binds loopback only, and a non-loopback
 listen address without a token refuses to start. Secrets are ``SecretStr`` and never printed.
+
+Every structured setting is parsed once, here, when the settings load (the route table is kept parsed:
+``route_table``). Imports nothing of ours above ``model`` and ``errors``.
 """
 
 from __future__ import annotations
@@ -11,11 +14,11 @@ import ipaddress
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
+from pydantic import Field, PrivateAttr, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from service import errors
-from service.escalation import links, routes
+from service.model import hostnames, routes
 
 
 class Settings(BaseSettings):
@@ -51,7 +54,7 @@ class Settings(BaseSettings):
     notify_routes: str = Field(
         "",
         description="channels per rule or severity, e.g. critical=pagerduty+slack;rule:redis-failure="
-        "pagerduty;*=log (empty: every channel that is on; see service/escalation/routes.py)",
+        "pagerduty;*=log (empty: every channel that is on; see service/model/routes.py)",
     )
     notify_fallback: str = Field(
         "", description="channel that gets a notification whose own channel failed for good (empty: none)"
@@ -138,6 +141,8 @@ class Settings(BaseSettings):
     log_format: str = Field("auto", pattern="^(auto|json|console)$", description="auto: console on a TTY")
     log_level: str = Field("info", pattern="^(debug|info|warning|error)$")
 
+    _route_table: routes.Table = PrivateAttr(default_factory=routes.Table)
+
     @field_validator("approver_tokens", mode="before")
     @classmethod
     def _tokens(cls, value: object) -> object:
@@ -174,12 +179,6 @@ class Settings(BaseSettings):
             raise errors.ConfigError(f"REMEDIATOR_{str(info.field_name).upper()} must be an http(s) URL")
         return value
 
-    @field_validator("notify_routes")
-    @classmethod
-    def _routes(cls, value: str) -> str:
-        routes.parse(value)  # raises ConfigError naming REMEDIATOR_NOTIFY_ROUTES and the bad entry
-        return value
-
     @field_validator("notify_fallback")
     @classmethod
     def _fallback(cls, value: str) -> str:
@@ -195,7 +194,9 @@ class Settings(BaseSettings):
     @field_validator("link_hosts")
     @classmethod
     def _link_hosts(cls, value: list[str]) -> list[str]:
-        return links.check_hosts(value)  # raises ConfigError naming REMEDIATOR_LINK_HOSTS and the entry
+        return hostnames.check_link_hosts(
+            value
+        )  # raises ConfigError naming REMEDIATOR_LINK_HOSTS and the entry
 
     @field_validator("listen")
     @classmethod
@@ -211,6 +212,12 @@ class Settings(BaseSettings):
         if not value.startswith(("sqlite:///", "postgresql://", "postgres://")):
             raise ValueError("store_url must start with sqlite:/// or postgresql://")
         return value
+
+    @model_validator(mode="after")
+    def _parse_routes(self) -> Settings:
+        # raises ConfigError naming REMEDIATOR_NOTIFY_ROUTES and the bad entry; kept parsed
+        self._route_table = routes.parse(self.notify_routes)
+        return self
 
     @model_validator(mode="after")
     def _lease_outlives_diagnosis(self) -> Settings:
@@ -255,6 +262,22 @@ class Settings(BaseSettings):
         count, window = self.action_budget.split("/")
         unit = {"s": 1, "m": 60, "h": 3600}[window[-1]]
         return int(count), float(window[:-1]) * unit
+
+    @property
+    def route_table(self) -> routes.Table:
+        """``notify_routes`` as parsed when the settings loaded."""
+        return self._route_table
+
+    @property
+    def notify_channels(self) -> list[str]:
+        """Names of the notification channels that are on (``log`` always), in ``routes.CHANNELS`` order."""
+        on = {
+            "log": True,
+            "webhook": bool(self.notify_webhook_url),
+            "slack": self.slack_webhook_url is not None,
+            "pagerduty": self.pagerduty_routing_key is not None,
+        }
+        return [name for name in routes.CHANNELS if on[name]]
 
     @property
     def host(self) -> str:

@@ -131,6 +131,57 @@ diagnose:
     assert ":13:" not in out, "a templated url is checked when it is rendered, not at lint"
 
 
+ACTION_PARAMS = """\
+name: action-params
+runbook: Action Params
+mttr_target: 2m
+match: ['alertname="A"']
+target: {kind: Deployment, namespace: default, name: a}
+remediate:
+  - action: kube.scale
+    safety: safe
+    with: {replicas: many, max: 5}
+  - action: kube.rollout_restart
+    safety: safe
+    with: {allow_single_replicas: true}
+  - {action: kube.scale, safety: safe, with: {replicas: "{{ labels.replicas }}", max: 5}}
+"""
+
+
+def test_rules_lint_checks_action_params_against_each_action(tmp_path: Path) -> None:
+    (tmp_path / "action-params.yaml").write_text(ACTION_PARAMS)
+    result = run_cli("rules", "lint", str(tmp_path))
+    assert result.returncode == 1
+    out = result.stdout
+    file = tmp_path / "action-params.yaml"
+    assert (
+        f"{file}:9: error: remediate[0].with.replicas: bad params for kube.scale: Input should be" in out
+    ), out
+    assert (
+        f"{file}:12: error: remediate[1].with.allow_single_replicas: bad params for kube.rollout_restart: Extra"
+        in out
+    ), out
+    assert ":13:" not in out, "a templated value is checked when it is rendered, not at lint"
+
+
+def test_serve_refuses_bad_action_params_with_their_location(tmp_path: Path) -> None:
+    (tmp_path / "action-params.yaml").write_text(ACTION_PARAMS)
+    result = run_cli(
+        "serve",
+        "--rules-dir",
+        str(tmp_path),
+        "--store-url",
+        f"sqlite:///{tmp_path}/x.db",
+        "--listen",
+        "127.0.0.1:18082",
+    )
+    assert result.returncode == 1
+    assert (
+        "action-params.yaml:9: error: remediate[0].with.replicas: bad params for kube.scale" in result.stderr
+    )
+    assert "action-params.yaml:12: error: remediate[1].with.allow_single_replicas" in result.stderr
+
+
 def test_shipped_rules_lint_clean() -> None:
     result = run_cli("rules", "lint", str(ROOT / "rules"))
     assert result.returncode == 0, result.stdout + result.stderr

@@ -218,12 +218,11 @@ def test_an_alert_the_rule_does_not_match_fails(
 
 
 def test_the_shipped_rule_tests_pass() -> None:
-    from service import ruletests
-    from service.diagnosis import registry
+    from service import registries, ruletests
     from service.matching import loader
 
     files = sorted((ROOT / "rules" / "tests").glob("*.test.yaml"))
     assert len(files) >= 7, "every shipped rule has a test file"
-    rules = loader.load_rules(ROOT / "rules", param_models=registry.param_models())
+    rules = loader.load_rules(ROOT / "rules", catalogue=registries.catalogue())
     out, err = io.StringIO(), io.StringIO()
     assert ruletests.run(files, rules, out=out, err=err) == 0, out.getvalue() + err.getvalue()

@@ -1,4 +1,4 @@
-"""The set of client adapters handed to probes (and later actions); a missing one means "not configured"."""
+"""The set of client adapters handed to probes and actions; a missing one means "not configured"."""
 
 from __future__ import annotations
 

@@ -203,6 +203,28 @@ def first_block(spec: ActionSpec, g: GuardState, *, now: float) -> tuple[str, st
     return None
 
 
+def approval_block(
+    target: incidents.TargetRef,
+    *,
+    allowed_namespaces: frozenset[str] | None,
+    blast_radius: str | None,
+    denied_namespaces: frozenset[str] = frozenset({"kube-system"}),
+) -> tuple[str, str] | None:
+    """The guard that refuses a step a human approved, as (code, sentence); None when it may run.
+
+    A human's approval lifts the automation guards (kill switch, cooldown, attempts, budget, storm brake,
+    flap) but never these: an invalid target, a namespace outside the allow-list, a blast-radius refusal."""
+    if not target.valid:
+        return "invalid_target", f"invalid target: {target.error}"
+    if target.namespace in denied_namespaces:
+        return "namespace", f"namespace {target.namespace} is never acted on"
+    if allowed_namespaces is not None and target.namespace not in allowed_namespaces:
+        return "namespace", f"namespace {target.namespace} is not in REMEDIATOR_NAMESPACES"
+    if blast_radius:
+        return "blast_radius", blast_radius
+    return None
+
+
 def _ago(seconds: float) -> str:
     seconds = max(0.0, seconds)
     if seconds < 90:

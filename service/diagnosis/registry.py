@@ -1,9 +1,14 @@
-"""Every probe, by the name rules use. Adding a probe family touches its module and one line here."""
+"""Every probe, by the name rules use.
+
+A probe is a ``ProbeDef`` in its family module's ``PROBES``; a new family module adds one line to
+``FAMILIES``. Rule loading and ``rules lint`` read names and params models from here
+(``service.registries``), so nothing else lists probes.
+"""
 
 from __future__ import annotations
 
 from service.diagnosis import net, postgres, prometheus, redis, web
-from service.diagnosis.base import Params, ProbeDef
+from service.diagnosis.base import ProbeDef
 from service.diagnosis.kube import events, logs, network, pods, resources, storage, workload
 
 FAMILIES: tuple[tuple[ProbeDef, ...], ...] = (
@@ -24,8 +29,3 @@ FAMILIES: tuple[tuple[ProbeDef, ...], ...] = (
 
 def probes() -> dict[str, ProbeDef]:
     return {definition.name: definition for family in FAMILIES for definition in family}
-
-
-def param_models() -> dict[str, type[Params]]:
-    """Params model by probe name, for ``rules lint`` and rule loading."""
-    return {name: definition.params for name, definition in probes().items()}

@@ -10,8 +10,8 @@ is on the allow-list. A refused URL travels in the bundle as an ``incidents.Refu
 Renderers do not decide again; they only re-check the scheme (``usable``) and percent-encode.
 
 The allow-list (``policy``): ``REMEDIATOR_LINK_HOSTS`` — host names, ``*.example.com`` for every name
-under example.com (not example.com itself) — plus the hosts of our own base URL (the incident and
-approve links) and of ``REMEDIATOR_PROMETHEUS_URL``.
+under example.com (not example.com itself), checked when the settings load (``model.hostnames``) — plus
+the hosts of our own base URL (the incident and approve links) and of ``REMEDIATOR_PROMETHEUS_URL``.
 
 ``defang`` breaks what GitHub-flavoured Markdown or a chat client would auto-link in free text — ``://``
 becomes ``[:]//``, ``www.`` becomes ``www[.]``, the ``@`` of an e-mail address ``[@]`` — the convention of
@@ -20,23 +20,18 @@ security write-ups: a reader still sees the address, and nothing is clickable or
 
 from __future__ import annotations
 
-import ipaddress
 import re
 import urllib.parse
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from service import errors
-from service.model import incidents
+from service.model import hostnames, incidents
 
 #: the longest URL made a link (a Slack field holds 2000 units; a graph URL is rarely over 1000)
 LONGEST = 2000
 #: the most of a refused URL shown as text
 SHOWN = 200
 
-#: a DNS label, with the underscore some internal names carry (browsers accept it; it changes no host)
-_LABEL = r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?"
-_HOST = re.compile(rf"{_LABEL}(?:\.{_LABEL})*")
 #: what no link may hold: controls, line separators, bidi and other invisible format characters, and
 #: spaces other than the ASCII one (a plain space is percent-encoded when the link is rendered)
 _ODD = re.compile("[\x00-\x1f\x7f-\xa0\u061c\u1680\u180e\u2000-\u200f\u2028-\u202f\u205f-\u206f\u3000\ufeff]")
@@ -87,17 +82,6 @@ def policy(hosts: Iterable[str], *own_urls: str) -> Policy:
     )
 
 
-def check_hosts(hosts: list[str]) -> list[str]:
-    """``REMEDIATOR_LINK_HOSTS`` entries as they will be used; ``ConfigError`` names a bad one."""
-    for entry in hosts:
-        name = entry[2:] if entry.startswith("*.") else entry
-        if not _plain_host(name.rstrip(".")):
-            raise errors.ConfigError(
-                f"REMEDIATOR_LINK_HOSTS: {entry[:100]!r} is not a host name, an IP address or *.domain"
-            )
-    return hosts
-
-
 def usable(url: object) -> str | None:
     """``url`` stripped if it is well-formed http(s) without userinfo (the renderers' own check, which
     cannot know the allow-list: ``bundle.build`` already applied it); None otherwise."""
@@ -142,16 +126,6 @@ def _parse(url: str) -> tuple[str | None, str]:
     host = (parts.hostname or "").rstrip(".")
     if not host:
         return "no host", ""
-    if not _plain_host(host):
+    if not hostnames.plain(host):
         return "host is not a plain DNS name or IP address", ""
     return None, host
-
-
-def _plain_host(host: str) -> bool:
-    if _HOST.fullmatch(host):
-        return True
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True

@@ -16,7 +16,7 @@ from collections.abc import Callable
 import structlog
 
 from service import errors
-from service.escalation.notifiers import Notifier
+from service.escalation.channels.base import Notifier
 from service.observability import Metrics
 from service.records import outbox
 from service.records.store import Store

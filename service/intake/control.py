@@ -7,17 +7,13 @@ to the journal and the timeline. The webhook token is known but not allowed here
 from __future__ import annotations
 
 import time
-from typing import Any
 
 import sqlalchemy as sa
 import structlog
 from aiohttp import web
 
 from service import errors, keys
-from service.decision import plan as planning
 from service.intake import auth, responses
-from service.matching import templates
-from service.model import alerts, incidents
 from service.records import actions as journal
 from service.records import incidents as incident_rows
 from service.records import schema, switches
@@ -90,7 +86,7 @@ async def acknowledge(request: web.Request) -> web.Response:
                     else f"acknowledged by {incident['acked_by']}"
                 )
                 return responses.error(409, f"incident {incident_id} is already {state}", field="id")
-            await app[keys.HANDOFF].acknowledge(conn, incident, by=who, now=time.time())
+            await app[keys.LIFECYCLE].acknowledge(conn, incident, by=who, now=time.time())
     except errors.StoreUnavailable:
         return responses.error(503, "store unavailable; retry later")
     app[keys.OUTBOX].wake()
@@ -134,12 +130,12 @@ async def decide_action(request: web.Request) -> web.Response:
             )
             if not changed.rowcount:
                 return responses.error(409, f"action {action_id} was decided meanwhile", field="action")
-            await incident_rows.add_event(
+            await app[keys.LIFECYCLE].note(
                 conn,
                 incident_id,
-                at=now,
-                kind=f"action.{new_status}",
-                message=f"{record['action']} {new_status} by {who}",
+                "action.approved" if verb == "approve" else "action.rejected",
+                f"{record['action']} {new_status} by {who}",
+                now=now,
                 data={"action_id": action_id, "approver": who},
             )
     except errors.StoreUnavailable:
@@ -147,50 +143,7 @@ async def decide_action(request: web.Request) -> web.Response:
     if verb == "reject":
         async with store.read() as conn:
             return responses.json_response(await journal.get(conn, incident_id, action_id))
-    status = await _run_approved(app, incident_id, record, who)
+    status = await app[keys.PIPELINE].run_approved(incident_id, record, who)
     async with store.read() as conn:
         result = await journal.get(conn, incident_id, action_id)
     return responses.json_response(result, status=200 if status in ("succeeded", "skipped") else 409)
-
-
-async def _run_approved(app: web.Application, incident_id: str, record: dict[str, Any], who: str) -> str:
-    """Run an approved action under the same lock, namespace and blast-radius checks as automatic ones."""
-    store, engine = app[keys.STORE], app[keys.ENGINE]
-    async with store.read() as conn:
-        incident = await incident_rows.get_row(conn, incident_id)
-        first_alert = (await incident_rows.alerts_of(conn, incident_id))[:1]
-    rule = app[keys.RULES].by_name(incident["rule"]) if incident else None
-    target = incidents.TargetRef.model_validate(incident_rows.target_of(incident)) if incident else None
-    reason = None
-    if rule is None or target is None or not first_alert:
-        reason = "the rule of this incident is no longer loaded"
-    elif not target.valid:
-        reason = f"invalid target: {target.error}"
-    elif target.namespace in {"kube-system"} or (
-        engine.policy.namespaces is not None and target.namespace not in engine.policy.namespaces
-    ):
-        reason = f"namespace {target.namespace} is not one automatic or approved actions may touch"
-    if reason is not None or rule is None or target is None:
-        async with store.write() as conn:
-            await journal.update(conn, record["id"], status="blocked", guard="invalid_target", reason=reason)
-        return "blocked"
-    alert = alerts.stored(first_alert[0]["payload"])
-    context = templates.with_target(templates.alert_context(alert, rule), target)
-    step = planning.Step(record["index"], record["action"], record["safety"], "planned")
-    radius = await engine.preflight(rule, step.index, target, context)
-    if radius:
-        async with store.write() as conn:
-            await journal.update(conn, record["id"], status="blocked", guard="blast_radius", reason=radius)
-        return "blocked"
-    status, _, _reason = await engine.execute(
-        incident_id, rule, step, target, context, approver=who, action_id=record["id"]
-    )
-    async with store.write() as conn:
-        await incident_rows.add_event(
-            conn,
-            incident_id,
-            at=time.time(),
-            kind=f"action.{status}",
-            message=f"{record['action']} (approved by {who}): {status}",
-        )
-    return status

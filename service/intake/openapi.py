@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from service.model import alerts as limits
+from service.records import findings
 
 _ERROR = {
     "type": "object",
@@ -239,7 +240,13 @@ DOCUMENT: dict[str, Any] = {
         },
         "/v1/incidents/{id}": {
             "get": {
-                "summary": "The full incident: alerts, findings, actions, timeline, bundle",
+                "summary": "The full incident: alerts, findings, rounds, actions, timeline, bundle",
+                "description": (
+                    "`findings` are those of the latest round. `rounds` keeps every round of probes with its"
+                    " phase (`diagnosis`, `re-diagnosis`, `verification`) and time, oldest first, as"
+                    f" `{{round, phase, at, findings}}`; the newest {findings.MAX_ROUNDS} are returned."
+                    " Each action record's `round` names the round it acted on (null: no probe ran)."
+                ),
                 "security": [{"bearer": []}],
                 "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}],
                 "responses": {

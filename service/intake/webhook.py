@@ -142,7 +142,8 @@ def _rows(
 ) -> list[dict[str, Any]]:
     rows = []
     for alert, raw in zip(notification.alerts, data["alerts"], strict=True):
-        ours = alert.status != "firing" or select.select_rule(rules, alert.labels) is not None
+        rule = select.select_rule(rules, alert.labels) if alert.status == "firing" else None
+        ours = alert.status != "firing" or rule is not None
         rows.append(
             {
                 "fingerprint": alert.fingerprint,
@@ -158,6 +159,7 @@ def _rows(
                 "attempts": 0,
                 "outcome": None if ours else "unmatched",
                 "processed_at": None if ours else now,
+                "rule": rule.name if rule is not None else None,  # the pipeline does not match again
             }
         )
     return rows

@@ -2,7 +2,8 @@
 
 Owns the checks of a single rule beyond its shape: pydantic validation errors (translated into
 sentences), matchers and ``match`` syntax, CEL ``when``, Jinja templates (target fields, ``with:``
-strings, ``suggest``), probe and action names against ``service.model.catalog``, ``safety: safe`` on an
+strings, ``suggest``), probe and action names and their ``with:`` params against the ``Catalogue`` the
+caller hands in (built from the registries; templated values wait for rendering), ``safety: safe`` on an
 approval-only action, duplicate probe ids and ``verify.probe`` naming no probe. The checks run on the raw
 data, so one file reports all its problems at once. Problems carry a location (``("remediate", 0,
 "when")``), not a line: ``loader`` maps locations to lines. Never does I/O.
@@ -17,8 +18,9 @@ from typing import Any
 
 import pydantic
 
+from service.matching import catalogue as known
 from service.matching import compiled, conditions, matchers, names, templates
-from service.model import catalog, rules
+from service.model import rules
 
 Loc = tuple[str | int, ...]
 
@@ -40,14 +42,14 @@ class Problem:
     message: str
 
 
-#: Params models by probe/action name, handed in by the caller (matching imports no probe or action).
-ParamModels = Mapping[str, type[pydantic.BaseModel]]
-
-
 def compile_rule(
-    data: Any, file: str, compiler: templates.TemplateCompiler, param_models: ParamModels | None = None
+    data: Any, file: str, compiler: templates.TemplateCompiler, catalogue: known.Catalogue | None
 ) -> tuple[compiled.CompiledRule | None, list[Problem]]:
-    """Validate and compile one rule; the rule is ``None`` exactly when there are problems."""
+    """Validate and compile one rule; the rule is ``None`` exactly when there are problems.
+
+    Probe and action names, their ``with:`` params and ``safety: safe`` are checked against ``catalogue``;
+    without one (``loader.parse_rule`` in tests) only the rule's own shape is checked.
+    """
     if not isinstance(data, dict):
         kind = type(data).__name__ if data is not None else "nothing"
         return None, [Problem((), f"a rule file holds one mapping (name:, match:, target:, …), got {kind}")]
@@ -57,7 +59,7 @@ def compile_rule(
         rule = rules.Rule.model_validate(data)
     except pydantic.ValidationError as exc:
         problems.extend(_translate(exc))
-    checker = _Checker(compiler, problems, param_models or {})
+    checker = _Checker(compiler, problems, catalogue)
     group = checker.match(data.get("match"))
     target = checker.target(data.get("target"))
     probe_ids, diagnose_params = checker.diagnose(data.get("diagnose"))
@@ -84,9 +86,9 @@ class _Checker:
     """Compiles the parts of one rule from raw data, recording a Problem for each failure."""
 
     def __init__(
-        self, compiler: templates.TemplateCompiler, problems: list[Problem], param_models: ParamModels
+        self, compiler: templates.TemplateCompiler, problems: list[Problem], catalogue: known.Catalogue | None
     ) -> None:
-        self._param_models = param_models
+        self._catalogue = catalogue
         self._compiler = compiler
         self._problems = problems
 
@@ -175,15 +177,12 @@ class _Checker:
                     )
                 else:
                     ids[probe_id] = j
-            if isinstance(probe, str) and probe not in catalog.PROBES:
-                self._add(
-                    ("diagnose", j, "probe"), f"unknown probe {probe!r}{_did_you_mean(probe, catalog.PROBES)}"
-                )
+            model = self._probe(probe, j) if isinstance(probe, str) else None
             params.append(
                 self._params(item.get("with"), ("diagnose", j, "with"), endpoints=_endpoints(probe))
             )
-            if isinstance(probe, str):
-                self._check_params(probe, item.get("with"), ("diagnose", j, "with"))
+            if model is not None:
+                self._check_params(str(probe), model, item.get("with"), ("diagnose", j, "with"))
         return ids, tuple(params)
 
     def remediate(
@@ -195,17 +194,7 @@ class _Checker:
             if not isinstance(item, dict):
                 continue
             action = item.get("action")
-            if isinstance(action, str) and action not in catalog.ACTIONS:
-                self._add(
-                    ("remediate", i, "action"),
-                    f"unknown action {action!r}{_did_you_mean(action, catalog.ACTIONS)}",
-                )
-            if item.get("safety") == "safe" and action in catalog.APPROVAL_ONLY_ACTIONS:
-                self._add(
-                    ("remediate", i, "safety"),
-                    f"{action} is approval-only and cannot be safety: safe; use safety: unsafe to propose it"
-                    " to a human",
-                )
+            known_action = self._action(action, item.get("safety"), i) if isinstance(action, str) else None
             when = item.get("when")
             if isinstance(when, str):
                 try:
@@ -222,14 +211,41 @@ class _Checker:
             params.append(
                 self._params(item.get("with"), ("remediate", i, "with"), endpoints=_endpoints(action))
             )
-            if isinstance(action, str):
-                self._check_params(action, item.get("with"), ("remediate", i, "with"))
+            if known_action is not None:
+                self._check_params(
+                    str(action), known_action.params, item.get("with"), ("remediate", i, "with")
+                )
         return conds, tuple(params)
 
-    def _check_params(self, name: str, raw: Any, loc: Loc) -> None:
+    def _probe(self, probe: str, j: int) -> type[pydantic.BaseModel] | None:
+        """The params model of a known probe; an unknown one is a problem (unchecked without a catalogue)."""
+        if self._catalogue is None:
+            return None
+        model = self._catalogue.probes.get(probe)
+        if model is None:
+            hint = _did_you_mean(probe, set(self._catalogue.probes))
+            self._add(("diagnose", j, "probe"), f"unknown probe {probe!r}{hint}")
+        return model
+
+    def _action(self, action: str, safety: Any, i: int) -> known.KnownAction | None:
+        """A known action; an unknown one, or ``safety: safe`` on an approval-only one, is a problem."""
+        if self._catalogue is None:
+            return None
+        known_action = self._catalogue.actions.get(action)
+        if known_action is None:
+            hint = _did_you_mean(action, set(self._catalogue.actions))
+            self._add(("remediate", i, "action"), f"unknown action {action!r}{hint}")
+        elif safety == "safe" and not known_action.safe_capable:
+            self._add(
+                ("remediate", i, "safety"),
+                f"{action} is approval-only and cannot be safety: safe; use safety: unsafe to propose it"
+                " to a human",
+            )
+        return known_action
+
+    def _check_params(self, name: str, model: type[pydantic.BaseModel], raw: Any, loc: Loc) -> None:
         """Check ``with:`` against the params model of ``name``; templated values wait for rendering."""
-        model = self._param_models.get(name)
-        if model is None or not (raw is None or isinstance(raw, dict)):
+        if not (raw is None or isinstance(raw, dict)):
             return
         raw = raw or {}
         templated = {key for key, value in raw.items() if _has_template(value)}

@@ -3,7 +3,8 @@
 Owns finding the rule files (``*.yaml`` and ``*.yml`` directly in the directory, sorted by file name;
 hidden files such as editor backups or a ConfigMap's ``..data`` are skipped), parsing them, mapping each
 problem to ``file:line``, checks across files (duplicate rule names) and the review-age warning.
-``load_rules`` raises ``RuleLoadError`` listing every error of every file; ``lint`` returns them.
+``load_rules`` raises ``RuleLoadError`` listing every error of every file; ``lint`` returns them. Both check
+probe and action names and their ``with:`` params against the ``catalogue.Catalogue`` the caller passes in.
 Reads files; never writes, never imports a network or database library.
 
 ``CompiledRule``, ``RuleSet``, ``LintError`` and ``RuleLoadError`` are defined in ``compiled`` and
@@ -19,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from service.matching import catalogue as known
 from service.matching import compiled, compiler, positions, templates
 from service.matching.compiled import CompiledRule, RuleSet
 from service.matching.problems import LintError, RuleLoadError
@@ -30,30 +32,28 @@ _SUFFIXES = (".yaml", ".yml")
 REVIEW_MAX_AGE_DAYS = 31
 
 
-def load_rules(
-    directory: Path, *, today: date | None = None, param_models: compiler.ParamModels | None = None
-) -> RuleSet:
-    """Load and compile every rule file; raise ``RuleLoadError`` with all errors (warnings do not raise).
-
-    ``param_models`` (probe/action name → params model) lets the caller have ``with:`` checked too.
-    """
-    rules, problems = _load(directory, date.today() if today is None else today, param_models)
+def load_rules(directory: Path, *, catalogue: known.Catalogue, today: date | None = None) -> RuleSet:
+    """Load and compile every rule file; raise ``RuleLoadError`` with all errors (warnings do not raise)."""
+    rules, problems = _load(directory, date.today() if today is None else today, catalogue)
     errors = [problem for problem in problems if problem.severity == "error"]
     if errors:
         raise RuleLoadError(errors)
     return RuleSet(tuple(rules), warnings=tuple(problems))
 
 
-def lint(
-    directory: Path, *, today: date | None = None, param_models: compiler.ParamModels | None = None
-) -> list[LintError]:
+def lint(directory: Path, *, catalogue: known.Catalogue, today: date | None = None) -> list[LintError]:
     """Every error and warning of every rule file, in file order, then line order."""
-    return _load(directory, date.today() if today is None else today, param_models)[1]
+    return _load(directory, date.today() if today is None else today, catalogue)[1]
 
 
-def parse_rule(text: str, *, file: str = "<string>") -> CompiledRule:
-    """Compile one rule from YAML text (for tests and ``rules test``); raise ``RuleLoadError``."""
-    result = _lint_text(text, file, templates.TemplateCompiler(), today=None)
+def parse_rule(
+    text: str, *, file: str = "<string>", catalogue: known.Catalogue | None = None
+) -> CompiledRule:
+    """Compile one rule from YAML text (for tests); raise ``RuleLoadError``.
+
+    Without ``catalogue`` probe and action names and their params are not checked.
+    """
+    result = _lint_text(text, file, templates.TemplateCompiler(), today=None, catalogue=catalogue)
     errors = [problem for problem in result.problems if problem.severity == "error"]
     if errors or result.rule is None:
         raise RuleLoadError(errors)
@@ -69,7 +69,7 @@ class _FileResult:
 
 
 def _load(
-    directory: Path, today: date, param_models: compiler.ParamModels | None = None
+    directory: Path, today: date, catalogue: known.Catalogue
 ) -> tuple[list[compiled.CompiledRule], list[LintError]]:
     if not directory.is_dir():
         reason = "does not exist" if not directory.exists() else "is not a directory"
@@ -95,7 +95,7 @@ def _load(
         except (OSError, UnicodeDecodeError) as exc:
             problems.append(LintError(str(path), 0, f"cannot read rule file: {exc}"))
             continue
-        result = _lint_text(text, str(path), compiler_, today=today, param_models=param_models)
+        result = _lint_text(text, str(path), compiler_, today=today, catalogue=catalogue)
         if result.name is not None:
             if result.name in first_seen:
                 other, line = first_seen[result.name]
@@ -121,7 +121,7 @@ def _lint_text(
     compiler_: templates.TemplateCompiler,
     *,
     today: date | None,
-    param_models: compiler.ParamModels | None = None,
+    catalogue: known.Catalogue | None,
 ) -> _FileResult:
     result = _FileResult()
     try:
@@ -145,7 +145,7 @@ def _lint_text(
         return result
     for line, message in positions.duplicate_keys(root):
         result.problems.append(LintError(file, line, message))
-    rule, problems = compiler.compile_rule(data, file, compiler_, param_models)
+    rule, problems = compiler.compile_rule(data, file, compiler_, catalogue)
     for problem in problems:
         result.problems.append(LintError(file, positions.line_of(root, problem.loc), problem.message))
     if isinstance(data, dict):

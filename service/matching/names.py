@@ -4,11 +4,16 @@ Owns the rules a rendered target must obey before anything may act on it (DESIGN
 target still opens an incident, but nothing automatic runs). Each check returns ``None`` when the value
 is valid, else the sentence a human reads. Regexes are matched with ``fullmatch`` so that a trailing
 newline never slips through. Policy (e.g. refusing ``kube-system``) is a guard elsewhere, not here.
+``Name`` and ``Selector`` are the same checks as param types, for the params models of probes and actions.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from typing import Annotated
+
+from pydantic import AfterValidator
 
 _DNS1123_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 _DNS1123_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
@@ -107,3 +112,19 @@ def _check_requirement(requirement: str, selector: str) -> str | None:
         if found:
             return check_label_key(key.strip(" ")) or check_label_value(val.strip(" "))
     return f"selector requirement {show(requirement)} is not key=value, key==value or key!=value"
+
+
+def _param(check: Callable[[str], str | None]) -> AfterValidator:
+    def validate(value: str) -> str:
+        problem = check(value)
+        if problem is not None:
+            raise ValueError(problem)
+        return value
+
+    return AfterValidator(validate)
+
+
+#: A label selector param of a probe or action (``app=x,tier!=db``), validated like a target selector.
+Selector = Annotated[str, _param(check_selector)]
+#: A DNS-1123 name param (a PVC, a container, a pod), validated before it reaches a Kubernetes path.
+Name = Annotated[str, _param(check_dns1123_subdomain)]

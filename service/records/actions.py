@@ -2,7 +2,8 @@
 
 An action that will run is written ``running`` (the intent) and committed before anything is sent; its
 result is written after. A row still ``running`` when its incident is picked up again means the process
-died in between: it becomes ``unknown`` and is never repeated.
+died in between: it becomes ``unknown`` and is never repeated. ``round`` names the findings round the
+action acted on (``records.findings``).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ async def add(conn: Conn, values: dict[str, Any]) -> None:
 
 
 async def update(conn: Conn, action_id: str, **values: Any) -> None:
-    for key in ("request", "result"):
+    for key in ("params", "request", "result"):
         if key in values and values[key] is not None and not isinstance(values[key], str):
             values[key] = orjson.dumps(values[key]).decode()
     await conn.execute(sa.update(A).where(A.c.id == action_id).values(**values))
@@ -77,6 +78,7 @@ def record(row: Any) -> dict[str, Any]:
         "guard": row["guard"],
         "reason": row["reason"],
         "index": row["idx"],
+        "round": row["round"],
         "dry_run": bool(row["dry_run"]),
         "requested_at": iso(row["requested_at"]),
         "started_at": iso(row["started_at"]),

@@ -5,9 +5,10 @@ One ``Coordination`` protocol, two implementations that pass one contract test s
 - ``LocalCoordination``: in-process dicts, for a single replica (``REMEDIATOR_REDIS_URL`` empty);
 - ``coordination_redis.RedisCoordination``: Redis (atomic ``SET NX PX``, Lua scripts), for several replicas.
 
-``connect(url)`` picks one. Time comes from the callers' ``now`` arguments (epoch seconds), never from a clock
-in here — except lock leases, which are measured by the backend (``time.monotonic()`` locally, the Redis
-server's clock remotely) so that a lease cannot be stretched by a caller's clock.
+``coordination_backend.connect(url)`` picks one. Time comes from the callers' ``now`` arguments (epoch
+seconds), never from a clock in here — except lock leases, which are measured by the backend
+(``time.monotonic()`` locally, the Redis server's clock remotely) so that a lease cannot be stretched by a
+caller's clock.
 
 Semantics shared by both (the contract tests hold them to it):
 
@@ -108,23 +109,6 @@ class Coordination(Protocol):
     async def close(self) -> None:
         """Release connections; idempotent. Every later call raises ``CoordinationUnavailable``."""
         ...
-
-
-def connect(url: str) -> Coordination:
-    """``""`` → ``LocalCoordination``; ``redis://``, ``rediss://``, ``unix://`` → ``RedisCoordination``.
-
-    Does not connect yet (call ``ping``); a malformed URL is a ``ConfigError`` that never echoes the URL,
-    since it may hold a password.
-    """
-    if not url:
-        return LocalCoordination()
-    if url.startswith(("redis://", "rediss://", "unix://")):
-        from service.records import coordination_redis  # it imports this module
-
-        return coordination_redis.RedisCoordination(url)
-    raise errors.ConfigError(
-        "redis_url must be empty (in-process) or start with redis://, rediss:// or unix://"
-    )
 
 
 def check_positive(**values: float) -> None:

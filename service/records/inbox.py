@@ -33,6 +33,7 @@ class InboxRow:
     truncated: int
     received_at: float
     attempts: int
+    rule: str | None = None  # the rule intake matched (None: not matched there, or stored before that)
 
 
 async def insert(store: Store, conn: Conn, rows: Sequence[dict[str, Any]]) -> set[Key]:
@@ -83,6 +84,7 @@ async def claim(store: Store, worker: str, *, limit: int, lease_s: float, now: f
             t.c.truncated,
             t.c.received_at,
             t.c.attempts,
+            t.c.rule,
         )
     )
     async with store.write() as conn:

@@ -7,6 +7,8 @@ race to open the same incident end with one row: the loser attaches to the winne
 from __future__ import annotations
 
 import base64
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -26,6 +28,62 @@ _FIND_OPEN = sa.select(T).where(T.c.open_key == sa.bindparam("open_key"))
 _ADD_EVENT = sa.insert(E)
 
 
+@dataclass(frozen=True, slots=True)
+class IncidentRow:
+    """One row of ``incidents``, typed (what a lifecycle transition returns)."""
+
+    id: str
+    rule: str
+    open_key: str | None
+    target_kind: str
+    target_namespace: str
+    target_name: str
+    target_selector: str | None
+    target_valid: bool
+    target_error: str | None
+    state: str
+    severity: str
+    runbook: str
+    mttr_target_s: float
+    reason: str | None
+    escalation_level: int
+    opened_at: float
+    escalated_at: float | None
+    mitigated_at: float | None
+    resolved_at: float | None
+    updated_at: float
+    bundle: str | None
+    opened_by: int | None
+    next_escalation_at: float | None
+    acked_at: float | None
+    acked_by: str | None
+
+    @classmethod
+    def of(cls, row: Mapping[str, Any]) -> IncidentRow:
+        return cls(**{name: row[name] for name in cls.__slots__})
+
+
+async def transition(
+    conn: Conn,
+    incident_id: str,
+    *,
+    from_states: Collection[str],
+    values: Mapping[str, Any],
+    where: Sequence[sa.ColumnElement[bool]] = (),
+) -> IncidentRow | None:
+    """Compare-and-set: write ``values`` when the incident is in one of ``from_states`` (and ``where``
+    holds); the row as written, or None when it was not (another worker or an earlier event moved it).
+    Only ``service.lifecycle`` calls this."""
+    stmt = (
+        sa.update(T)
+        .where(T.c.id == incident_id, T.c.state.in_(list(from_states)), *where)
+        .values(**values)
+        .returning(*T.c)
+    )
+    row = (await conn.execute(stmt)).mappings().first()
+    return IncidentRow.of(row) if row else None
+
+
 async def find_open(conn: Conn, open_key: str) -> dict[str, Any] | None:
     row = (await conn.execute(_FIND_OPEN, {"open_key": open_key})).mappings().first()
     return plain(row) if row else None
@@ -38,6 +96,7 @@ async def create(store: Store, conn: Conn, values: dict[str, Any]) -> bool:
 
 
 async def update(conn: Conn, incident_id: str, **values: Any) -> None:
+    """Write columns that are not the state (the bundle, a timer); only ``service.lifecycle`` calls this."""
     await conn.execute(sa.update(T).where(T.c.id == incident_id).values(**values))
 
 
@@ -199,13 +258,14 @@ async def list_incidents(
 
 
 async def get_incident(store: Store, incident_id: str, *, now: float) -> dict[str, Any] | None:
-    """The full incident: summary + alerts, findings, actions, timeline, bundle."""
+    """The full incident: summary + alerts, findings (of the latest round), every round (the newest
+    ``findings.MAX_ROUNDS``, oldest first), actions, timeline, bundle."""
     async with store.read() as conn:
         row = (await conn.execute(sa.select(T).where(T.c.id == incident_id))).mappings().first()
         if row is None:
             return None
         alert_rows = await alerts_of(conn, incident_id)
-        found = await findings.latest(conn, incident_id)
+        kept = await findings.rounds(conn, incident_id)
         actions = await journal.of_incident(conn, incident_id)
         events = (
             await conn.execute(sa.select(E).where(E.c.incident_id == incident_id).order_by(E.c.id))
@@ -227,7 +287,8 @@ async def get_incident(store: Store, incident_id: str, *, now: float) -> dict[st
             }
             for a in alert_rows
         ],
-        findings=found,
+        findings=kept[-1]["findings"] if kept else [],
+        rounds=kept,
         actions=actions,
         timeline=timeline,
         bundle=bundle,

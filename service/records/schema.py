@@ -31,6 +31,7 @@ inbox = sa.Table(
     sa.Column("incident_id", sa.String(32)),
     sa.Column("processed_at", sa.Float),
     sa.Column("error", sa.Text),
+    sa.Column("rule", sa.String(64)),  # the rule intake matched (None: unmatched, resolved, or stored before)
     sa.UniqueConstraint("fingerprint", "starts_at", "status", name="uq_inbox_episode_status"),
 )
 
@@ -65,13 +66,15 @@ incidents = sa.Table(
     sa.Column("acked_by", sa.String(128)),
 )
 
-#: What the probes found, per diagnosis round (round 1 at opening; later rounds re-check).
+#: What the probes found, per round: numbered 1, 2, … per incident, each with its phase (``diagnosis`` at
+#: opening, ``re-diagnosis`` when it ran again, ``verification`` after an action). Every round is kept.
 findings = sa.Table(
     "findings",
     metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("incident_id", sa.String(32), nullable=False),
     sa.Column("round", sa.Integer, nullable=False),
+    sa.Column("phase", sa.String(16), nullable=False, server_default="diagnosis"),
     sa.Column("probe_id", sa.String(64), nullable=False),
     sa.Column("probe", sa.String(64), nullable=False),
     sa.Column("status", sa.String(16), nullable=False),
@@ -157,6 +160,7 @@ actions = sa.Table(
     sa.Column("approver", sa.String(128)),
     sa.Column("request", sa.Text),
     sa.Column("result", sa.Text),
+    sa.Column("round", sa.Integer),  # the findings round the action acted on (None: no probe ran)
 )
 
 sa.Index("ix_actions_incident", actions.c.incident_id, actions.c.requested_at)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
@@ -27,7 +27,6 @@ from service.matching import templates
 from service.matching.loader import CompiledRule
 from service.model import incidents
 from service.records import actions as journal
-from service.records import incidents as incident_rows
 from service.records import switches
 from service.records.coordination import Coordination, CoordinationUnavailable
 from service.records.ids import new_id
@@ -50,15 +49,6 @@ class Policy:
     action_timeout_s: float = 30.0
     verify_interval_s: float = 5.0
     lock_lease_s: float = 300.0
-
-
-@dataclass(frozen=True)
-class Result:
-    """How remediation ended: mitigated, or escalate with a reason."""
-
-    mitigated: bool
-    reason: str
-    findings: list[incidents.Finding] = field(default_factory=list)
 
 
 def target_key(rule: CompiledRule, target: incidents.TargetRef) -> str:
@@ -177,15 +167,45 @@ class Engine:
         *,
         approver: str | None = None,
         action_id: str | None = None,
+        round_: int | None = None,
     ) -> tuple[str, Outcome | None, str]:
-        """Run one step under the guards; (status, outcome, the journaled reason a human reads)."""
+        """Run one step under the guards; (status, outcome, the journaled reason a human reads).
+
+        ``round_``: the findings round the step acted on, journaled with a new record."""
         action_id = action_id or new_id(self.clock())
         status, outcome = await self._execute(
-            incident_id, rule, step, target, context, approver=approver, action_id=action_id
+            incident_id, rule, step, target, context, approver=approver, action_id=action_id, round_=round_
         )
         async with self.store.read() as conn:
             row = await journal.get(conn, incident_id, action_id)
         return status, outcome, str((row or {}).get("reason") or status)
+
+    async def run_approved(
+        self,
+        incident_id: str,
+        rule: CompiledRule,
+        step: planning.Step,
+        target: incidents.TargetRef,
+        context: Mapping[str, Any],
+        *,
+        approver: str,
+        action_id: str,
+    ) -> str:
+        """Run a step a human approved through the same path as an automatic one (``execute``), after the
+        guards an approval does not lift (``planning.approval_block``); a refusal is journaled with its
+        code."""
+        radius = await self.preflight(rule, step.index, target, context) if target.valid else None
+        block = planning.approval_block(
+            target, allowed_namespaces=self.policy.namespaces, blast_radius=radius
+        )
+        if block is not None:
+            async with self.store.write() as conn:
+                await journal.update(conn, action_id, status="blocked", guard=block[0], reason=block[1])
+            return "blocked"
+        status, _outcome, _reason = await self.execute(
+            incident_id, rule, step, target, context, approver=approver, action_id=action_id
+        )
+        return status
 
     async def _execute(
         self,
@@ -197,6 +217,7 @@ class Engine:
         *,
         approver: str | None = None,
         action_id: str | None = None,
+        round_: int | None = None,
     ) -> tuple[str, Outcome | None]:
         """Lock, budget, storm seat, intent, run, result. Returns (status, outcome) — status as journaled."""
         spec = rule.rule.remediate[step.index]
@@ -215,6 +236,8 @@ class Engine:
             "requested_at": now,
             "approver": approver,
         }
+        if round_ is not None:  # absent, an approved step keeps the round its proposal was journaled with
+            base["round"] = round_
         if problem is not None:
             await self._journal(base, action_id, status="failed", reason=problem, new=approver is None)
             return "failed", None
@@ -338,11 +361,14 @@ class Engine:
     async def _journal(
         self, base: dict[str, Any], action_id: str, *, status: str, new: bool, **values: Any
     ) -> None:
+        """Write the step's record: a new one (automatic), or the proposal's own (approved) — with the same
+        fields either way, so an approved step and an automatic one journal alike."""
         async with self.store.write() as conn:
             if new:
                 await journal.add(conn, {**base, "status": status, **values})
             else:
-                await journal.update(conn, action_id, status=status, **values)
+                same = {k: v for k, v in base.items() if k not in ("id", "incident_id", "requested_at")}
+                await journal.update(conn, action_id, **{**same, "status": status, **values})
 
     async def _finish(self, action_id: str, status: str, **values: Any) -> None:
         async with self.store.write() as conn:
@@ -381,8 +407,10 @@ async def record_plan(
     *,
     now: float,
     escalating: bool,
+    round_: int | None = None,
 ) -> None:
-    """Journal the blocked steps, and the proposals when the incident is escalated."""
+    """Journal the blocked steps, and the proposals when the incident is escalated; ``round_`` is the
+    findings round the plan was decided on."""
     for step in result.steps:
         if step.status == "blocked" or (step.status == "awaiting_approval" and escalating):
             params, _ = engine.params_for(rule, step.index, context)
@@ -400,21 +428,19 @@ async def record_plan(
                     "params": params.model_dump(mode="json") if params is not None else {},
                     "dry_run": engine.policy.dry_run,
                     "requested_at": now,
+                    "round": round_,
                 },
             )
-    await incident_rows.add_event(
-        conn,
-        incident_id,
-        at=now,
-        kind="decision",
-        message=result.reason,
-        data={
-            "steps": [
-                {"action": s.action, "status": s.status, "guard": s.guard, "reason": s.reason}
-                for s in result.steps
-            ]
-        },
-    )
+
+
+def plan_data(result: planning.Plan) -> dict[str, Any]:
+    """The steps of a plan as the ``decision`` timeline event carries them."""
+    return {
+        "steps": [
+            {"action": s.action, "status": s.status, "guard": s.guard, "reason": s.reason}
+            for s in result.steps
+        ]
+    }
 
 
 def action_records(rows: Sequence[dict[str, Any]]) -> list[incidents.ActionRecord]:

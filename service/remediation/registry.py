@@ -1,7 +1,7 @@
-"""Every action, by the name rules use. Adding an action touches its module and one line here.
+"""Every action, by the name rules use. Adding an action touches its module and one line in ``FAMILIES``.
 
-The names equal ``service.model.catalog.ACTIONS`` and an action is safe-capable exactly when the catalog lists
-it in ``SAFE_CAPABLE_ACTIONS`` (tested), so that rule lint and the actions never disagree.
+Rule loading and ``rules lint`` read names, params models and ``safe_capable`` from here
+(``service.registries``), so the actions and rule lint never disagree and nothing else lists actions.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from service.remediation.actions import (
     scale,
     terminate_idle,
 )
-from service.remediation.base import ActionDef, Params
+from service.remediation.base import ActionDef
 
 FAMILIES: tuple[tuple[ActionDef, ...], ...] = (
     rollout_restart.ACTIONS,
@@ -32,8 +32,3 @@ FAMILIES: tuple[tuple[ActionDef, ...], ...] = (
 
 def actions() -> dict[str, ActionDef]:
     return {definition.name: definition for family in FAMILIES for definition in family}
-
-
-def param_models() -> dict[str, type[Params]]:
-    """Params model by action name, for ``rules lint`` and rule loading."""
-    return {name: definition.params for name, definition in actions().items()}

@@ -110,6 +110,43 @@ def test_guard_order_and_codes() -> None:
         assert result.apply is None, code
         assert result.blocked[0].guard == code
 
+    # the order: with every guard tripped, the first one speaks; lift them one by one and the next one does
+    tripped: list[tuple[str, str, dict[str, object]]] = [
+        (
+            "invalid_target",
+            "invalid target",
+            {"target": TARGET.model_copy(update={"valid": False, "error": "x"})},
+        ),
+        ("coordination_unavailable", "coordination unavailable", {"coordination_ok": False}),
+        ("paused", "automatic actions are paused", {"paused": True}),
+        ("namespace", "namespace shop is not in", {"allowed_namespaces": frozenset({"billing"})}),
+        ("blast_radius", "Alertmanager truncated the group", {"truncated": 2}),
+        ("flap", "flapping", {"last_mitigated": NOW - 600}),
+        (
+            "blast_radius",
+            "Deployment is paused",
+            {"blast_radius": {"kube.rollout_restart": "Deployment is paused"}},
+        ),
+        ("cooldown", "cooldown", {"last_action": {"kube.rollout_restart": NOW - 240}}),
+        ("max_attempts", "max attempts", {"attempts": {"kube.rollout_restart": 2}}),
+        ("budget", "budget", {"budget_left": 0}),
+        ("storm_brake", "storm brake", {"acting": 5}),
+    ]
+    seen = []
+    for lifted in range(len(tripped) + 1):
+        fields: dict[str, object] = {"target": TARGET}
+        for _, _, overrides in tripped[lifted:]:
+            fields.update(overrides)
+        result = plan.decide(RULE, ALERT, found(), plan.GuardState(**fields), now=NOW)  # type: ignore[arg-type]
+        if lifted == len(tripped):
+            assert result.apply is not None, "every guard lifted: the restart applies"
+        else:
+            assert result.apply is None, tripped[lifted]
+            blocked = result.blocked[0]
+            assert blocked.action == "kube.rollout_restart"
+            seen.append((blocked.guard, blocked.reason.startswith(tripped[lifted][1])))
+    assert seen == [(code, True) for code, _, _ in tripped]
+
 
 def test_kube_system_is_never_acted_on() -> None:
     target = TARGET.model_copy(update={"namespace": "kube-system"})

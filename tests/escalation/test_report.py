@@ -388,3 +388,20 @@ def test_hostile_timeline_messages_stay_text(messages: list[str], approver: str)
     for line in prose.splitlines():
         if line.startswith("| 2026-"):  # a timeline row keeps its four cells
             assert line.replace("\\\\", "").replace("\\|", "").count("|") == 5, line
+
+
+def test_the_kept_diagnosis_round_gives_the_opening_findings_their_summaries() -> None:
+    """A verification round does not hide the diagnosis: with the rounds, the opening table says why."""
+    mitigated = mitigated_detail()
+    diagnosis = [f.model_dump(mode="json") for f in FINDINGS]
+    mitigated["rounds"] = [
+        {"round": 1, "phase": "diagnosis", "at": iso(OPENED + 5), "findings": diagnosis},
+        {"round": 2, "phase": "verification", "at": iso(OPENED + 95), "findings": mitigated["findings"]},
+    ]
+    without = report.render(mitigated_detail(), checklist=[], now=OPENED + 3600)
+    rendered = report.render(mitigated, checklist=[], now=OPENED + 3600)
+    opening = rendered.split("## Findings at opening", 1)[1].split("### Latest check", 1)[0]
+    crashlooping = "| FAILED | `pods` | `kube.pods` | 0/3 ready, 3 crashlooping |"
+    assert crashlooping in opening and "accepted a connection in 4 ms" in opening
+    assert crashlooping not in without, "without the rounds, only the opening statuses are known"
+    assert "3/3 ready, 0 crashlooping" in rendered.split("### Latest check", 1)[1]

@@ -1,4 +1,4 @@
-"""The route table: which channels hear about an incident, strict parsing, and the fallback channel."""
+"""The route table applied: which channels hear about an incident, the settings' table, the fallback channel."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from service import errors
-from service.escalation import notifiers, routes
+from service.escalation import routes
 
 ALL = ["log", "webhook", "slack", "pagerduty"]
 TABLE = "critical=pagerduty+slack; warning=slack; rule:redis-failure=pagerduty; *=log"
@@ -51,31 +51,6 @@ def test_channels_that_are_not_configured_are_dropped_with_a_warning_at_start() 
     assert logs == []  # asked per incident: no warning then
 
 
-@pytest.mark.parametrize(
-    ("text", "why"),
-    [
-        ("critical", "expected selector=channel"),
-        ("=slack", "expected selector=channel"),
-        ("critical=", "one or more channels"),
-        ("critical=slack+", "one or more channels"),
-        ("critical=email", "unknown channel 'email'"),
-        ("crtical=slack", "unknown selector 'crtical'"),
-        ("severity:critical=slack", "unknown selector"),
-        ("rule:Redis_Failure=slack", "is not a rule name"),
-        ("rule:=slack", "is not a rule name"),
-        ("critical=slack;critical=pagerduty", "severity 'critical' appears twice"),
-        ("rule:a=slack;rule:a=log", "rule 'a' appears twice"),
-        ("*=log;*=slack", "'*' appears twice"),
-    ],
-)
-def test_mistakes_stop_the_start_with_an_error_naming_the_setting_and_the_entry(text: str, why: str) -> None:
-    with pytest.raises(errors.ConfigError) as caught:
-        routes.parse(text)
-    message = str(caught.value)
-    assert message.startswith("REMEDIATOR_NOTIFY_ROUTES: invalid entry")
-    assert why in message
-
-
 def test_the_settings_refuse_a_bad_table_or_fallback(make_settings: Any) -> None:
     with pytest.raises(errors.ConfigError, match=r"REMEDIATOR_NOTIFY_ROUTES: .*'pager'"):
         make_settings(notify_routes="critical=pager")
@@ -92,8 +67,8 @@ def test_the_route_table_of_the_settings_knows_which_channels_are_on(make_settin
         slack_webhook_url="http://127.0.0.1:9/hook",
         pagerduty_routing_key="k" * 32,
     )
-    assert notifiers.channels(settings) == ["log", "slack", "pagerduty"]
-    table = notifiers.route_table(settings)
+    assert settings.notify_channels == ["log", "slack", "pagerduty"]
+    table = routes.from_settings(settings)
     assert table.channels_for("critical", "x") == ["log", "pagerduty", "slack"]
     assert table.fallback_for("pagerduty") == "slack"
 

@@ -205,9 +205,13 @@ def test_roles_per_watched_namespace_and_verbs() -> None:
 
 def test_pod_delete_and_pvc_patch_only_when_enabled() -> None:
     for key in ("default", "minimal"):
-        for role in _docs(key, "Role"):
+        roles = _docs(key, "Role")
+        assert len(roles) == 1, (key, [role["metadata"] for role in roles])
+        for role in roles:
+            assert _grants(role, "", "pods"), (key, "the Role grants nothing on pods")
             assert "delete" not in _grants(role, "", "pods")
             assert "patch" not in _grants(role, "", "persistentvolumeclaims")
+    assert len(_docs("ha", "Role")) == 2  # shop and billing
     for role in _docs("ha", "Role"):
         assert "delete" in _grants(role, "", "pods")
         assert "patch" in _grants(role, "", "persistentvolumeclaims")

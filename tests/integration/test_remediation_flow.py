@@ -139,6 +139,30 @@ async def test_crashloop_is_restarted_once_verified_and_mitigated(
     assert full["findings"][0]["status"] == "ok", "the verify probe's finding is the latest"
 
 
+async def test_a_verified_restart_keeps_the_diagnosis_that_caused_it(
+    aiohttp_client: Any, make_settings: Any, rules_dir: Path, cluster: Any
+) -> None:
+    """The verification round does not hide why the action ran: both rounds are in the detail, in order,
+    and the action record names the diagnosis round it acted on."""
+    _kube, kubeconfig = cluster
+    write_rule(rules_dir)
+    client = await aiohttp_client(app_for(make_settings, kubeconfig))
+    await post(client, alert())
+    [incident] = await settled(client)
+    assert incident["state"] == "mitigated"
+    full = await detail(client, incident["id"])
+    diagnosis, verification = full["rounds"]
+    assert (diagnosis["round"], diagnosis["phase"]) == (1, "diagnosis")
+    [pods] = diagnosis["findings"]
+    assert (pods["id"], pods["status"], pods["facts"]["crashlooping"]) == ("pods", "failed", 3)
+    assert (verification["round"], verification["phase"]) == (2, "verification")
+    assert verification["findings"][0]["status"] == "ok"
+    assert diagnosis["at"] <= verification["at"]
+    assert full["findings"] == verification["findings"], "findings stay those of the latest round"
+    [action] = [a for a in full["actions"] if a["action"] == "kube.rollout_restart"]
+    assert action["status"] == "succeeded" and action["round"] == diagnosis["round"]
+
+
 @pytest.mark.parametrize(
     ("cooldown", "expected_restarts", "guard"), [("10m", 1, "cooldown"), ("0s", 2, "max_attempts")]
 )
@@ -295,3 +319,84 @@ async def test_the_kill_switch_survives_a_restart_of_the_service(
     assert len(restarts(kube)) == 0, (
         "the open incident takes the new alert; nothing acts behind a human's back"
     )
+
+
+SCALE_RULE = """\
+name: coordinator-api-outage
+runbook: Coordinator API Outage
+mttr_target: 2m
+severity: critical
+match:
+  - alertname="CoordinatorDown"
+target:
+  kind: Deployment
+  namespace: "{{ labels.namespace | default('default') }}"
+  name: coordinator
+diagnose:
+  - {id: pods, probe: kube.pods}
+remediate:
+  - action: kube.scale
+    safety: SAFETY
+    with: {replicas: 5, max: 5}
+"""
+
+#: fields of a journal record that say what was done, not when, by whom or under which id
+SAME = ("action", "status", "guard", "params", "dry_run", "request", "result", "reason")
+
+
+async def _scale_record(
+    aiohttp_client: Any, make_settings: Any, rules_dir: Path, tmp_path: Path, safety: str
+) -> Any:
+    (rules_dir / "coordinator-api-outage.yaml").write_text(SCALE_RULE.replace("SAFETY", safety))
+    async with KubeStandin() as kube:
+        kube.add_deployment("shop", "coordinator", replicas=3)
+        kubeconfig = kube.write_kubeconfig(tmp_path / f"kubeconfig-{safety}", namespace="shop")
+        settings = make_settings(
+            kubeconfig=kubeconfig,
+            approver_tokens="alice=alice-approves",
+            store_url=f"sqlite:///{tmp_path / f'{safety}.db'}",
+        )
+        client = await aiohttp_client(create_app(settings))
+        await post(client, alert())
+        [incident] = await settled(client)
+        [record] = (await detail(client, incident["id"]))["actions"]
+        if safety == "unsafe":
+            assert record["status"] == "awaiting_approval"
+            url = f"/v1/incidents/{incident['id']}/actions/{record['id']}/approve"
+            assert (await client.post(url, headers=ALICE)).status == 200
+            [record] = (await detail(client, incident["id"]))["actions"]
+        deployment = kube.get("Deployment", "shop", "coordinator")
+        assert deployment is not None and deployment["spec"]["replicas"] == 5
+        await client.close()
+        return record
+
+
+async def test_an_approved_step_journals_like_an_automatic_one(
+    aiohttp_client: Any, make_settings: Any, rules_dir: Path, tmp_path: Path
+) -> None:
+    automatic = await _scale_record(aiohttp_client, make_settings, rules_dir, tmp_path, "safe")
+    approved = await _scale_record(aiohttp_client, make_settings, rules_dir, tmp_path, "unsafe")
+    assert automatic["status"] == "succeeded" and automatic["request"]
+    assert {k: automatic[k] for k in SAME} == {k: approved[k] for k in SAME}
+    assert (automatic["approver"], approved["approver"]) == (None, "alice")
+
+
+async def test_an_approval_outside_the_namespace_allow_list_is_refused_with_its_guard(
+    aiohttp_client: Any, make_settings: Any, rules_dir: Path, cluster: Any
+) -> None:
+    kube, kubeconfig = cluster
+    write_rule(rules_dir)
+    client = await aiohttp_client(app_for(make_settings, kubeconfig, namespaces="billing"))
+    await post(client, alert())
+    [incident] = await settled(client)
+    [proposal] = [
+        a for a in (await detail(client, incident["id"]))["actions"] if a["status"] == "awaiting_approval"
+    ]
+    refused = await client.post(
+        f"/v1/incidents/{incident['id']}/actions/{proposal['id']}/approve", headers=ALICE
+    )
+    body = await refused.json()
+    assert refused.status == 409
+    assert (body["status"], body["guard"], body["approver"]) == ("blocked", "namespace", "alice")
+    assert "REMEDIATOR_NAMESPACES" in body["reason"]
+    assert kube.writes() == []

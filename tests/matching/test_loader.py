@@ -5,9 +5,13 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
+import pydantic
 import pytest
 
-from service.matching import loader
+from service import registries
+from service.matching import catalogue, loader
+
+CATALOGUE = registries.catalogue()
 
 DESIGN_EXAMPLE = """\
 name: coordinator-api-outage
@@ -86,7 +90,8 @@ BROKEN: dict[str, tuple[str, int, str]] = {
         "remediate[0].action: unknown action 'kube.restart'",
     ),
     "07-bad-cel.yaml": (
-        HEAD + "remediate:\n  - action: kube.scale\n    safety: safe\n    when: findings.pods.status ==\n",
+        HEAD
+        + "remediate:\n  - action: kube.rollout_restart\n    safety: safe\n    when: findings.pods.status ==\n",
         11,
         "remediate[0].when: bad CEL: Failed to parse expression 'findings.pods.status =='",
     ),
@@ -96,7 +101,8 @@ BROKEN: dict[str, tuple[str, int, str]] = {
         "YAML syntax error: mapping values are not allowed",
     ),
     "09-safe-approval-only.yml": (
-        HEAD + "remediate:\n  - action: kube.scale\n    safety: safe\n  - action: kube.rollout_undo\n"
+        HEAD
+        + "remediate:\n  - action: kube.rollout_restart\n    safety: safe\n  - action: kube.rollout_undo\n"
         "    safety: safe\n",
         12,
         "remediate[1].safety: kube.rollout_undo is approval-only and cannot be safety: safe",
@@ -123,8 +129,8 @@ def write(directory: Path, files: dict[str, str]) -> Path:
 
 def test_design_example_loads_without_a_single_lint_error(tmp_path: Path) -> None:
     write(tmp_path, {"coordinator.yaml": DESIGN_EXAMPLE})
-    assert loader.lint(tmp_path, today=date(2024, 5, 1)) == []
-    ruleset = loader.load_rules(tmp_path, today=date(2024, 5, 1))
+    assert loader.lint(tmp_path, catalogue=CATALOGUE, today=date(2024, 5, 1)) == []
+    ruleset = loader.load_rules(tmp_path, catalogue=CATALOGUE, today=date(2024, 5, 1))
     rule = ruleset.by_name("coordinator-api-outage")
     assert rule is not None
     assert ruleset.rules == (rule,)
@@ -139,7 +145,7 @@ def test_design_example_loads_without_a_single_lint_error(tmp_path: Path) -> Non
 def test_lint_reports_file_and_line_of_every_broken_rule(tmp_path: Path) -> None:
     for index, (name, (text, _, _)) in enumerate(BROKEN.items()):
         (tmp_path / name).write_text(text.replace("{name}", f"broken-{index}"))
-    errors = loader.lint(tmp_path, today=date(2024, 5, 1))
+    errors = loader.lint(tmp_path, catalogue=CATALOGUE, today=date(2024, 5, 1))
     assert [(Path(e.file).name, e.line) for e in errors] == [
         (name, line) for name, (_, line, _) in BROKEN.items()
     ]
@@ -152,7 +158,7 @@ def test_load_rules_raises_with_every_error_one_per_line(tmp_path: Path) -> None
     for index, (name, (text, _, _)) in enumerate(BROKEN.items()):
         (tmp_path / name).write_text(text.replace("{name}", f"broken-{index}"))
     with pytest.raises(loader.RuleLoadError) as caught:
-        loader.load_rules(tmp_path)
+        loader.load_rules(tmp_path, catalogue=CATALOGUE)
     lines = str(caught.value).splitlines()
     assert len(caught.value.errors) == len(BROKEN)
     first = tmp_path / "01-unknown-field.yaml"
@@ -186,7 +192,7 @@ remediate:
 """
         },
     )
-    found = [(e.line, e.message.split(":")[0]) for e in loader.lint(tmp_path)]
+    found = [(e.line, e.message.split(":")[0]) for e in loader.lint(tmp_path, catalogue=CATALOGUE)]
     assert found == [
         (3, "mttr_target"),
         (4, "unknown field 'colour'"),
@@ -212,11 +218,11 @@ match: [alertname="X"]
 target:
   namespace: shop
 remediate:
-  - action: kube.scale
+  - action: kube.rollout_restart
 """
         },
     )
-    assert [(e.line, e.message) for e in loader.lint(tmp_path)] == [
+    assert [(e.line, e.message) for e in loader.lint(tmp_path, catalogue=CATALOGUE)] == [
         (1, "runbook: required field is missing"),
         (4, "target.name: required field is missing"),
         (7, "remediate[0].safety: required field is missing"),
@@ -225,7 +231,7 @@ remediate:
 
 def test_wrong_type_is_reported_at_its_key(tmp_path: Path) -> None:
     write(tmp_path, {"types.yaml": HEAD.format(name="types") + "severity: urgent\ndiagnose: {id: pods}\n"})
-    assert [(e.line, e.message) for e in loader.lint(tmp_path)] == [
+    assert [(e.line, e.message) for e in loader.lint(tmp_path, catalogue=CATALOGUE)] == [
         (8, "severity: Input should be 'critical', 'high', 'warning' or 'info' (got 'urgent')"),
         (9, "diagnose: Input should be a valid list"),
     ]
@@ -234,7 +240,7 @@ def test_wrong_type_is_reported_at_its_key(tmp_path: Path) -> None:
 def test_constant_target_fields_are_checked_at_load(tmp_path: Path) -> None:
     text = HEAD.format(name="const").replace("name: coordinator", "name: Coordinator\n  selector: '*'")
     write(tmp_path, {"const.yaml": text})
-    assert [(e.line, e.message.split(":")[0]) for e in loader.lint(tmp_path)] == [
+    assert [(e.line, e.message.split(":")[0]) for e in loader.lint(tmp_path, catalogue=CATALOGUE)] == [
         (7, "target.name"),
         (8, "target.selector"),
     ]
@@ -242,21 +248,21 @@ def test_constant_target_fields_are_checked_at_load(tmp_path: Path) -> None:
 
 def test_match_mapping_gets_a_hint(tmp_path: Path) -> None:
     write(tmp_path, {"hint.yaml": HEAD.format(name="hint").replace('- alertname="X"', "- alertname: X")})
-    assert [(e.line, e.message) for e in loader.lint(tmp_path)] == [
+    assert [(e.line, e.message) for e in loader.lint(tmp_path, catalogue=CATALOGUE)] == [
         (5, 'match[0]: expected a matcher string; for "alertname: X" write alertname="X"'),
     ]
 
 
 def test_duplicate_keys_are_reported(tmp_path: Path) -> None:
     write(tmp_path, {"dup.yaml": HEAD.format(name="dup") + "severity: high\nseverity: critical\n"})
-    assert [(e.line, e.message) for e in loader.lint(tmp_path)] == [
+    assert [(e.line, e.message) for e in loader.lint(tmp_path, catalogue=CATALOGUE)] == [
         (9, "duplicate key 'severity' (first at line 8)"),
     ]
 
 
 def test_duplicate_rule_names_across_files(tmp_path: Path) -> None:
     write(tmp_path, {"a.yaml": HEAD.format(name="same"), "b.yaml": "# comment\n" + HEAD.format(name="same")})
-    errors = loader.lint(tmp_path)
+    errors = loader.lint(tmp_path, catalogue=CATALOGUE)
     assert [str(e) for e in errors] == [
         f"{tmp_path / 'b.yaml'}:2: error: duplicate rule name 'same' (also in {tmp_path / 'a.yaml'}:1)"
     ]
@@ -264,7 +270,7 @@ def test_duplicate_rule_names_across_files(tmp_path: Path) -> None:
 
 def test_file_that_is_not_a_mapping(tmp_path: Path) -> None:
     write(tmp_path, {"list.yaml": "- name: x\n", "empty.yaml": "# nothing yet\n"})
-    assert [(Path(e.file).name, e.line, e.message) for e in loader.lint(tmp_path)] == [
+    assert [(Path(e.file).name, e.line, e.message) for e in loader.lint(tmp_path, catalogue=CATALOGUE)] == [
         ("empty.yaml", 1, "empty rule file: expected one rule (name:, match:, target:, …)"),
         ("list.yaml", 1, "a rule file holds one mapping (name:, match:, target:, …), got list"),
     ]
@@ -272,7 +278,7 @@ def test_file_that_is_not_a_mapping(tmp_path: Path) -> None:
 
 def test_two_documents_in_one_file_is_an_error(tmp_path: Path) -> None:
     write(tmp_path, {"two.yaml": HEAD.format(name="one") + "---\n" + HEAD.format(name="two")})
-    [error] = loader.lint(tmp_path)
+    [error] = loader.lint(tmp_path, catalogue=CATALOGUE)
     assert (error.line, error.message) == (
         8,
         "YAML syntax error: but found another document (expected a single document in the stream at line 1)",
@@ -296,7 +302,7 @@ target: {name: coordinator}
 """
         },
     )
-    rule = loader.load_rules(tmp_path).rules[0]
+    rule = loader.load_rules(tmp_path, catalogue=CATALOGUE).rules[0]
     assert rule.matches({"alertname": "CoordinatorDown", "severity": "high"})
     assert rule.matches({"alertname": "HighErrorRate", "service": "coordinator", "severity": "critical"})
     assert not rule.matches({"alertname": "HighErrorRate", "service": "billing", "severity": "critical"})
@@ -307,31 +313,31 @@ target: {name: coordinator}
 def test_bad_any_is_an_error(tmp_path: Path, any_value: str) -> None:
     text = HEAD.format(name="bad-any").replace('- alertname="X"', f"- any: {any_value}")
     write(tmp_path, {"any.yaml": text})
-    [error] = loader.lint(tmp_path)
+    [error] = loader.lint(tmp_path, catalogue=CATALOGUE)
     assert error.line == 5
     assert error.message.startswith("match[0].any")
 
 
 def test_verify_must_name_a_diagnose_id(tmp_path: Path) -> None:
     text = HEAD.format(name="verify") + (
-        "diagnose:\n  - {id: pods, probe: kube.pods}\nremediate:\n  - action: kube.scale\n    safety: safe\n"
+        "diagnose:\n  - {id: pods, probe: kube.pods}\nremediate:\n  - action: kube.rollout_restart\n    safety: safe\n"
         "    verify: {probe: health}\n"
     )
     write(tmp_path, {"verify.yaml": text})
-    assert [(e.line, e.message) for e in loader.lint(tmp_path)] == [
+    assert [(e.line, e.message) for e in loader.lint(tmp_path, catalogue=CATALOGUE)] == [
         (13, "remediate[0].verify.probe: 'health' names no diagnose id (known: pods)")
     ]
 
 
 def test_review_age_warning_uses_the_given_day_and_does_not_block_loading(tmp_path: Path) -> None:
     write(tmp_path, {"old.yaml": HEAD.format(name="old") + "reviewed: 2024-03-01\n"})
-    assert loader.lint(tmp_path, today=date(2024, 4, 1)) == []  # 31 days: still fine
-    [warning] = loader.lint(tmp_path, today=date(2024, 4, 2))
+    assert loader.lint(tmp_path, catalogue=CATALOGUE, today=date(2024, 4, 1)) == []  # 31 days: still fine
+    [warning] = loader.lint(tmp_path, catalogue=CATALOGUE, today=date(2024, 4, 2))
     assert str(warning) == (
         f"{tmp_path / 'old.yaml'}:8: warning: rule last reviewed on 2024-03-01, 32 days ago (more than 31);"
         " review it and update reviewed:"
     )
-    ruleset = loader.load_rules(tmp_path, today=date(2024, 4, 2))
+    ruleset = loader.load_rules(tmp_path, catalogue=CATALOGUE, today=date(2024, 4, 2))
     assert len(ruleset) == 1
     assert ruleset.warnings == (warning,)
 
@@ -349,11 +355,14 @@ def test_files_load_in_name_order_and_other_files_are_ignored(tmp_path: Path) ->
             "README.md": "# rules",
         },
     )
-    assert [rule.name for rule in loader.load_rules(tmp_path).rules] == ["first", "second"]
+    assert [rule.name for rule in loader.load_rules(tmp_path, catalogue=CATALOGUE).rules] == [
+        "first",
+        "second",
+    ]
 
 
 def test_empty_directory_gives_an_empty_ruleset(tmp_path: Path) -> None:
-    ruleset = loader.load_rules(tmp_path)
+    ruleset = loader.load_rules(tmp_path, catalogue=CATALOGUE)
     assert ruleset.rules == ()
     assert ruleset.by_name("anything") is None
 
@@ -361,11 +370,83 @@ def test_empty_directory_gives_an_empty_ruleset(tmp_path: Path) -> None:
 def test_missing_directory_is_named(tmp_path: Path) -> None:
     missing = tmp_path / "no-such-rules"
     with pytest.raises(loader.RuleLoadError, match="no-such-rules' does not exist"):
-        loader.load_rules(missing)
-    assert [e.message for e in loader.lint(missing)] == [f"rules directory {str(missing)!r} does not exist"]
+        loader.load_rules(missing, catalogue=CATALOGUE)
+    assert [e.message for e in loader.lint(missing, catalogue=CATALOGUE)] == [
+        f"rules directory {str(missing)!r} does not exist"
+    ]
 
 
 def test_parse_rule_raises_with_lines() -> None:
     with pytest.raises(loader.RuleLoadError) as caught:
         loader.parse_rule(HEAD.format(name="x") + "  bogus: 1\n", file="inline.yaml")
     assert str(caught.value) == "inline.yaml:8: error: target: unknown field 'bogus'"
+
+
+ACTION_PARAMS = (
+    HEAD.format(name="params")
+    + """\
+remediate:
+  - action: kube.scale
+    safety: safe
+    with: {replicas: many, max: 5}
+  - action: kube.rollout_restart
+    safety: safe
+    with:
+      allow_single_replicas: true
+  - action: kube.scale
+    safety: safe
+    with: {replicas: "{{ labels.replicas }}", max: 5}
+"""
+)
+
+
+def test_action_params_are_checked_against_their_model_with_file_and_line(tmp_path: Path) -> None:
+    write(tmp_path, {"params.yaml": ACTION_PARAMS})
+    assert [(e.line, e.message.split(": Input")[0]) for e in loader.lint(tmp_path, catalogue=CATALOGUE)] == [
+        (11, "remediate[0].with.replicas: bad params for kube.scale"),
+        (
+            15,
+            "remediate[1].with.allow_single_replicas: bad params for kube.rollout_restart: Extra inputs are"
+            " not permitted",
+        ),
+    ], "a templated value (remediate[2]) is checked when it is rendered"
+
+
+def test_a_bad_action_param_stops_rule_loading(tmp_path: Path) -> None:
+    write(tmp_path, {"params.yaml": ACTION_PARAMS})
+    with pytest.raises(loader.RuleLoadError) as caught:
+        loader.load_rules(tmp_path, catalogue=CATALOGUE)
+    assert [(Path(e.file).name, e.line) for e in caught.value.errors] == [
+        ("params.yaml", 11),
+        ("params.yaml", 15),
+    ]
+
+
+def test_names_and_safety_come_from_the_catalogue_handed_in(tmp_path: Path) -> None:
+    class Params(pydantic.BaseModel):
+        model_config = pydantic.ConfigDict(extra="forbid")
+        depth: int
+
+    custom = catalogue.Catalogue(
+        probes={"custom.probe": Params},
+        actions={"custom.act": catalogue.KnownAction(Params, safe_capable=False)},
+    )
+    text = HEAD.format(name="custom") + (
+        "diagnose:\n  - {id: c, probe: custom.probe, with: {depth: 1}}\n  - {id: p, probe: kube.pods}\n"
+        "remediate:\n  - {action: custom.act, safety: unsafe, with: {depth: 2}}\n"
+        "  - {action: custom.act, safety: safe, with: {depth: x}}\n"
+    )
+    write(tmp_path, {"custom.yaml": text})
+    assert [(e.line, e.message.split(" (")[0]) for e in loader.lint(tmp_path, catalogue=custom)] == [
+        (10, "diagnose[1].probe: unknown probe 'kube.pods'"),
+        (
+            13,
+            "remediate[1].safety: custom.act is approval-only and cannot be safety: safe; use safety: unsafe"
+            " to propose it to a human",
+        ),
+        (
+            13,
+            "remediate[1].with.depth: bad params for custom.act: Input should be a valid integer, unable to"
+            " parse string as an integer",
+        ),
+    ]

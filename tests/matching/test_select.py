@@ -8,7 +8,10 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from service import registries
 from service.matching import loader, select
+
+CATALOGUE = registries.catalogue()
 
 
 def rule_text(name: str, match: list[object]) -> str:
@@ -19,7 +22,7 @@ def rule_text(name: str, match: list[object]) -> str:
 def load(tmp_path: Path, rules: dict[str, list[object]]) -> loader.RuleSet:
     for file_name, match in rules.items():
         (tmp_path / f"{file_name}.yaml").write_text(rule_text(file_name, match))
-    return loader.load_rules(tmp_path)
+    return loader.load_rules(tmp_path, catalogue=CATALOGUE)
 
 
 def test_first_matching_rule_in_file_name_order_wins(tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ import pytest
 import redis.asyncio
 
 from service import errors
-from service.records import coordination, coordination_redis
+from service.records import coordination, coordination_backend, coordination_redis
 from service.records.coordination import Coordination, CoordinationUnavailable
 from tests.support import procs
 
@@ -336,22 +336,22 @@ async def test_every_redis_key_but_the_kill_switch_expires(redis_server: procs.R
 
 
 async def test_connect_picks_the_backend_from_the_url(redis_server: procs.Redis) -> None:
-    local = coordination.connect("")
+    local = coordination_backend.connect("")
     assert isinstance(local, coordination.LocalCoordination)
-    remote = coordination.connect(redis_server.url)
+    remote = coordination_backend.connect(redis_server.url)
     assert isinstance(remote, coordination_redis.RedisCoordination)
     assert await remote.ping()
     await remote.close()
     await local.close()
     for url in ("http://user:hunter2@redis:6379", "redis://user:hunter2@redis:notaport/0"):
         with pytest.raises(errors.ConfigError) as raised:
-            coordination.connect(url)
+            coordination_backend.connect(url)
         assert "hunter2" not in str(raised.value)
 
 
 async def test_an_unreachable_redis_is_unavailable_not_a_crash(tmp_path: Path) -> None:
     port = procs.free_port()
-    coord = coordination.connect(f"redis://:s3cret@{procs.HOST}:{port}/0")
+    coord = coordination_backend.connect(f"redis://:s3cret@{procs.HOST}:{port}/0")
     try:
         assert not await coord.ping()
         with pytest.raises(CoordinationUnavailable) as raised:

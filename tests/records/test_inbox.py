@@ -80,3 +80,9 @@ async def test_an_expired_lease_is_claimed_again_and_release_returns_claims(stor
         "b"
     ]
     assert await inbox.backlog(store) == 2
+
+
+async def test_a_claimed_row_carries_the_rule_intake_matched(store: Store) -> None:
+    await insert(store, [{**row("a"), "rule": "high-error-rate"}, {**row("b"), "rule": None}])
+    claimed = await inbox.claim(store, "w1", limit=10, lease_s=60, now=time.time())
+    assert [(r.fingerprint, r.rule) for r in claimed] == [("a", "high-error-rate"), ("b", None)]

@@ -1222,6 +1222,7 @@ class KubeStandin(_Cluster):
         self.requests: list[RequestRecord] = []
         self._faults: list[_Fault] = []
         self._delays: list[_Delay] = []
+        self._paused: set[asyncio.Task[Any]] = set()  # handlers sleeping in a delay(); stop() ends them
         self._runner: web.AppRunner | None = None
 
     # ---------------------------------------------------------------------------------- lifecycle
@@ -1265,6 +1266,11 @@ class KubeStandin(_Cluster):
         for timer in self._timers.values():
             timer.cancel()
         self._timers.clear()
+        # a client that timed out has gone, so the server no longer waits for its handler: end it here
+        paused, self._paused = self._paused, set()
+        for task in paused:
+            task.cancel()
+        await asyncio.gather(*paused, return_exceptions=True)
         for watcher in list(self._watchers):
             watcher.queue.put_nowait(None)
         if self._runner is not None:
@@ -1355,6 +1361,15 @@ class KubeStandin(_Cluster):
 
     # ---------------------------------------------------------------------------------- dispatch
 
+    async def _pause(self, seconds: float) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._paused.add(task)
+        try:
+            await asyncio.sleep(seconds)
+        finally:
+            self._paused.discard(task)
+
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         raw = await request.read()
         record = RequestRecord(
@@ -1372,7 +1387,7 @@ class KubeStandin(_Cluster):
                 raise ApiError(401, "Unauthorized")
             pause = self._take(self._delays, request.method, request.path)
             if pause is not None:
-                await asyncio.sleep(pause.seconds)
+                await self._pause(pause.seconds)
             fault = self._take(self._faults, request.method, request.path)
             if fault is not None and not fault.apply:
                 raise fault.error()

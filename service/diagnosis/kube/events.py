@@ -18,6 +18,7 @@ from typing import Any
 
 from pydantic import Field
 
+from service.clients import kube_fields
 from service.clients.kube import KubeClient
 from service.diagnosis import redact
 from service.diagnosis.base import Observation, Params, ProbeContext, probe
@@ -142,15 +143,15 @@ async def _owned(kube: KubeClient, ctx: ProbeContext) -> Owned:
     pods = await kube.list_pods(target.namespace, selector, timeout=ctx.timeout_s)
     if deployment is None:
         return owned(
-            target.name, pods={common.name(p) for p in pods}, ordinal_pods=target.kind == "StatefulSet"
+            target.name, pods={kube_fields.name(p) for p in pods}, ordinal_pods=target.kind == "StatefulSet"
         )
     uid = (deployment.get("metadata") or {}).get("uid")
     replicasets = {
-        common.name(rs)
+        kube_fields.name(rs)
         for rs in await kube.list_replicasets(target.namespace, selector, timeout=ctx.timeout_s)
-        if common.owned_by(rs, "Deployment", target.name, uid)
+        if kube_fields.owned_by(rs, "Deployment", target.name, uid)
     }
-    own_pods = {common.name(p) for p in pods if common.owned_by(p, "ReplicaSet", replicasets)}
+    own_pods = {kube_fields.name(p) for p in pods if kube_fields.owned_by(p, "ReplicaSet", replicasets)}
     return owned(target.name, replicasets=replicasets, pods=own_pods)
 
 

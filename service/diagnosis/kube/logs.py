@@ -15,8 +15,10 @@ from typing import Any
 
 from pydantic import Field
 
+from service.clients import kube_fields
 from service.diagnosis.base import Observation, Params, ProbeContext, probe
 from service.diagnosis.kube import common
+from service.matching import names
 
 _ERROR = re.compile(r"(?i)\b(error|exception|fatal|panic|traceback)\b")
 EVIDENCE_TAIL_BYTES = 3968  # within the runner's default evidence limit (4096), with room for the marker
@@ -24,11 +26,11 @@ EVIDENCE_TAIL_BYTES = 3968  # within the runner's default evidence limit (4096),
 
 class LogsParams(Params):
     tail_lines: int = Field(100, ge=1, le=5000)
-    container: common.Name | None = None
+    container: names.Name | None = None
 
 
 def _status_of(pod: dict[str, Any], container: str | None) -> dict[str, Any]:
-    return next((c for c in common.container_statuses(pod) if c.get("name") == container), {})
+    return next((c for c in kube_fields.container_statuses(pod) if c.get("name") == container), {})
 
 
 def pick(
@@ -38,11 +40,11 @@ def pick(
     most-restarted one, else the first — and whether to read that container's previous instance (pure)."""
     if not pods:
         return None
-    pod = max(pods, key=lambda p: (common.restarts(p), not common.is_ready(p)))
+    pod = max(pods, key=lambda p: (kube_fields.restarts(p), not kube_fields.is_ready(p)))
     names = [str(c.get("name")) for c in (pod.get("spec") or {}).get("containers") or [] if c.get("name")]
     if container is None and names:
         restarts = {
-            str(c.get("name")): int(c.get("restartCount") or 0) for c in common.container_statuses(pod)
+            str(c.get("name")): int(c.get("restartCount") or 0) for c in kube_fields.container_statuses(pod)
         }
         container = max(names, key=lambda n: restarts.get(n, 0))  # the first of equals
     status = _status_of(pod, container)
@@ -83,7 +85,7 @@ async def logs_probe(ctx: ProbeContext, params: LogsParams) -> Observation:
     pod, container, previous = chosen
     text = await kube.read_log(
         ctx.target.namespace,
-        common.name(pod),
+        kube_fields.name(pod),
         container=container,
         previous=previous,
         tail_lines=params.tail_lines,
@@ -93,14 +95,16 @@ async def logs_probe(ctx: ProbeContext, params: LogsParams) -> Observation:
     lines = text.splitlines()
     errors = [line for line in lines if _ERROR.search(line)]
     facts = {
-        "pod": common.name(pod),
+        "pod": kube_fields.name(pod),
         "container": container,
         "previous": previous,
         "lines": len(lines),
         "error_lines": len(errors),
     }
     which = "previous container" if previous else "container"
-    summary = f"{len(lines)} lines from {which} {container} of {common.name(pod)}, {len(errors)} with errors"
+    summary = (
+        f"{len(lines)} lines from {which} {container} of {kube_fields.name(pod)}, {len(errors)} with errors"
+    )
     if errors:
         summary += f"; last: {errors[-1].strip()[:160]}"
     return Observation("degraded" if errors else "ok", summary, facts, tail(text))

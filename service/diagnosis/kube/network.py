@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from service.clients import kube_fields
 from service.diagnosis.base import Observation, Params, ProbeContext, probe
 from service.diagnosis.kube import common
 
@@ -59,19 +60,19 @@ def summarize(policies: list[dict[str, Any]], pod_labels: dict[str, str]) -> Obs
         types = spec.get("policyTypes") or (["Ingress", "Egress"] if spec.get("egress") else ["Ingress"])
         everything = not selector.get("matchLabels") and not selector.get("matchExpressions")
         if everything and "Ingress" in types and not spec.get("ingress"):
-            deny_in.append(common.name(policy))
+            deny_in.append(kube_fields.name(policy))
         if everything and "Egress" in types and not spec.get("egress"):
-            deny_out.append(common.name(policy))
+            deny_out.append(kube_fields.name(policy))
         if not selects(selector, pod_labels):
             continue
         if not everything:
-            selecting.append(common.name(policy))
+            selecting.append(kube_fields.name(policy))
         # policies add up: any policy that applies to the target's pods (an empty selector applies to every
         # pod) and has ingress rules lets some traffic in, whatever a deny-all says
         allows_in = allows_in or ("Ingress" in types and bool(spec.get("ingress")))
     facts = {
         "count": len(policies),
-        "policies": [common.name(p) for p in policies],
+        "policies": [kube_fields.name(p) for p in policies],
         "deny_all_ingress": bool(deny_in),
         "deny_all_egress": bool(deny_out),
         "selecting_target": selecting,

@@ -15,15 +15,17 @@ from __future__ import annotations
 
 from typing import Any
 
+from service.clients import kube_fields
 from service.diagnosis.base import Observation, Params, ProbeContext, probe
 from service.diagnosis.kube import common
+from service.matching import names
 from service.model.incidents import FindingStatus
 
 IMAGE_PULL = {"ErrImagePull", "ImagePullBackOff", "InvalidImageName"}
 
 
 class PodsParams(Params):
-    selector: common.Selector | None = None
+    selector: names.Selector | None = None
 
 
 def summarize(pods: list[dict[str, Any]], desired: int | None) -> Observation:
@@ -33,11 +35,11 @@ def summarize(pods: list[dict[str, Any]], desired: int | None) -> Observation:
     counts = {"ready": 0, "running": 0, "pending": 0, "crashlooping": 0, "oomkilled": 0, "imagepull": 0}
     total_restarts = 0
     for pod in pods:
-        pod_phase = common.phase(pod)
+        pod_phase = kube_fields.phase(pod)
         phases[pod_phase] = phases.get(pod_phase, 0) + 1
-        reason = common.waiting_reason(pod)
-        last = common.last_terminated_reason(pod)
-        ready = common.is_ready(pod)
+        reason = kube_fields.waiting_reason(pod)
+        last = kube_fields.last_terminated_reason(pod)
+        ready = kube_fields.is_ready(pod)
         counts["ready"] += ready
         counts["running"] += pod_phase == "Running"
         counts["crashlooping"] += reason == "CrashLoopBackOff"
@@ -45,15 +47,15 @@ def summarize(pods: list[dict[str, Any]], desired: int | None) -> Observation:
         counts["imagepull"] += reason in IMAGE_PULL
         # like kubectl's STATUS column: a Pending pod that cannot pull its image is counted as imagepull
         counts["pending"] += pod_phase == "Pending" and reason not in IMAGE_PULL | {"CrashLoopBackOff"}
-        pod_restarts = common.restarts(pod)
+        pod_restarts = kube_fields.restarts(pod)
         total_restarts += pod_restarts
         rows.append(
             {
-                "name": common.name(pod),
+                "name": kube_fields.name(pod),
                 "phase": pod_phase,
                 "ready": ready,
                 "restarts": pod_restarts,
-                "reason": reason or last or common.pod_level_reason(pod) or "",
+                "reason": reason or last or kube_fields.pod_level_reason(pod) or "",
                 "last_terminated": last or "",
             }
         )

@@ -19,6 +19,7 @@ from typing import Any
 
 from pydantic import Field
 
+from service.clients import kube_fields
 from service.diagnosis.base import Observation, Params, ProbeContext, probe
 from service.diagnosis.kube import common
 
@@ -63,7 +64,7 @@ def limits(pods: list[dict[str, Any]]) -> dict[str, dict[str, float | None]]:
             c, m = quantity(limit.get("cpu")), quantity(limit.get("memory"))
             cpu = None if cpu is None or c is None else cpu + c
             memory = None if memory is None or m is None else memory + m
-        result[common.name(pod)] = {"cpu": cpu, "memory": memory}
+        result[kube_fields.name(pod)] = {"cpu": cpu, "memory": memory}
     return result
 
 
@@ -154,7 +155,7 @@ async def resources_probe(ctx: ProbeContext, params: ResourcesParams) -> Observa
     pods = await kube.list_pods(ctx.target.namespace, selector, timeout=ctx.timeout_s)
     if not pods:
         return Observation("skipped", f"no pods match {selector}")
-    names = common.promql_one_of(common.name(p) for p in pods)  # the namespace was validated (DNS-1123)
+    names = common.promql_one_of(kube_fields.name(p) for p in pods)  # the namespace was validated (DNS-1123)
     scope = f'namespace="{ctx.target.namespace}", pod=~"{names}", container!="", container!="POD"'
     window = params.window
     cpu = await prometheus.query(

@@ -14,15 +14,17 @@ from typing import Any
 
 from pydantic import Field
 
+from service.clients import kube_fields
 from service.clients.kube import NotFound
 from service.diagnosis.base import Observation, Params, ProbeContext, probe
 from service.diagnosis.kube import common
 from service.diagnosis.kube.resources import quantity
+from service.matching import names
 from service.model.incidents import FindingStatus
 
 
 class PvcParams(Params):
-    claim: common.Name | None = None
+    claim: names.Name | None = None
     warn_ratio: float = Field(0.85, gt=0, le=1)
     fail_ratio: float = Field(0.95, gt=0, le=1)
 
@@ -49,7 +51,7 @@ def summarize(
     """Facts and status of the claims (pure)."""
     rows = []
     for claim in claims:
-        name = common.name(claim)
+        name = kube_fields.name(claim)
         status = claim.get("status") or {}
         declared = quantity((status.get("capacity") or {}).get("storage"))
         cap = capacity.get(name) or declared
@@ -104,7 +106,7 @@ async def pvc_probe(ctx: ProbeContext, params: PvcParams) -> Observation:
         except ValueError as exc:
             return Observation("error", str(exc))
         wanted = claimed_by(await kube.list_pods(namespace, selector, timeout=ctx.timeout_s))
-    claims = [c for c in claims if common.name(c) in wanted]
+    claims = [c for c in claims if kube_fields.name(c) in wanted]
     if params.claim and not claims:
         return Observation(
             "skipped", f"no PersistentVolumeClaim {params.claim} in {namespace}", {"claims": []}
@@ -121,7 +123,7 @@ async def pvc_probe(ctx: ProbeContext, params: PvcParams) -> Observation:
     used: dict[str, float] = {}
     capacity: dict[str, float] = {}
     if ctx.clients.prometheus is not None and claims:
-        names = common.promql_one_of(common.name(c) for c in claims)
+        names = common.promql_one_of(kube_fields.name(c) for c in claims)
         scope = f'namespace="{namespace}", persistentvolumeclaim=~"{names}"'
         for target, metric in ((used, "used"), (capacity, "capacity")):
             for sample in await ctx.clients.prometheus.query(

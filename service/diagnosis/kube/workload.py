@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from service.clients import kube_fields
 from service.diagnosis.base import Observation, Params, ProbeContext, probe
 from service.diagnosis.kube import common
 from service.model.incidents import FindingStatus
@@ -33,7 +34,7 @@ def summarize(deployment: dict[str, Any], hpas: list[dict[str, Any]]) -> Observa
     conditions = {c.get("type"): c for c in status.get("conditions") or []}
     progressing = conditions.get("Progressing") or {}
     deadline = progressing.get("reason") == "ProgressDeadlineExceeded"
-    name = common.name(deployment)
+    name = kube_fields.name(deployment)
     owner = next(
         (
             h
@@ -55,7 +56,7 @@ def summarize(deployment: dict[str, Any], hpas: list[dict[str, Any]]) -> Observa
         "rollout_in_progress": observed < generation or updated < replicas,
         "progress_deadline_exceeded": deadline,
         "hpa": owner is not None,
-        "hpa_name": common.name(owner) if owner else None,
+        "hpa_name": kube_fields.name(owner) if owner else None,
         "revision": (meta.get("annotations") or {}).get("deployment.kubernetes.io/revision"),
     }
     notes = [

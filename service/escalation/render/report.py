@@ -175,8 +175,8 @@ def _event(event: dict[str, Any]) -> tuple[str, str]:
 def _findings(detail: dict[str, Any], bundle: dict[str, Any]) -> list[str]:
     """Findings at opening (the first diagnosis) and, when a later check differs, the latest ones.
 
-    The store keeps the latest round; the opening statuses come from the ``diagnosis.finished`` event, and
-    their summaries from the latest round or the bundle when either is that same diagnosis.
+    The opening statuses come from the ``diagnosis.finished`` event, and their summaries from the latest
+    round, a kept earlier round (``rounds``) or the bundle when one is that same diagnosis.
     """
     latest = text.objects(detail.get("findings"))
     first = next(
@@ -194,8 +194,9 @@ def _findings(detail: dict[str, Any], bundle: dict[str, Any]) -> list[str]:
     heading = f"## Findings at opening ({text.md_text(text.clock(first.get('at')))})"
     if _statuses(latest) == opening:
         return [heading, markdown.findings_table(latest)]
-    same = text.objects(bundle.get("findings"))
-    if same and _statuses(same) == opening:
+    kept = [text.objects(r.get("findings")) for r in text.objects(detail.get("rounds"))]
+    same = next((f for f in [*kept, text.objects(bundle.get("findings"))] if _statuses(f) == opening), [])
+    if same:
         return [heading, markdown.findings_table(same), "### Latest check", markdown.findings_table(latest)]
     rows = [[text.md_text(text.string(s).upper(), 20), text.md_code(k, 100)] for k, s in opening.items()]
     parts = [heading, markdown.table(["Status", "ID"], rows)]

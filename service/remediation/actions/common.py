@@ -11,9 +11,9 @@ from typing import Any
 from pydantic import Field
 
 from service import errors
+from service.clients import kube_fields
 from service.clients.kube import KubeClient
 from service.clients.postgres import PostgresConnector
-from service.diagnosis.kube import common as kube_common
 from service.remediation.base import ActionContext, Outcome, Params, Request
 
 GUARD = "preflight"
@@ -86,7 +86,7 @@ def generation(obj: dict[str, Any]) -> int:
 
 def check_not_paused(deployment: dict[str, Any]) -> None:
     if (deployment.get("spec") or {}).get("paused"):
-        raise refuse(f"deployment {kube_common.name(deployment)} is paused (kubectl rollout resume first)")
+        raise refuse(f"deployment {kube_fields.name(deployment)} is paused (kubectl rollout resume first)")
 
 
 def check_no_rollout(deployment: dict[str, Any]) -> None:
@@ -108,7 +108,7 @@ def hpa_owner(hpas: list[dict[str, Any]], deployment: str) -> str | None:
     for hpa in hpas:
         ref = (hpa.get("spec") or {}).get("scaleTargetRef") or {}
         if ref.get("kind") == "Deployment" and ref.get("name") == deployment:
-            return kube_common.name(hpa)
+            return kube_fields.name(hpa)
     return None
 
 
@@ -126,7 +126,7 @@ async def target_pods(ctx: ActionContext, kube: KubeClient) -> tuple[str, list[d
     if not selector and ctx.target.kind == "Deployment":
         deployment = await kube.read_deployment(ctx.target.namespace, ctx.target.name, timeout=ctx.timeout_s)
         labels = ((deployment.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
-        selector = kube_common.selector_from_match_labels(labels) if labels else None
+        selector = kube_fields.selector_from_match_labels(labels) if labels else None
     if not selector:
         raise refuse(f"no pod selector for {ctx.target.key}: set target.selector in the rule")
     check_narrow(selector)

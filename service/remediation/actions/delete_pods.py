@@ -19,7 +19,7 @@ from typing import Any, Self
 from pydantic import Field, model_validator
 
 from service.clients import kube as kube_client
-from service.diagnosis.kube import common as pods
+from service.clients import kube_fields
 from service.remediation.actions import common
 from service.remediation.base import ActionContext, Outcome, Params, Request, action
 
@@ -44,7 +44,7 @@ class DeletePodsParams(Params):
 async def check(ctx: ActionContext, params: DeletePodsParams) -> tuple[str, list[str]]:
     """``(selector, pod names)`` of the target; refused when there is no pod."""
     selector, found = await common.target_pods(ctx, common.kube_of(ctx))
-    names = [pods.name(p) for p in found]
+    names = [kube_fields.name(p) for p in found]
     if not names:
         raise common.refuse(f"no pod of {ctx.target.key} matches {selector}")
     return selector, names

@@ -18,25 +18,26 @@ from __future__ import annotations
 from typing import Any
 
 from service.clients import kube as kube_client
-from service.diagnosis.kube import common as pods
+from service.clients import kube_fields
+from service.matching import names
 from service.remediation.actions import common
 from service.remediation.base import ActionContext, Outcome, Params, Request, action
 
 
 class EvictPodParams(Params):
-    pod: pods.Name | None = None
+    pod: names.Name | None = None
 
 
 def worst(candidates: list[dict[str, Any]]) -> dict[str, Any] | None:
     """The pod to evict: not ready first, then most restarts, then oldest; only unhealthy ones."""
-    unhealthy = [p for p in candidates if not pods.is_ready(p) or pods.restarts(p) > 0]
+    unhealthy = [p for p in candidates if not kube_fields.is_ready(p) or kube_fields.restarts(p) > 0]
     if not unhealthy:
         return None
     return min(
         unhealthy,
         key=lambda p: (
-            pods.is_ready(p),
-            -pods.restarts(p),
+            kube_fields.is_ready(p),
+            -kube_fields.restarts(p),
             str((p.get("metadata") or {}).get("creationTimestamp") or ""),
         ),
     )
@@ -46,7 +47,7 @@ async def check(ctx: ActionContext, params: EvictPodParams) -> dict[str, Any]:
     """The pod to evict, if there is one within the blast radius; else refused."""
     selector, found = await common.target_pods(ctx, common.kube_of(ctx))
     if params.pod is not None:
-        chosen = next((p for p in found if pods.name(p) == params.pod), None)
+        chosen = next((p for p in found if kube_fields.name(p) == params.pod), None)
         if chosen is None:
             raise common.refuse(f"pod {params.pod} is not one of {ctx.target.key}'s pods ({selector})")
     else:
@@ -56,7 +57,7 @@ async def check(ctx: ActionContext, params: EvictPodParams) -> dict[str, Any]:
                 f"all {len(found)} pods of {ctx.target.key} are ready and never restarted: nothing to evict"
             )
     if common.terminating(chosen):
-        raise common.refuse(f"pod {pods.name(chosen)} is already terminating")
+        raise common.refuse(f"pod {kube_fields.name(chosen)} is already terminating")
     return chosen
 
 
@@ -68,7 +69,7 @@ async def preflight(ctx: ActionContext, params: EvictPodParams) -> str | None:
 async def evict_pod(ctx: ActionContext, params: EvictPodParams) -> Outcome:
     kube = common.kube_of(ctx)
     chosen = await check(ctx, params)
-    namespace, pod = ctx.target.namespace, pods.name(chosen)
+    namespace, pod = ctx.target.namespace, kube_fields.name(chosen)
     request = Request(
         "POST",
         common.eviction_path(namespace, pod),
@@ -78,8 +79,8 @@ async def evict_pod(ctx: ActionContext, params: EvictPodParams) -> Outcome:
     facts = {
         "pod": pod,
         "node": (chosen.get("spec") or {}).get("nodeName"),
-        "ready": pods.is_ready(chosen),
-        "restarts": pods.restarts(chosen),
+        "ready": kube_fields.is_ready(chosen),
+        "restarts": kube_fields.restarts(chosen),
     }
     state = f"{'ready' if facts['ready'] else 'not ready'}, {facts['restarts']} restarts"
     if ctx.dry_run:

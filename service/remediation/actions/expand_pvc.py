@@ -20,7 +20,8 @@ from typing import Annotated, Any
 from pydantic import AfterValidator
 
 from service.clients import kube as kube_client
-from service.diagnosis.kube import common as kube_common
+from service.clients import kube_fields
+from service.matching import names
 from service.remediation.actions import common
 from service.remediation.base import ActionContext, Outcome, Params, Request, action
 
@@ -67,7 +68,7 @@ Size = Annotated[str, AfterValidator(_check_size)]
 
 
 class ExpandPvcParams(Params):
-    claim: kube_common.Name
+    claim: names.Name
     size: Size
 
 
@@ -80,7 +81,7 @@ async def check(ctx: ActionContext, params: ExpandPvcParams) -> tuple[str, str]:
     kube = common.kube_of(ctx)
     namespace = ctx.target.namespace
     claims = await kube.list_pvcs(namespace, timeout=ctx.timeout_s)
-    claim = next((c for c in claims if kube_common.name(c) == params.claim), None)
+    claim = next((c for c in claims if kube_fields.name(c) == params.claim), None)
     if claim is None:
         raise common.refuse(f"no PersistentVolumeClaim {params.claim} in namespace {namespace}")
     spec, status = claim.get("spec") or {}, claim.get("status") or {}

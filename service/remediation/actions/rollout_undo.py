@@ -19,7 +19,7 @@ import copy
 from typing import Any
 
 from service.clients import kube as kube_client
-from service.diagnosis.kube import common as kube_common
+from service.clients import kube_fields
 from service.remediation.actions import common
 from service.remediation.base import ActionContext, Outcome, Params, Request, action
 
@@ -63,10 +63,10 @@ async def check(ctx: ActionContext, params: RolloutUndoParams) -> tuple[dict[str
     if not labels:
         raise common.refuse(f"deployment {ctx.target.name} has no matchLabels to find its ReplicaSets by")
     found = await kube.list_replicasets(
-        ctx.target.namespace, kube_common.selector_from_match_labels(labels), timeout=ctx.timeout_s
+        ctx.target.namespace, kube_fields.selector_from_match_labels(labels), timeout=ctx.timeout_s
     )
     uid = (deployment.get("metadata") or {}).get("uid")
-    owned = [rs for rs in found if kube_common.owned_by(rs, "Deployment", ctx.target.name, uid)]
+    owned = [rs for rs in found if kube_fields.owned_by(rs, "Deployment", ctx.target.name, uid)]
     current = revision(deployment) or max((revision(rs) for rs in owned), default=0)
     older = [rs for rs in owned if 0 < revision(rs) < current]
     if not older:

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from service import keys
 from service.app import create_app
-from service.escalation.timers import EscalationTimers
+from service.lifecycle.timers import EscalationTimers
 from service.records import schema
 from tests.conftest import TOKEN, eventually, load_fixture
 
@@ -39,7 +39,7 @@ async def events(client: Any, incident_id: str) -> list[tuple[str, str]]:
 
 def timers_of(client: Any) -> EscalationTimers:
     app = client.app
-    return EscalationTimers(app[keys.STORE], app[keys.HANDOFF], on_notify=app[keys.OUTBOX].wake)
+    return EscalationTimers(app[keys.STORE], app[keys.LIFECYCLE], on_notify=app[keys.OUTBOX].wake)
 
 
 async def escalated_at(client: Any, incident_id: str) -> float:

@@ -13,7 +13,7 @@ from aiohttp.test_utils import TestServer
 
 from service import errors
 from service.app import create_app
-from service.escalation import slack
+from service.escalation.channels import slack
 from service.records.outbox import Delivery
 from tests.conftest import TOKEN, eventually, load_fixture
 

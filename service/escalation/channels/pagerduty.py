@@ -1,4 +1,6 @@
-"""The PagerDuty notifier: one Events API v2 alert per incident (``dedup_key`` = incident id).
+"""The PagerDuty channel: one Events API v2 alert per incident (``dedup_key`` = incident id).
+
+This module sends; ``render.pagerduty`` builds the body.
 
 Outbox event → PagerDuty ``event_action``: ``trigger`` and ``escalate:N`` → ``trigger`` (the same
 ``dedup_key``, so a re-trigger updates the open alert instead of paging again), ``acknowledge`` →
@@ -6,8 +8,8 @@ Outbox event → PagerDuty ``event_action``: ``trigger`` and ``escalate:N`` → 
 alert stays open until the incident resolves).
 
 Answers: 202 delivered; 429 and 5xx retried (Retry-After honoured); 400 is an invalid event and is not
-retried — PagerDuty's ``errors`` are recorded. The body is built by ``render.pagerduty``; this module
-only sends it. It never logs or records the routing key.
+retried — PagerDuty's ``errors`` are recorded. Each request carries the delivery id as ``Idempotency-Key``.
+It never logs or records the routing key.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import orjson
 import structlog
 
 from service import errors
-from service.escalation import notifiers
+from service.escalation.channels import http
 from service.escalation.render import pagerduty as render
 from service.records.outbox import Delivery
 
@@ -60,13 +62,13 @@ class PagerDutyNotifier:
         document["dedup_key"] = delivery.incident_id  # one alert per incident, even for a partial bundle
         data = orjson.dumps(document)
         headers = {"Content-Type": "application/json", "Idempotency-Key": delivery.delivery_id}
-        answer = await notifiers.post(self._session, self._url, data, headers, channel=CHANNEL)
+        answer = await http.post(self._session, self._url, data, headers, channel=CHANNEL)
         if 200 <= answer.status < 300:
             return
-        notifiers.busy(self._scrubbed(answer), CHANNEL)
+        http.busy(self._scrubbed(answer), CHANNEL)
         raise errors.Permanent(f"pagerduty answered {answer.status}: {self._reason(answer)}")
 
-    def _reason(self, answer: notifiers.Answer) -> str:
+    def _reason(self, answer: http.Answer) -> str:
         """PagerDuty's ``message`` and ``errors`` from a rejection, else the start of the body."""
         text = self._scrubbed(answer).text
         try:
@@ -80,10 +82,8 @@ class PagerDutyNotifier:
         head = str(detail.get("message") or detail.get("status") or "")
         return (f"{head}: {listed}" if head and listed else head or listed or text)[:500]
 
-    def _scrubbed(self, answer: notifiers.Answer) -> notifiers.Answer:
+    def _scrubbed(self, answer: http.Answer) -> http.Answer:
         """The answer with any echo of the routing key masked (it is recorded and logged)."""
         if self._routing_key not in answer.text:
             return answer
-        return notifiers.Answer(
-            answer.status, answer.retry_after, answer.text.replace(self._routing_key, "***")
-        )
+        return http.Answer(answer.status, answer.retry_after, answer.text.replace(self._routing_key, "***"))

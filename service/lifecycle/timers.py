@@ -1,8 +1,9 @@
 """Escalation timers: raise unacknowledged incidents through the matrix when their next level is due.
 
 The due time is stored on the incident (``next_escalation_at``), so timers survive restarts; raising a level
-is a conditional update on the level read, and its notification is keyed by (incident, channel,
-``escalate:N``), so two workers, or a restart between, never skip or repeat a level.
+(``Lifecycle.raise_level``) is a compare-and-set on the level read, and its notification is keyed by
+(incident, channel, ``escalate:N``), so two workers, or a restart between, never skip or repeat a level.
+This module only finds what is due; it writes nothing itself.
 """
 
 from __future__ import annotations
@@ -16,8 +17,7 @@ import sqlalchemy as sa
 import structlog
 
 from service import errors
-from service.escalation import matrix
-from service.escalation.handoff import Handoff
+from service.lifecycle.transitions import Lifecycle
 from service.records import schema
 from service.records.store import Store, plain
 
@@ -29,14 +29,14 @@ class EscalationTimers:
     def __init__(
         self,
         store: Store,
-        handoff: Handoff,
+        lifecycle: Lifecycle,
         *,
         on_notify: Callable[[], None],
         clock: Callable[[], float] = time.time,
         interval_s: float = 5.0,
     ) -> None:
         self._store = store
-        self._handoff = handoff
+        self._lifecycle = lifecycle
         self._on_notify = on_notify
         self._clock = clock
         self._interval = interval_s
@@ -76,29 +76,8 @@ class EscalationTimers:
         raised = 0
         async with self._store.write() as conn:
             for row in (await conn.execute(due)).mappings().all():
-                incident = plain(row)
-                level = int(incident["escalation_level"]) + 1
-                step = matrix.next_level(
-                    level - 1,
-                    str(incident["severity"]),
-                    float(incident["escalated_at"] or incident["opened_at"]),
-                )
-                if step is None:  # nothing further in the matrix: stop the timer
-                    await conn.execute(
-                        sa.update(T).where(T.c.id == incident["id"]).values(next_escalation_at=None)
-                    )
-                    continue
-                claimed = await conn.execute(
-                    sa.update(T)
-                    .where(
-                        T.c.id == incident["id"], T.c.escalation_level == level - 1, T.c.acked_at.is_(None)
-                    )
-                    .values(escalation_level=level)
-                )
-                if not claimed.rowcount:  # another worker raised it meanwhile
-                    continue
-                await self._handoff.raise_level(conn, incident, level=level, now=now)
-                raised += 1
+                if await self._lifecycle.raise_level(conn, plain(row), now=now) is not None:
+                    raised += 1
         if raised:
             self._on_notify()
             log.info("timers.raised", incidents=raised)

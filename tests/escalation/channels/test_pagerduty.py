@@ -14,7 +14,8 @@ from structlog.testing import capture_logs
 
 from service import errors
 from service.app import create_app
-from service.escalation import bundle, links, pagerduty
+from service.escalation import bundle, links
+from service.escalation.channels import pagerduty
 from service.model import alerts, incidents
 from service.records.outbox import Delivery
 from tests.conftest import TOKEN, eventually, load_fixture

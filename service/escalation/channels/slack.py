@@ -1,4 +1,6 @@
-"""The Slack notifier: Block Kit messages to an incoming webhook, at most one per second.
+"""The Slack channel: Block Kit messages to an incoming webhook, at most one per second.
+
+This module sends; ``render.slack`` builds the message.
 
 Slack allows an incoming webhook about one message per second. The outbox worker sends deliveries
 concurrently, so this notifier serialises them itself: one lock, and the time before which the next
@@ -9,7 +11,8 @@ process: replicas sharing one webhook URL each keep their own.
 Answers: 200 delivered; 429 and 5xx retried (Retry-After honoured); 400 (``invalid_payload``…), 403
 (``action_prohibited``, revoked token), 404 (``no_service``, ``channel_not_found``), 410
 (``channel_is_archived``) are not retried. The webhook URL is the credential: it never appears in a log
-or an error. The message is built by ``render.slack``; this module only sends it.
+or an error. Incoming webhooks take no idempotency key, so none is sent: a repeated delivery (at least
+once) posts the message again.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import aiohttp
 import orjson
 
 from service import errors
-from service.escalation import notifiers
+from service.escalation.channels import http
 from service.escalation.render import slack as render
 from service.records.outbox import Delivery
 
@@ -57,7 +60,7 @@ class SlackNotifier:
             if wait > 0:
                 await asyncio.sleep(wait)
             try:
-                answer = await notifiers.post(
+                answer = await http.post(
                     self._session, self._url, data, headers, channel=CHANNEL, secret_url=True
                 )
             finally:
@@ -67,5 +70,5 @@ class SlackNotifier:
                 self._not_before = max(self._not_before, self._clock() + pause)
         if answer.status < 300:
             return
-        notifiers.busy(answer, CHANNEL)
+        http.busy(answer, CHANNEL)
         raise errors.Permanent(f"slack answered {answer.status}: {answer.text[:200]}")

@@ -1,0 +1,23 @@
+"""The log channel (always on): the bundle as one structured log event, ``notify.bundle``."""
+
+from __future__ import annotations
+
+import structlog
+
+from service.escalation import bundle
+from service.escalation.channels import base
+from service.records.outbox import Delivery
+
+log = structlog.get_logger(__name__)
+
+
+class LogNotifier:
+    """Prints the bundle as a structured log event."""
+
+    name = "log"
+
+    async def send(self, delivery: Delivery) -> None:
+        document = base.body(delivery)
+        document["notification"] = document.pop("event")  # "event" is the log event's own name
+        findings = document.get("bundle", {}).get("findings", [])
+        log.info("notify.bundle", findings_table=bundle.findings_table(findings), **document)

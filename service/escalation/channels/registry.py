@@ -1,0 +1,32 @@
+"""The channels that are on, built once at start from the settings, by channel name."""
+
+from __future__ import annotations
+
+import aiohttp
+
+from service.escalation.channels import base, log, pagerduty, slack, webhook
+from service.settings import Settings
+
+
+def build(settings: Settings, session: aiohttp.ClientSession) -> dict[str, base.Notifier]:
+    """The notifiers of ``settings.notify_channels``, by channel name."""
+    notifiers: dict[str, base.Notifier] = {"log": log.LogNotifier()}
+    if settings.notify_webhook_url:
+        token = settings.notify_webhook_token.get_secret_value() if settings.notify_webhook_token else None
+        secret = settings.notify_webhook_secret
+        notifiers["webhook"] = webhook.WebhookNotifier(
+            session,
+            settings.notify_webhook_url,
+            token,
+            secret=secret.get_secret_value().encode() if secret else None,
+        )
+    if settings.slack_webhook_url is not None:
+        notifiers["slack"] = slack.SlackNotifier(session, settings.slack_webhook_url.get_secret_value())
+    if settings.pagerduty_routing_key is not None:
+        notifiers["pagerduty"] = pagerduty.PagerDutyNotifier(
+            session,
+            routing_key=settings.pagerduty_routing_key.get_secret_value(),
+            url=settings.pagerduty_url,
+            source=settings.base_url,
+        )
+    return notifiers
