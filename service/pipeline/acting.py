@@ -1,0 +1,127 @@
+"""Acting on an incident: the decided safe step runs under the guards and is verified, or a step a
+human approved runs through the engine's same path (``run_approved``)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from service.decision import plan as planning
+from service.matching import templates
+from service.model import alerts, incidents
+from service.pipeline.cases import Case, action_kind, escalation_reason, proposals_only
+from service.pipeline.handing import Handing
+from service.records import actions as journal
+from service.records import findings
+from service.records import incidents as incident_rows
+from service.remediation import engine as remediation
+
+
+class Acting(Handing):
+    async def _decide(self, case: Case, found: list[incidents.Finding], diagnosed: int | None) -> None:
+        """Decide on the findings (pure ``decide`` over the guards read now); act, or hand over."""
+        now = self.clock()
+        if self.engine is None:
+            await self._escalate(case, found, escalation_reason(case.target, case.row.truncated))
+            return
+        guards = await self.engine.guards(
+            case.rule, case.target, case.context, truncated=case.row.truncated, now=now
+        )
+        plan = planning.decide(case.rule, case.alert, found, guards, now=now)
+        async with self.store.write() as conn:
+            await remediation.record_plan(
+                conn,
+                case.opened.incident_id,
+                plan,
+                case.rule,
+                self.engine,
+                case.context,
+                now=now,
+                escalating=plan.apply is None,
+                round_=diagnosed,
+            )
+            await self.lifecycle.note(
+                conn,
+                case.opened.incident_id,
+                "decision",
+                plan.reason,
+                now=now,
+                data=remediation.plan_data(plan),
+            )
+            if plan.apply is not None and not await self.lifecycle.remediating(
+                conn, case.opened.incident_id, now=now
+            ):
+                plan = proposals_only(plan)  # resolved while it was diagnosed: nothing runs on it
+        if plan.apply is None:
+            special = not case.target.valid or case.row.truncated
+            await self._escalate(
+                case, found, escalation_reason(case.target, case.row.truncated) if special else plan.reason
+            )
+            return
+        await self._act(case, found, plan, diagnosed)
+
+    async def run_approved(self, incident_id: str, record: Mapping[str, Any], who: str) -> str:
+        """A proposal a human approved: rebuild its incident's rule, target and context from the store, then
+        the engine's own path (``Engine.run_approved``), as for an automatic step; returns the status."""
+        assert self.engine is not None
+        async with self.store.read() as conn:
+            incident = await incident_rows.get_row(conn, incident_id)
+            first_alert = (await incident_rows.alerts_of(conn, incident_id))[:1]
+        rule = self.rules.by_name(incident["rule"]) if incident else None
+        if incident is None or rule is None or not first_alert:
+            async with self.store.write() as conn:
+                await journal.update(
+                    conn,
+                    record["id"],
+                    status="blocked",
+                    guard="rule_unloaded",
+                    reason="the rule of this incident is no longer loaded: nothing runs without it",
+                )
+            return "blocked"
+        target = incidents.TargetRef.model_validate(incident_rows.target_of(incident))
+        alert = alerts.stored(first_alert[0]["payload"])
+        context = templates.with_target(templates.alert_context(alert, rule), target)
+        step = planning.Step(record["index"], record["action"], record["safety"], "planned")
+        status = await self.engine.run_approved(
+            incident_id, rule, step, target, context, approver=who, action_id=record["id"]
+        )
+        async with self.store.write() as conn:
+            await self.lifecycle.note(
+                conn,
+                incident_id,
+                action_kind(status),
+                f"{record['action']} (approved by {who}): {status}",
+                now=self.clock(),
+            )
+        return status
+
+    async def _act(
+        self, case: Case, found: list[incidents.Finding], plan: planning.Plan, diagnosed: int | None
+    ) -> None:
+        """Run the plan's step (decided on findings round ``diagnosed``), verify, mitigate or escalate."""
+        assert self.engine is not None and plan.apply is not None
+        step, incident_id = plan.apply, case.opened.incident_id
+        status, _outcome, summary = await self.engine.execute(
+            incident_id, case.rule, step, case.target, case.context, round_=diagnosed
+        )
+        if status == "succeeded":
+            async with self.store.write() as conn:
+                await self.lifecycle.verifying(
+                    conn, incident_id, message=f"{step.action}: {summary}", now=self.clock()
+                )
+            passed, checked = await self.engine.verify(case.rule, step, case.target, case.context)
+            if passed:
+                await self._mitigated(case, step, checked)
+                return
+            async with self.store.write() as conn:  # the failed check is evidence too: its own round
+                await findings.record(conn, incident_id, checked, phase="verification", now=self.clock())
+            found = checked or found
+            last = checked[0].summary if checked else "no result"
+            reason = f"{step.action} applied but verification failed: {last}"
+        elif status == "skipped":
+            reason = (
+                f"dry-run: would apply {step.action} (the exact request is recorded); nothing was written"
+            )
+        else:
+            reason = f"{step.action} {status}: {summary}"
+        await self._escalate(case, found, reason, propose=plan, diagnosed=diagnosed)
