@@ -400,3 +400,24 @@ async def test_an_approval_outside_the_namespace_allow_list_is_refused_with_its_
     assert (body["status"], body["guard"], body["approver"]) == ("blocked", "namespace", "alice")
     assert "REMEDIATOR_NAMESPACES" in body["reason"]
     assert kube.writes() == []
+
+
+async def test_an_approval_the_blast_radius_refuses_carries_its_guard(
+    aiohttp_client: Any, make_settings: Any, rules_dir: Path, tmp_path: Path
+) -> None:
+    (rules_dir / "coordinator-api-outage.yaml").write_text(SCALE_RULE.replace("SAFETY", "unsafe"))
+    async with KubeStandin() as kube:
+        kube.add_deployment("shop", "coordinator", replicas=3)
+        kube.add_hpa("shop", "coordinator", target_name="coordinator")  # an HPA owns the scale
+        kubeconfig = kube.write_kubeconfig(tmp_path / "kubeconfig", namespace="shop")
+        client = await aiohttp_client(app_for(make_settings, kubeconfig))
+        await post(client, alert())
+        [incident] = await settled(client)
+        [proposal] = (await detail(client, incident["id"]))["actions"]
+        url = f"/v1/incidents/{incident['id']}/actions/{proposal['id']}/approve"
+        refused = await client.post(url, headers=ALICE)
+        body = await refused.json()
+        assert refused.status == 409
+        assert (body["status"], body["guard"]) == ("blocked", "blast_radius")
+        assert "HPA" in body["reason"] or "autoscal" in body["reason"].lower(), body["reason"]
+        assert kube.writes() == []
