@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import aiohttp
 import structlog
@@ -131,6 +131,7 @@ async def _clients(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _workers(app: web.Application) -> AsyncIterator[None]:
+    """The background workers: outbox, dispatcher (pipeline + engine), committer, timers, gauges."""
     settings, store, metrics = app[keys.SETTINGS], app[keys.STORE], app[keys.METRICS]
     async with aiohttp.ClientSession() as session:
         table = routes.from_settings(settings)
@@ -142,42 +143,9 @@ async def _workers(app: web.Application) -> AsyncIterator[None]:
             backoff_s=settings.outbox_backoff_s,
             fallback=table.fallback_for,
         )
-        lifecycle = Lifecycle(
-            store,
-            settings.notify_channels,
-            settings.base_url,
-            metrics=metrics,
-            route=table.channels_for,
-            link_policy=links.policy(settings.link_hosts, settings.base_url, settings.prometheus_url),
-        )
-        app[keys.LIFECYCLE] = lifecycle
+        lifecycle = app[keys.LIFECYCLE] = _lifecycle(settings, store, metrics, table)
         timers = EscalationTimers(store, lifecycle, on_notify=outbox.wake)
-        flow = pipeline.Pipeline(
-            store=store,
-            rules=app[keys.RULES],
-            metrics=metrics,
-            lifecycle=lifecycle,
-            clients=app[keys.CLIENTS],
-            probes=registry.probes(),
-            limits=runner.Limits(
-                probe_timeout_s=settings.probe_timeout_s,
-                deadline_s=settings.diagnosis_deadline_s,
-                evidence_bytes=settings.evidence_limit_bytes,
-            ),
-            on_notify=outbox.wake,
-        )
-        engine = Engine(
-            store=store,
-            coordination=app[keys.COORDINATION],
-            actions=actions_registry.actions(),
-            probes=registry.probes(),
-            clients=app[keys.CLIENTS],
-            policy=policy(settings),
-            limits=flow.limits,
-            owner=worker_name(),
-        )
-        flow.engine = engine
-        app[keys.ENGINE], app[keys.PIPELINE] = engine, flow
+        flow = _pipeline(app, lifecycle, on_notify=outbox.wake)
         gauges = GaugeRefresher(store, metrics, interval_s=settings.metrics_refresh_s)
         dispatcher = Dispatcher(
             store,
@@ -190,12 +158,7 @@ async def _workers(app: web.Application) -> AsyncIterator[None]:
         )
         committer = GroupCommitter(store, on_commit=dispatcher.wake)
         app[keys.OUTBOX], app[keys.DISPATCHER], app[keys.COMMITTER] = outbox, dispatcher, committer
-        listener = None
-        if store.dialect == "postgresql":
-            listener = wakeups.InboxListener(
-                settings.store_url.replace("postgres://", "postgresql://", 1), dispatcher.wake
-            )
-            listener.start()
+        listener = _listener(settings, store, dispatcher)
         await gauges.refresh()  # the first scrape already reads the store's numbers
         outbox.start()
         dispatcher.start()
@@ -219,6 +182,63 @@ async def _workers(app: web.Application) -> AsyncIterator[None]:
             await committer.stop()
             await dispatcher.stop()
             await outbox.stop()
+
+
+def _lifecycle(settings: Settings, store: Store, metrics: Metrics, table: routes.Routes) -> Lifecycle:
+    """The owner of the incidents' life, routing notifications by ``table``."""
+    return Lifecycle(
+        store,
+        settings.notify_channels,
+        settings.base_url,
+        metrics=metrics,
+        route=table.channels_for,
+        link_policy=links.policy(settings.link_hosts, settings.base_url, settings.prometheus_url),
+    )
+
+
+def _pipeline(
+    app: web.Application, lifecycle: Lifecycle, *, on_notify: Callable[[], None]
+) -> pipeline.Pipeline:
+    """The pipeline and its remediation engine, both kept in the app."""
+    settings, store = app[keys.SETTINGS], app[keys.STORE]
+    flow = pipeline.Pipeline(
+        store=store,
+        rules=app[keys.RULES],
+        metrics=app[keys.METRICS],
+        lifecycle=lifecycle,
+        clients=app[keys.CLIENTS],
+        probes=registry.probes(),
+        limits=runner.Limits(
+            probe_timeout_s=settings.probe_timeout_s,
+            deadline_s=settings.diagnosis_deadline_s,
+            evidence_bytes=settings.evidence_limit_bytes,
+        ),
+        on_notify=on_notify,
+    )
+    engine = Engine(
+        store=store,
+        coordination=app[keys.COORDINATION],
+        actions=actions_registry.actions(),
+        probes=registry.probes(),
+        clients=app[keys.CLIENTS],
+        policy=policy(settings),
+        limits=flow.limits,
+        owner=worker_name(),
+    )
+    flow.engine = engine
+    app[keys.ENGINE], app[keys.PIPELINE] = engine, flow
+    return flow
+
+
+def _listener(settings: Settings, store: Store, dispatcher: Dispatcher) -> wakeups.InboxListener | None:
+    """On PostgreSQL, a listener that wakes the dispatcher when another replica stores an alert (started)."""
+    if store.dialect != "postgresql":
+        return None
+    listener = wakeups.InboxListener(
+        settings.store_url.replace("postgres://", "postgresql://", 1), dispatcher.wake
+    )
+    listener.start()
+    return listener
 
 
 def policy(settings: Settings) -> Policy:

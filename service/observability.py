@@ -46,7 +46,19 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
-        r = self.registry
+        # registered in this order, the order /metrics lists them in
+        self._intake(self.registry)
+        self._incidents(self.registry)
+        self._delivery(self.registry)
+        self._processing(self.registry)
+        self._mttr(self.registry)
+        self._edge(self.registry)
+        #: Rows intake committed as pending, ever: the gauge refresher adds those committed while it counted.
+        self.inbox_added = 0
+        self._states: set[str] = set(STATES)
+
+    def _intake(self, r: CollectorRegistry) -> None:
+        """Alerts and requests at the webhook."""
         self.alerts_received = Counter(
             "remediator_alerts_received", "Alerts accepted and stored by intake", registry=r
         )
@@ -65,10 +77,16 @@ class Metrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
             registry=r,
         )
+
+    def _incidents(self, r: CollectorRegistry) -> None:
+        """Incidents by state, opened by rule."""
         self.incidents = Gauge("remediator_incidents", "Incidents by state", ["state"], registry=r)
         self.incidents_opened = Counter(
             "remediator_incidents_opened", "Incidents opened by rule", ["rule"], registry=r
         )
+
+    def _delivery(self, r: CollectorRegistry) -> None:
+        """Notifications: the outbox and its delivery attempts."""
         self.outbox_backlog = Gauge(
             "remediator_outbox_backlog", "Notifications not yet delivered", registry=r
         )
@@ -78,6 +96,9 @@ class Metrics:
             ["channel", "result"],
             registry=r,
         )
+
+    def _processing(self, r: CollectorRegistry) -> None:
+        """Inbox rows the pipeline could not process."""
         self.pipeline_errors = Counter(
             "remediator_pipeline_errors", "Inbox rows whose processing raised", registry=r
         )
@@ -86,6 +107,9 @@ class Metrics:
             "Inbox rows claimed too often without finishing (a worker died on them), not processed again",
             registry=r,
         )
+
+    def _mttr(self, r: CollectorRegistry) -> None:
+        """Times to mitigate and resolve, against the rule's MTTR target."""
         mttr_buckets = (10, 30, 60, 120, 180, 300, 600, 900, 1800, 3600, 7200, 14400)
         self.time_to_mitigate = Histogram(
             "remediator_time_to_mitigate_seconds",
@@ -113,6 +137,9 @@ class Metrics:
             ["rule"],
             registry=r,
         )
+
+    def _edge(self, r: CollectorRegistry) -> None:
+        """The inbox backlog and the requests refused at the edge."""
         self.inbox_backlog = Gauge("remediator_inbox_backlog", "Inbox rows not yet processed", registry=r)
         self.http_refused = Counter(
             "remediator_http_refused",
@@ -120,9 +147,6 @@ class Metrics:
             ["reason"],
             registry=r,
         )
-        #: Rows intake committed as pending, ever: the gauge refresher adds those committed while it counted.
-        self.inbox_added = 0
-        self._states: set[str] = set(STATES)
 
     def inbox_pending(self, rows: int) -> None:
         """Intake committed ``rows`` new pending rows: the backlog reads them at once, not at the next

@@ -143,35 +143,47 @@ def load_file(path: Path, rules: loader.RuleSet) -> tuple[loader.CompiledRule, T
     try:
         spec = TestFile.model_validate(data)
     except ValidationError as exc:
-        for error in exc.errors():
-            loc = tuple(error["loc"])
-            path_text = ".".join(map(str, loc)) or "file"
-            message = (
-                f"{path_text}: unknown key {loc[-1]!r}"
-                if error["type"] == "extra_forbidden" and loc
-                else f"{path_text}: {error['msg']}"
-            )
-            problems.append((positions.line_of(root, loc), message))
+        problems.extend(_invalid(root, exc))
         raise FileError(file, sorted(problems)) from exc
     rule = rules.by_name(spec.rule)
     if rule is None:
         known = ", ".join(sorted(r.name for r in rules.rules)) or "none"
         problems.append((positions.line_of(root, ("rule",)), f"unknown rule {spec.rule!r} (rules: {known})"))
     else:
-        probe_ids = {p.id for p in rule.rule.diagnose}
-        for index, case in enumerate(spec.tests):
-            for finding_id in case.findings:
-                if finding_id not in probe_ids:
-                    problems.append(
-                        (
-                            positions.line_of(root, ("tests", index, "findings", finding_id)),
-                            f"tests.{index}.findings: {finding_id!r} is not a probe id of rule {rule.name}"
-                            f" (ids: {', '.join(sorted(probe_ids)) or 'none'})",
-                        )
-                    )
+        problems.extend(_unknown_findings(root, spec, rule))
     if problems or rule is None:
         raise FileError(file, sorted(problems))
     return rule, spec
+
+
+def _invalid(root: yaml.Node, exc: ValidationError) -> list[tuple[int, str]]:
+    """The validation errors of a test file, each at its line."""
+    problems = []
+    for error in exc.errors():
+        loc = tuple(error["loc"])
+        path_text = ".".join(map(str, loc)) or "file"
+        message = (
+            f"{path_text}: unknown key {loc[-1]!r}"
+            if error["type"] == "extra_forbidden" and loc
+            else f"{path_text}: {error['msg']}"
+        )
+        problems.append((positions.line_of(root, loc), message))
+    return problems
+
+
+def _unknown_findings(root: yaml.Node, spec: TestFile, rule: loader.CompiledRule) -> list[tuple[int, str]]:
+    """The findings a case gives for an id that is not a probe of its rule, each at its line."""
+    probe_ids = {p.id for p in rule.rule.diagnose}
+    return [
+        (
+            positions.line_of(root, ("tests", index, "findings", finding_id)),
+            f"tests.{index}.findings: {finding_id!r} is not a probe id of rule {rule.name}"
+            f" (ids: {', '.join(sorted(probe_ids)) or 'none'})",
+        )
+        for index, case in enumerate(spec.tests)
+        for finding_id in case.findings
+        if finding_id not in probe_ids
+    ]
 
 
 def build(

@@ -142,18 +142,8 @@ class PostgresConnector:
             if connecting:
                 return Unreachable(f"PostgreSQL {where} did not answer in time", timed_out=True)
             return errors.Transient(f"PostgreSQL {where}: query timed out")
-        if isinstance(exc, asyncpg.CannotConnectNowError | asyncpg.TooManyConnectionsError):
-            return NotAccepting(f"PostgreSQL {where} refuses new sessions: {detail}", reason=detail)
-        if isinstance(exc, asyncpg.InvalidAuthorizationSpecificationError):
-            return errors.Permanent(f"PostgreSQL {where}: authentication failed: {detail}")
-        if isinstance(exc, asyncpg.InvalidCatalogNameError):
-            return errors.Permanent(f"PostgreSQL {where}: {detail}")
-        if isinstance(exc, asyncpg.QueryCanceledError | asyncpg.PostgresConnectionError):
-            return errors.Transient(f"PostgreSQL {where}: {detail}")
-        if isinstance(exc, asyncpg.exceptions.OperatorInterventionError):  # admin/crash shutdown
-            return errors.Transient(f"PostgreSQL {where}: {detail}")
         if isinstance(exc, asyncpg.PostgresError):
-            return errors.Permanent(f"PostgreSQL {where}: {exc.sqlstate} {detail}")
+            return _server_error(exc, where, detail)
         if isinstance(exc, OSError):
             if connecting:
                 return Unreachable(f"cannot connect to PostgreSQL {where}: {detail}")
@@ -166,6 +156,23 @@ class PostgresConnector:
         for secret in sorted(self.secrets(), key=len, reverse=True):
             text = text.replace(secret, _MASK)
         return text
+
+
+def _server_error(exc: Any, where: str, detail: str) -> errors.RemediatorError:
+    """An error the server reported (an ``asyncpg.PostgresError``), by its class."""
+    import asyncpg
+
+    if isinstance(exc, asyncpg.CannotConnectNowError | asyncpg.TooManyConnectionsError):
+        return NotAccepting(f"PostgreSQL {where} refuses new sessions: {detail}", reason=detail)
+    if isinstance(exc, asyncpg.InvalidAuthorizationSpecificationError):
+        return errors.Permanent(f"PostgreSQL {where}: authentication failed: {detail}")
+    if isinstance(exc, asyncpg.InvalidCatalogNameError):
+        return errors.Permanent(f"PostgreSQL {where}: {detail}")
+    if isinstance(exc, asyncpg.QueryCanceledError | asyncpg.PostgresConnectionError):
+        return errors.Transient(f"PostgreSQL {where}: {detail}")
+    if isinstance(exc, asyncpg.exceptions.OperatorInterventionError):  # admin/crash shutdown
+        return errors.Transient(f"PostgreSQL {where}: {detail}")
+    return errors.Permanent(f"PostgreSQL {where}: {exc.sqlstate} {detail}")
 
 
 def _message(exc: BaseException) -> str:

@@ -9,9 +9,9 @@ escalated. Pure: the guard state and the time come in as arguments.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeAlias
 
 from service.matching import conditions
 from service.matching.loader import CompiledRule
@@ -94,55 +94,60 @@ def decide(
     steps: list[Step] = []
     chosen: Step | None = None
     for index, spec in enumerate(rule.rule.remediate):
-        holds, why = _holds(rule, index, context)
-        if not holds:
-            steps.append(Step(index, spec.action, spec.safety, "skipped", reason=why))
-            continue
-        if spec.safety == "unsafe":
-            steps.append(
-                Step(
-                    index,
-                    spec.action,
-                    "unsafe",
-                    "awaiting_approval",
-                    reason=spec.reason or "unsafe: a human decides",
-                )
-            )
-            continue
-        if chosen is not None:
-            steps.append(Step(index, spec.action, "safe", "skipped", reason=f"{chosen.action} applies first"))
-            continue
-        block = first_block(spec, guards, now=now)
-        if block is None:
-            chosen = Step(index, spec.action, "safe", "planned", reason=spec.reason or "its condition holds")
-            steps.append(chosen)
-        else:
-            steps.append(Step(index, spec.action, "safe", "blocked", guard=block[0], reason=block[1]))
+        step = _step(rule, index, spec, context, guards, chosen, now=now)
+        if step.status == "planned":
+            chosen = step
+        steps.append(step)
     if not guards.target.valid:  # nothing automatic, and nothing proposed, on a target that is not valid
-        steps = [
-            s
-            if s.status == "skipped"
-            else Step(
-                s.index,
-                s.action,
-                s.safety,
-                "blocked",
-                "invalid_target",
-                f"invalid target: {guards.target.error}",
-            )
-            for s in steps
-        ]
+        steps = [_invalid_target(s, guards.target) for s in steps]
         chosen = None
     if chosen is not None:
         return Plan(chosen, tuple(steps), escalate=False, reason=f"applying {chosen.action}")
+    return Plan(None, tuple(steps), escalate=True, reason=_escalation_reason(steps))
+
+
+def _step(
+    rule: CompiledRule,
+    index: int,
+    spec: ActionSpec,
+    context: Mapping[str, Any],
+    guards: GuardState,
+    chosen: Step | None,
+    *,
+    now: float,
+) -> Step:
+    """What becomes of ``rule.remediate[index]``: skipped, proposed (unsafe), planned or blocked."""
+    holds, why = _holds(rule, index, context)
+    if not holds:
+        return Step(index, spec.action, spec.safety, "skipped", reason=why)
+    if spec.safety == "unsafe":
+        return Step(
+            index, spec.action, "unsafe", "awaiting_approval", reason=spec.reason or "unsafe: a human decides"
+        )
+    if chosen is not None:
+        return Step(index, spec.action, "safe", "skipped", reason=f"{chosen.action} applies first")
+    block = first_block(spec, guards, now=now)
+    if block is None:
+        return Step(index, spec.action, "safe", "planned", reason=spec.reason or "its condition holds")
+    return Step(index, spec.action, "safe", "blocked", guard=block[0], reason=block[1])
+
+
+def _invalid_target(step: Step, target: incidents.TargetRef) -> Step:
+    """A step that was not skipped, blocked because the target is not valid."""
+    if step.status == "skipped":
+        return step
+    return Step(
+        step.index, step.action, step.safety, "blocked", "invalid_target", f"invalid target: {target.error}"
+    )
+
+
+def _escalation_reason(steps: Sequence[Step]) -> str:
     blocked = [s for s in steps if s.status == "blocked"]
     if blocked:
-        reason = f"{blocked[0].action} blocked — {blocked[0].reason}"
-    elif any(s.safety == "safe" for s in steps):
-        reason = "no safe remediation's condition holds: a human must act"
-    else:
-        reason = "this rule has no safe remediation: a human must act"
-    return Plan(None, tuple(steps), escalate=True, reason=reason)
+        return f"{blocked[0].action} blocked — {blocked[0].reason}"
+    if any(s.safety == "safe" for s in steps):
+        return "no safe remediation's condition holds: a human must act"
+    return "this rule has no safe remediation: a human must act"
 
 
 def _holds(rule: CompiledRule, index: int, context: Mapping[str, Any]) -> tuple[bool, str]:
@@ -155,52 +160,111 @@ def _holds(rule: CompiledRule, index: int, context: Mapping[str, Any]) -> tuple[
         return False, f"when could not be evaluated: {exc}"
 
 
+_Refusal: TypeAlias = tuple[str, str] | None
+
+
 def first_block(spec: ActionSpec, g: GuardState, *, now: float) -> tuple[str, str] | None:
-    """The first guard that refuses this safe action, as (code, sentence); None when all allow it."""
-    name = spec.action
-    target = g.target
-    if not target.valid:
-        return "invalid_target", f"invalid target: {target.error}"
-    if not g.coordination_ok:
-        return (
-            "coordination_unavailable",
-            "coordination unavailable: no automatic action without shared guards",
-        )
-    if g.paused:
-        return "paused", "automatic actions are paused (kill switch)"
-    if target.namespace in g.denied_namespaces:
-        return "namespace", f"namespace {target.namespace} is never acted on"
-    if g.allowed_namespaces is not None and target.namespace not in g.allowed_namespaces:
-        return "namespace", f"namespace {target.namespace} is not in REMEDIATOR_NAMESPACES"
-    if g.truncated:
-        return (
-            "blast_radius",
-            f"Alertmanager truncated the group ({g.truncated} alerts missing): never acting on a partial one",
-        )
-    if g.last_mitigated is not None and now - g.last_mitigated < g.flap_window_s:
-        return "flap", (
-            f"flapping: mitigated {_ago(now - g.last_mitigated)} ago and firing again "
-            f"(window {_ago(g.flap_window_s)}); no more automation"
-        )
-    radius = g.blast_radius.get(name)
-    if radius:
-        return "blast_radius", radius
-    last = g.last_action.get(name)
-    cooldown = spec.cooldown.total_seconds()
-    if last is not None and now - last < cooldown:
-        return "cooldown", f"cooldown: {name} ran {_ago(now - last)} ago; cooldown is {_ago(cooldown)}"
-    runs = g.attempts.get(name, 0)
-    if runs >= spec.max_attempts.count:
-        window = _ago(spec.max_attempts.per.total_seconds())
-        return (
-            "max_attempts",
-            f"max attempts: {name} ran {runs} times in {window} (limit {spec.max_attempts.count})",
-        )
-    if g.budget_left <= 0:
-        return "budget", f"budget: the {g.budget} automatic-action budget is spent"
-    if g.acting >= g.storm_brake:
-        return "storm_brake", f"storm brake: {g.acting} incidents are acting at once (limit {g.storm_brake})"
+    """The first guard that refuses this safe action, as (code, sentence); None when all allow it.
+
+    The guards are asked in the order of ``_GUARDS``; the order is part of the contract (the first refusal
+    is the one journaled)."""
+    for guard in _GUARDS:
+        refusal = guard(spec, g, now)
+        if refusal is not None:
+            return refusal
     return None
+
+
+def _target_guard(_spec: ActionSpec, g: GuardState, _now: float) -> _Refusal:
+    return None if g.target.valid else ("invalid_target", f"invalid target: {g.target.error}")
+
+
+def _coordination_guard(_spec: ActionSpec, g: GuardState, _now: float) -> _Refusal:
+    if g.coordination_ok:
+        return None
+    return "coordination_unavailable", "coordination unavailable: no automatic action without shared guards"
+
+
+def _paused_guard(_spec: ActionSpec, g: GuardState, _now: float) -> _Refusal:
+    return ("paused", "automatic actions are paused (kill switch)") if g.paused else None
+
+
+def _namespace_guard(_spec: ActionSpec, g: GuardState, _now: float) -> _Refusal:
+    namespace = g.target.namespace
+    if namespace in g.denied_namespaces:
+        return "namespace", f"namespace {namespace} is never acted on"
+    if g.allowed_namespaces is not None and namespace not in g.allowed_namespaces:
+        return "namespace", f"namespace {namespace} is not in REMEDIATOR_NAMESPACES"
+    return None
+
+
+def _truncated_guard(_spec: ActionSpec, g: GuardState, _now: float) -> _Refusal:
+    if not g.truncated:
+        return None
+    return (
+        "blast_radius",
+        f"Alertmanager truncated the group ({g.truncated} alerts missing): never acting on a partial one",
+    )
+
+
+def _flap_guard(_spec: ActionSpec, g: GuardState, now: float) -> _Refusal:
+    if g.last_mitigated is None or now - g.last_mitigated >= g.flap_window_s:
+        return None
+    return "flap", (
+        f"flapping: mitigated {_ago(now - g.last_mitigated)} ago and firing again "
+        f"(window {_ago(g.flap_window_s)}); no more automation"
+    )
+
+
+def _blast_radius_guard(spec: ActionSpec, g: GuardState, _now: float) -> _Refusal:
+    radius = g.blast_radius.get(spec.action)
+    return ("blast_radius", radius) if radius else None
+
+
+def _cooldown_guard(spec: ActionSpec, g: GuardState, now: float) -> _Refusal:
+    name, last, cooldown = spec.action, g.last_action.get(spec.action), spec.cooldown.total_seconds()
+    if last is None or now - last >= cooldown:
+        return None
+    return "cooldown", f"cooldown: {name} ran {_ago(now - last)} ago; cooldown is {_ago(cooldown)}"
+
+
+def _attempts_guard(spec: ActionSpec, g: GuardState, _now: float) -> _Refusal:
+    runs = g.attempts.get(spec.action, 0)
+    if runs < spec.max_attempts.count:
+        return None
+    window = _ago(spec.max_attempts.per.total_seconds())
+    return (
+        "max_attempts",
+        f"max attempts: {spec.action} ran {runs} times in {window} (limit {spec.max_attempts.count})",
+    )
+
+
+def _budget_guard(_spec: ActionSpec, g: GuardState, _now: float) -> _Refusal:
+    return (
+        ("budget", f"budget: the {g.budget} automatic-action budget is spent") if g.budget_left <= 0 else None
+    )
+
+
+def _storm_brake_guard(_spec: ActionSpec, g: GuardState, _now: float) -> _Refusal:
+    if g.acting < g.storm_brake:
+        return None
+    return "storm_brake", f"storm brake: {g.acting} incidents are acting at once (limit {g.storm_brake})"
+
+
+#: The guards of a safe action, in the order they are asked: the first refusal wins.
+_GUARDS: tuple[Callable[[ActionSpec, GuardState, float], _Refusal], ...] = (
+    _target_guard,
+    _coordination_guard,
+    _paused_guard,
+    _namespace_guard,
+    _truncated_guard,
+    _flap_guard,
+    _blast_radius_guard,
+    _cooldown_guard,
+    _attempts_guard,
+    _budget_guard,
+    _storm_brake_guard,
+)
 
 
 def approval_block(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import NotRequired, TypedDict, Unpack
 
 from service.escalation import links as link_rules
 from service.escalation.render import text
@@ -34,84 +34,98 @@ def alert_ref(alert: alerts.Alert, link_policy: link_rules.Policy) -> incidents.
     )
 
 
-def build(
-    *,
-    incident_id: str,
-    rule_name: str,
-    runbook: str,
-    severity: str,
-    mttr_target_s: float,
-    state: IncidentState,
-    reason: str | None,
-    target: incidents.TargetRef,
-    opened_at: float,
-    now: float,
-    alert_list: Sequence[alerts.Alert],
-    suggested: Sequence[incidents.SuggestedCommand],
-    base_url: str,
-    link_policy: link_rules.Policy,
-    level: int = 1,
-    findings: Sequence[incidents.Finding] = (),
-    actions: Sequence[incidents.ActionRecord] = (),
-    checklist: Sequence[str] = (),
-    next_level: int | None = None,
-    next_at: float | None = None,
-) -> incidents.Bundle:
+class Facts(TypedDict):
+    """What ``build`` makes a bundle of, each named by its caller.
+
+    Twenty facts, all keyword-only: a TypedDict rather than twenty parameters (too-many-arguments) or a
+    params dataclass the callers would have to build first. Call sites stay ``build(incident_id=…, …)``,
+    mypy checks every keyword and its type, and the function body reads the facts by name."""
+
+    incident_id: str
+    rule_name: str
+    runbook: str
+    severity: str
+    mttr_target_s: float
+    state: IncidentState
+    reason: str | None
+    target: incidents.TargetRef
+    opened_at: float
+    now: float
+    alert_list: Sequence[alerts.Alert]
+    suggested: Sequence[incidents.SuggestedCommand]
+    base_url: str
+    link_policy: link_rules.Policy
+    level: NotRequired[int]  # 1
+    findings: NotRequired[Sequence[incidents.Finding]]
+    actions: NotRequired[Sequence[incidents.ActionRecord]]
+    checklist: NotRequired[Sequence[str]]
+    next_level: NotRequired[int | None]
+    next_at: NotRequired[float | None]
+
+
+def build(**facts: Unpack[Facts]) -> incidents.Bundle:
     """The bundle a human receives; ``now`` fixes the elapsed time against the MTTR target.
 
     ``link_policy`` decides which alert URLs are links; the incident and approve links are built here
     from ``base_url``, our own."""
-    refs = [alert_ref(a, link_policy) for a in alert_list]
-    first = refs[0] if refs else None
-    summary = first.annotations.get("summary") if first else None
-    title = f"[{severity.upper()}] {runbook}: {target.key}" + (f" — {summary}" if summary else "")
-    base = f"{base_url.rstrip('/')}/v1/incidents/{incident_id}"
-    links = {"incident": base}
-    if first and first.generator_url:
-        links["graph"] = first.generator_url
-    if first and first.runbook_url:
-        links["runbook"] = first.runbook_url
+    refs = [alert_ref(a, facts["link_policy"]) for a in facts["alert_list"]]
+    base = f"{facts['base_url'].rstrip('/')}/v1/incidents/{facts['incident_id']}"
+    actions = facts.get("actions", ())
+    next_at = facts.get("next_at")
     return incidents.Bundle(
-        incident_id=incident_id,
-        title=title[:500],
-        severity=severity,
-        rule=rule_name,
-        runbook=runbook,
-        state=state,
-        reason=reason,
-        target=target,
-        mttr_target_s=mttr_target_s,
-        elapsed_s=round(max(0.0, now - opened_at), 3),
-        opened_at=datetime.fromtimestamp(opened_at, UTC),
+        incident_id=facts["incident_id"],
+        title=_title(facts["severity"], facts["runbook"], facts["target"], refs)[:500],
+        severity=facts["severity"],
+        rule=facts["rule_name"],
+        runbook=facts["runbook"],
+        state=facts["state"],
+        reason=facts["reason"],
+        target=facts["target"],
+        mttr_target_s=facts["mttr_target_s"],
+        elapsed_s=round(max(0.0, facts["now"] - facts["opened_at"]), 3),
+        opened_at=datetime.fromtimestamp(facts["opened_at"], UTC),
         alerts=refs,
-        findings=list(findings),
+        findings=list(facts.get("findings", ())),
         actions=[a for a in actions if a.status != "awaiting_approval"],
         proposals=[a for a in actions if a.status == "awaiting_approval"],
-        suggested=list(suggested),
-        escalation_level=level,
-        next_escalation_level=next_level,
+        suggested=list(facts["suggested"]),
+        escalation_level=facts.get("level", 1),
+        next_escalation_level=facts.get("next_level"),
         next_escalation_at=datetime.fromtimestamp(next_at, UTC) if next_at is not None else None,
-        links=links,
+        links=_links(base, refs),
         approve_links={
             a.id: {"approve": f"{base}/actions/{a.id}/approve", "reject": f"{base}/actions/{a.id}/reject"}
             for a in actions
             if a.status == "awaiting_approval"
         },
-        checklist=list(checklist),
+        checklist=list(facts.get("checklist", ())),
     )
 
 
-def findings_table(findings: Sequence[dict[str, Any]], *, width: int = 100) -> str:
-    """The findings of a bundle document as an aligned text table (id, probe, status, summary)."""
+def _title(
+    severity: str, runbook: str, target: incidents.TargetRef, refs: Sequence[incidents.AlertRef]
+) -> str:
+    summary = refs[0].annotations.get("summary") if refs else None
+    return f"[{severity.upper()}] {runbook}: {target.key}" + (f" — {summary}" if summary else "")
+
+
+def _links(base: str, refs: Sequence[incidents.AlertRef]) -> dict[str, str]:
+    """The incident's own link, and the first alert's graph and runbook links when they are links."""
+    first = refs[0] if refs else None
+    links = {"incident": base}
+    if first and first.generator_url:
+        links["graph"] = first.generator_url
+    if first and first.runbook_url:
+        links["runbook"] = first.runbook_url
+    return links
+
+
+def findings_table(findings: Sequence[incidents.Finding], *, width: int = 100) -> str:
+    """The findings of a bundle as an aligned text table (id, probe, status, summary)."""
     if not findings:
         return "(no findings)"
     rows = [("ID", "PROBE", "STATUS", "SUMMARY")] + [
-        (
-            text.clip(f.get("id"), 100),
-            text.clip(f.get("probe"), 100),
-            text.clip(f.get("status"), 20),
-            text.one_line(text.string(f.get("summary"))),
-        )
+        (text.clip(f.id, 100), text.clip(f.probe, 100), text.clip(f.status, 20), text.one_line(f.summary))
         for f in findings
     ]
     widths = [max(len(r[i]) for r in rows) for i in range(3)]

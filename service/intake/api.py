@@ -31,23 +31,15 @@ async def list_incidents(request: web.Request) -> web.Response:
     state = query.get("state") or None
     if state is not None and state not in STATES:
         return responses.error(400, f"state must be one of {', '.join(STATES)}", field="state")
-    try:
-        limit = int(query.get("limit", "100"))
-    except ValueError:
-        return responses.error(400, "limit must be an integer", field="limit")
-    if not 1 <= limit <= MAX_LIMIT:
-        return responses.error(400, f"limit must be between 1 and {MAX_LIMIT}", field="limit")
+    limit = _limit(query.get("limit", "100"))
+    if isinstance(limit, web.Response):
+        return limit
     over = query.get("over_target")
     if over not in (None, "", "true", "false"):
         return responses.error(400, "over_target must be true or false", field="over_target")
     cursor = query.get("cursor") or None
-    if cursor is not None:
-        try:
-            opened_at, _ = incident_rows.decode_cursor(cursor)
-        except ValueError:
-            return responses.error(400, "invalid cursor", field="cursor")
-        if not math.isfinite(opened_at):
-            return responses.error(400, "invalid cursor", field="cursor")
+    if cursor is not None and not _valid_cursor(cursor):
+        return responses.error(400, "invalid cursor", field="cursor")
     try:
         page, next_cursor = await incident_rows.list_incidents(
             request.app[keys.STORE],
@@ -64,6 +56,25 @@ async def list_incidents(request: web.Request) -> web.Response:
     if next_cursor:
         body["next"] = next_cursor
     return responses.json_response(body)
+
+
+def _limit(text: str) -> int | web.Response:
+    """The page size asked for, or the 400 that refuses it."""
+    try:
+        limit = int(text)
+    except ValueError:
+        return responses.error(400, "limit must be an integer", field="limit")
+    if not 1 <= limit <= MAX_LIMIT:
+        return responses.error(400, f"limit must be between 1 and {MAX_LIMIT}", field="limit")
+    return limit
+
+
+def _valid_cursor(cursor: str) -> bool:
+    try:
+        opened_at, _ = incident_rows.decode_cursor(cursor)
+    except ValueError:
+        return False
+    return math.isfinite(opened_at)
 
 
 async def get_incident(request: web.Request) -> web.Response:
@@ -90,16 +101,17 @@ async def incident_report(request: web.Request) -> web.Response:
     store = request.app[keys.STORE]
     now = time.time()
     try:
-        detail = await incident_rows.get_incident(store, incident_id, now=now)
-        if detail is not None:
-            detail["notifications"] = await outbox.for_incident(store, incident_id)
+        found = await incident_rows.incident_detail(store, incident_id, now=now)
+        if found is not None:
+            found[0]["notifications"] = await outbox.for_incident(store, incident_id)
     except errors.StoreUnavailable:
         return responses.error(503, "store unavailable; retry later")
-    if detail is None:
+    if found is None:
         return responses.error(404, f"no incident {incident_id!r}", field="id")
+    detail, bundle = found
     rule = request.app[keys.RULES].by_name(detail["rule"])
     checklist = list(rule.rule.checklist) if rule else []
-    text = report.render(detail, checklist=checklist, now=now)
+    text = report.render(detail, bundle, checklist=checklist, now=now)
     return web.Response(text=text, content_type="text/markdown", charset="utf-8")
 
 

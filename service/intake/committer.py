@@ -130,24 +130,7 @@ class GroupCommitter:
                 if new and self._store.dialect == "postgresql":
                     await wakeups.notify(conn)  # the other replicas start on it at once
         except Exception as exc:
-            failure: errors.RemediatorError
-            if not _rows_refused(exc):  # the store itself: a 503, the sender retries
-                log.warning("intake.commit_failed", error=str(exc)[:300], requests=len(batch))
-                failure = (
-                    exc if isinstance(exc, errors.StoreUnavailable) else errors.StoreUnavailable(str(exc))
-                )
-            elif len(batch) > 1:  # the rows: find whose, and store the others
-                log.warning("intake.batch_split", error=f"{type(exc).__name__}: {str(exc)[:200]}")
-                for request in batch:
-                    await self._commit([request])
-                return
-            else:
-                log.warning("intake.rows_refused", error=f"{type(exc).__name__}: {str(exc)[:200]}")
-                failure = errors.Permanent(f"{type(exc).__name__}: {str(exc)[:200]}")
-            for request in batch:
-                if not request.future.done():
-                    request.future.set_exception(failure)
-                    request.future.exception()  # retrieved: a timed-out waiter must not warn
+            await self._failed(batch, exc)
             return
         for request in batch:
             flags = [
@@ -156,6 +139,26 @@ class GroupCommitter:
             ]
             if not request.future.done():
                 request.future.set_result(flags)
+
+    async def _failed(self, batch: list[_Request], exc: Exception) -> None:
+        """The batch's commit raised: a 503 if the store failed, a split if some rows were refused (each
+        request then committed alone), a 400 for the one request whose rows the store refused."""
+        failure: errors.RemediatorError
+        if not _rows_refused(exc):  # the store itself: a 503, the sender retries
+            log.warning("intake.commit_failed", error=str(exc)[:300], requests=len(batch))
+            failure = exc if isinstance(exc, errors.StoreUnavailable) else errors.StoreUnavailable(str(exc))
+        elif len(batch) > 1:  # the rows: find whose, and store the others
+            log.warning("intake.batch_split", error=f"{type(exc).__name__}: {str(exc)[:200]}")
+            for request in batch:
+                await self._commit([request])
+            return
+        else:
+            log.warning("intake.rows_refused", error=f"{type(exc).__name__}: {str(exc)[:200]}")
+            failure = errors.Permanent(f"{type(exc).__name__}: {str(exc)[:200]}")
+        for request in batch:
+            if not request.future.done():
+                request.future.set_exception(failure)
+                request.future.exception()  # retrieved: a timed-out waiter must not warn
 
 
 #: SQLSTATE classes of an error in what the rows hold: data exception, integrity violation, program limit

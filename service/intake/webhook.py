@@ -20,8 +20,8 @@ import structlog
 from aiohttp import web
 from pydantic import ValidationError
 
-from service import errors, keys
-from service.intake import auth, limits, responses
+from service import errors, keys, observability
+from service.intake import auth, committer, limits, responses
 from service.matching import select
 from service.matching.compiled import RuleSet
 from service.model import alerts
@@ -96,6 +96,31 @@ async def _handle(request: web.Request) -> web.Response:
     body = await limits.read_body(request, limit=settings.max_body_bytes, timeout_s=settings.body_timeout_s)
     if isinstance(body, web.Response):
         return body
+    parsed = _parse(body)
+    if isinstance(parsed, web.Response):
+        return parsed
+    notification, data = parsed
+    rows = _rows(notification, data, app[keys.RULES], now=time.time())
+    try:
+        committed = await app[keys.COMMITTER].submit(rows, timeout=settings.store_timeout_s)
+    except errors.StoreUnavailable as exc:
+        log.warning("intake.unavailable", reason=str(exc)[:300], alerts=len(rows))
+        return responses.retry_later("store unavailable; retry later")
+    except errors.Permanent as exc:  # the store refused these rows themselves (the others' commit went on)
+        log.error("intake.rows_refused", reason=str(exc)[:300], alerts=len(rows))
+        return responses.error(400, f"the alerts could not be stored: {str(exc)[:200]}", field="alerts")
+    _count(app[keys.METRICS], committed, rows)
+    if notification.truncated_alerts:
+        log.warning(
+            "intake.truncated_group",
+            group_key=notification.group_key[:200],
+            truncated=notification.truncated_alerts,
+        )
+    return responses.json_response({"accepted": committed.accepted, "duplicates": committed.duplicates})
+
+
+def _parse(body: bytes) -> tuple[alerts.Notification, dict[str, Any]] | web.Response:
+    """The notification (and the JSON it came from), or the 400 that names what is wrong."""
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
@@ -106,16 +131,13 @@ async def _handle(request: web.Request) -> web.Response:
         first = exc.errors(include_url=False, include_input=False)[0]
         path = field_path(tuple(first["loc"]))
         return responses.error(400, f"{path}: {alerts.describe(first)}", field=path)
-    rows = _rows(notification, data, app[keys.RULES], now=time.time())
-    try:
-        committed = await app[keys.COMMITTER].submit(rows, timeout=settings.store_timeout_s)
-    except errors.StoreUnavailable as exc:
-        log.warning("intake.unavailable", reason=str(exc)[:300], alerts=len(rows))
-        return responses.retry_later("store unavailable; retry later")
-    except errors.Permanent as exc:  # the store refused these rows themselves (the others' commit went on)
-        log.error("intake.rows_refused", reason=str(exc)[:300], alerts=len(rows))
-        return responses.error(400, f"the alerts could not be stored: {str(exc)[:200]}", field="alerts")
-    metrics = app[keys.METRICS]
+    return notification, data
+
+
+def _count(
+    metrics: observability.Metrics, committed: committer.Committed, rows: list[dict[str, Any]]
+) -> None:
+    """The intake counters of one committed request."""
     metrics.alerts_received.inc(committed.accepted)
     if committed.duplicates:
         metrics.alerts_duplicate.inc(committed.duplicates)
@@ -124,13 +146,6 @@ async def _handle(request: web.Request) -> web.Response:
         log.info("alert.unmatched", count=committed.decided, first=_first_unmatched(rows))
     if committed.accepted > committed.decided:
         metrics.inbox_pending(committed.accepted - committed.decided)
-    if notification.truncated_alerts:
-        log.warning(
-            "intake.truncated_group",
-            group_key=notification.group_key[:200],
-            truncated=notification.truncated_alerts,
-        )
-    return responses.json_response({"accepted": committed.accepted, "duplicates": committed.duplicates})
 
 
 def _first_unmatched(rows: list[dict[str, Any]]) -> str:

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Literal
 
-import orjson
 import sqlalchemy as sa
 
 from service.escalation import bundle as bundles
@@ -30,7 +30,7 @@ from service.records import incidents as incident_rows
 from service.records import outbox, schema
 from service.records.incidents import IncidentRow
 from service.records.sqlite_inline import Conn
-from service.records.store import Store, iso
+from service.records.store import Store
 
 T = schema.incidents
 
@@ -58,6 +58,23 @@ def _all_channels(channels: Sequence[str]) -> Callable[[str, str], Sequence[str]
 
 
 @dataclass(frozen=True)
+class Facts:
+    """What an incident's bundle is built from, at ``now``."""
+
+    incident_id: str
+    opened_at: float
+    rule: CompiledRule
+    target: incidents.TargetRef
+    alert: alerts.Alert
+    suggested: Sequence[incidents.SuggestedCommand]
+    found: Sequence[incidents.Finding]
+    reason: str | None
+    now: float
+    actions: Sequence[incidents.ActionRecord] = ()
+    state: incidents.IncidentState = "escalated"
+
+
+@dataclass(frozen=True)
 class Lifecycle:
     store: Store
     channels: Sequence[str]
@@ -68,44 +85,31 @@ class Lifecycle:
     #: which alert URLs become links (``REMEDIATOR_LINK_HOSTS``); default: only our own ``base_url`` host
     link_policy: links.Policy | None = None
 
-    def document(
-        self,
-        *,
-        incident_id: str,
-        opened_at: float,
-        rule: CompiledRule,
-        target: incidents.TargetRef,
-        alert: alerts.Alert,
-        suggested: Sequence[incidents.SuggestedCommand],
-        found: Sequence[incidents.Finding],
-        reason: str | None,
-        now: float,
-        actions: Sequence[incidents.ActionRecord] = (),
-        state: incidents.IncidentState = "escalated",
-    ) -> dict[str, Any]:
-        """The bundle of an incident as the JSON document stored and sent (pure)."""
+    def document(self, facts: Facts) -> incidents.Bundle:
+        """The bundle of an incident, as stored and sent (pure)."""
+        rule, now, state = facts.rule, facts.now, facts.state
         following = matrix.next_level(1, rule.rule.severity, now) if state == "escalated" else None
         return bundles.build(
-            incident_id=incident_id,
+            incident_id=facts.incident_id,
             rule_name=rule.rule.name,
             runbook=rule.rule.runbook,
             severity=rule.rule.severity,
             mttr_target_s=rule.rule.mttr_target.total_seconds(),
             state=state,
-            reason=reason,
-            target=target,
-            opened_at=opened_at,
+            reason=facts.reason,
+            target=facts.target,
+            opened_at=facts.opened_at,
             now=now,
-            alert_list=[alert],
-            suggested=suggested,
+            alert_list=[facts.alert],
+            suggested=facts.suggested,
             base_url=self.base_url,
             link_policy=self.link_policy or links.policy((), self.base_url),
-            findings=found,
-            actions=actions,
+            findings=facts.found,
+            actions=facts.actions,
             checklist=rule.rule.checklist,
             next_level=following[0] if following else None,
             next_at=following[1] if following else None,
-        ).model_dump(mode="json")
+        )
 
     # ---- opening, alerts ------------------------------------------------------------------------------
 
@@ -252,7 +256,7 @@ class Lifecycle:
         opened_at: float,
         summary: str,
         now: float,
-        document: dict[str, Any],
+        document: incidents.Bundle,
         rule: str = "",
     ) -> IncidentRow | None:
         """The fix worked and was verified: state ``mitigated``, time to mitigate, an informational notice."""
@@ -266,7 +270,7 @@ class Lifecycle:
                 "mitigated_at": now,
                 "updated_at": now,
                 "next_escalation_at": None,
-                "bundle": orjson.dumps(document).decode(),
+                **_stored(document),
             },
         )
         if row is None:
@@ -280,17 +284,23 @@ class Lifecycle:
             {"time_to_mitigate_s": round(elapsed, 3)},
         )
         if self.metrics is not None:
-            self.metrics.time_to_mitigate.labels(rule=rule or str(document.get("rule", ""))).observe(elapsed)
+            self.metrics.time_to_mitigate.labels(rule=rule or document.rule).observe(elapsed)
         await self._notify(conn, incident_id, "mitigated", document, now)
         return row
 
     # ---- humans ---------------------------------------------------------------------------------------
 
     async def escalate(
-        self, conn: Conn, incident_id: str, *, document: dict[str, Any], reason: str, now: float
+        self,
+        conn: Conn,
+        incident_id: str,
+        *,
+        document: incidents.Bundle | None,
+        reason: str,
+        now: float,
     ) -> IncidentRow | None:
         """Hand the incident to humans with its bundle ``document``: level 1 now, the level-2 timer set."""
-        following = matrix.next_level(1, str(document.get("severity", "")), now)
+        following = matrix.next_level(1, document.severity if document else "", now)
         row = await incident_rows.transition(
             conn,
             incident_id,
@@ -300,7 +310,7 @@ class Lifecycle:
                 "reason": reason,
                 "escalated_at": now,
                 "updated_at": now,
-                "bundle": orjson.dumps(document).decode(),
+                **_stored(document),
                 "escalation_level": 1,
                 "next_escalation_at": following[1] if following else None,
             },
@@ -322,8 +332,12 @@ class Lifecycle:
         self, conn: Conn, incident: dict[str, Any], *, reason: str, now: float
     ) -> IncidentRow | None:
         """Hand an open incident (e.g. a mitigated one that flaps) back to humans with its stored bundle."""
-        document = orjson.loads(incident["bundle"]) if incident["bundle"] else {}
-        document.update(state="escalated", reason=reason, elapsed_s=round(now - incident["opened_at"], 3))
+        document = _changed(
+            incident_rows.load_bundle(incident["bundle"]),
+            state="escalated",
+            reason=reason,
+            elapsed_s=round(now - incident["opened_at"], 3),
+        )
         return await self.escalate(conn, incident["id"], document=document, reason=reason, now=now)
 
     async def raise_level(self, conn: Conn, incident: dict[str, Any], *, now: float) -> IncidentRow | None:
@@ -335,11 +349,11 @@ class Lifecycle:
             await incident_rows.update(conn, incident["id"], next_escalation_at=None)  # nothing further
             return None
         following = matrix.next_level(level, str(incident["severity"]), escalated_at)
-        document = orjson.loads(incident["bundle"]) if incident["bundle"] else {}
-        document.update(
+        document = _changed(
+            incident_rows.load_bundle(incident["bundle"]),
             escalation_level=level,
             next_escalation_level=following[0] if following else None,
-            next_escalation_at=iso(following[1]) if following else None,
+            next_escalation_at=datetime.fromtimestamp(following[1], UTC) if following else None,
             elapsed_s=round(now - incident["opened_at"], 3),
         )
         row = await incident_rows.transition(
@@ -350,7 +364,7 @@ class Lifecycle:
             values={
                 "escalation_level": level,
                 "updated_at": now,
-                "bundle": orjson.dumps(document).decode(),
+                **_stored(document),
                 "next_escalation_at": following[1] if following else None,
             },
         )
@@ -372,8 +386,9 @@ class Lifecycle:
     ) -> IncidentRow | None:
         """A human has it: stop the escalation timers, tell the channels (PagerDuty acknowledges). None when
         it is resolved or acknowledged already."""
-        document = orjson.loads(incident["bundle"]) if incident["bundle"] else {}
-        document.update(next_escalation_level=None, next_escalation_at=None)
+        document = _changed(
+            incident_rows.load_bundle(incident["bundle"]), next_escalation_level=None, next_escalation_at=None
+        )
         row = await incident_rows.transition(
             conn,
             incident["id"],
@@ -384,7 +399,7 @@ class Lifecycle:
                 "acked_by": by,
                 "next_escalation_at": None,
                 "updated_at": now,
-                "bundle": orjson.dumps(document).decode(),
+                **_stored(document),
             },
         )
         if row is None:
@@ -405,9 +420,12 @@ class Lifecycle:
         incident_id = incident["id"]
         mttr = now - incident["opened_at"]
         within = mttr <= incident["mttr_target_s"]
-        document = orjson.loads(incident["bundle"]) if incident["bundle"] else {}
-        document.update(
-            state="resolved", elapsed_s=round(mttr, 3), next_escalation_level=None, next_escalation_at=None
+        document = _changed(
+            incident_rows.load_bundle(incident["bundle"]),
+            state="resolved",
+            elapsed_s=round(mttr, 3),
+            next_escalation_level=None,
+            next_escalation_at=None,
         )
         row = await incident_rows.transition(
             conn,
@@ -419,7 +437,7 @@ class Lifecycle:
                 "open_key": None,
                 "updated_at": now,
                 "next_escalation_at": None,
-                "bundle": orjson.dumps(document).decode(),
+                **_stored(document),
             },
         )
         if row is None:
@@ -442,9 +460,9 @@ class Lifecycle:
 
     # ---- internals ------------------------------------------------------------------------------------
 
-    def _channels(self, document: dict[str, Any]) -> Sequence[str]:
+    def _channels(self, document: incidents.Bundle | None) -> Sequence[str]:
         route = self.route or _all_channels(self.channels)
-        return route(str(document.get("severity", "")), str(document.get("rule", "")))
+        return route(document.severity, document.rule) if document else route("", "")
 
     async def _event(
         self,
@@ -458,12 +476,14 @@ class Lifecycle:
         await incident_rows.add_event(conn, incident_id, at=now, kind=kind, message=message, data=data)
 
     async def _notify(
-        self, conn: Conn, incident_id: str, event: str, document: dict[str, Any], now: float
+        self, conn: Conn, incident_id: str, event: str, document: incidents.Bundle | None, now: float
     ) -> None:
         """Queue ``event`` with the bundle for every channel of this incident, in the caller's transaction.
 
         ``resolve`` and ``acknowledge`` also go to every channel that was paged, whatever the routes say now.
+        An incident never handed over (no bundle yet) is announced without one.
         """
+        payload = {"bundle": document.model_dump(mode="json")} if document is not None else {}
         targets = list(self._channels(document))
         if event in ("resolve", "acknowledge"):
             targets += [c for c in await outbox.triggered_channels(conn, incident_id) if c not in targets]
@@ -474,6 +494,16 @@ class Lifecycle:
                 incident_id=incident_id,
                 channel=channel,
                 event=event,
-                payload={"bundle": document},
+                payload=payload,
                 now=now,
             )
+
+
+def _changed(bundle: incidents.Bundle | None, **changes: Any) -> incidents.Bundle | None:
+    """The stored bundle with ``changes`` (typed values: datetimes stay datetimes); None stays None."""
+    return bundle.model_copy(update=changes) if bundle is not None else None
+
+
+def _stored(bundle: incidents.Bundle | None) -> dict[str, str]:
+    """The ``bundle`` column's new value; nothing to write when the incident has no bundle yet."""
+    return {"bundle": incident_rows.dump_bundle(bundle)} if bundle is not None else {}

@@ -55,12 +55,7 @@ def parse(text: str) -> Table:
                 _fail(entry, "'*' appears twice")
             default = channels
         elif selector.startswith("rule:"):
-            name = selector.removeprefix("rule:").strip()
-            if not _RULE_NAME.match(name):
-                _fail(entry, f"{name!r} is not a rule name (lower-case letters, digits and '-')")
-            if name in by_rule:
-                _fail(entry, f"rule {name!r} appears twice")
-            by_rule[name] = channels
+            by_rule[_rule_name(entry, selector, by_rule)] = channels
         elif selector in SEVERITIES:
             if selector in by_severity:
                 _fail(entry, f"severity {selector!r} appears twice")
@@ -68,6 +63,16 @@ def parse(text: str) -> Table:
         else:
             _fail(entry, f"unknown selector {selector!r}: use one of {', '.join(SEVERITIES)}, rule:NAME or *")
     return Table(by_rule=by_rule, by_severity=by_severity, default=default)
+
+
+def _rule_name(entry: str, selector: str, seen: Mapping[str, object]) -> str:
+    """The rule a ``rule:NAME`` selector names, new to ``seen``; raises ``errors.ConfigError`` otherwise."""
+    name = selector.removeprefix("rule:").strip()
+    if not _RULE_NAME.match(name):
+        _fail(entry, f"{name!r} is not a rule name (lower-case letters, digits and '-')")
+    if name in seen:
+        _fail(entry, f"rule {name!r} appears twice")
+    return name
 
 
 def check_fallback(name: str) -> str:

@@ -29,12 +29,11 @@ class Acting(Handing):
         )
         plan = planning.decide(case.rule, case.alert, found, guards, now=now)
         async with self.store.write() as conn:
-            await remediation.record_plan(
+            await self.engine.record_plan(
                 conn,
                 case.opened.incident_id,
                 plan,
                 case.rule,
-                self.engine,
                 case.context,
                 now=now,
                 escalating=plan.apply is None,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import structlog
 
 from service.decision import plan as planning
+from service.lifecycle import transitions as lifecycle
 from service.matching import templates
 from service.model import incidents
 from service.pipeline.base import Stages
@@ -35,12 +36,11 @@ class Handing(Stages):
             if (
                 propose is not None and self.engine is not None
             ):  # acted and failed: now propose the unsafe ones
-                await remediation.record_plan(
+                await self.engine.record_plan(
                     conn,
                     incident_id,
                     proposals_only(propose),
                     case.rule,
-                    self.engine,
                     case.context,
                     now=now,
                     escalating=True,
@@ -120,15 +120,17 @@ class Handing(Stages):
     ) -> incidents.Bundle:
         records = remediation.action_records(await journal.of_incident(conn, case.opened.incident_id))
         return self.lifecycle.document(
-            incident_id=case.opened.incident_id,
-            opened_at=case.opened.opened_at,
-            rule=case.rule,
-            target=case.target,
-            alert=case.alert,
-            suggested=templates.render_suggestions(case.rule, case.context),
-            found=found,
-            reason=reason,
-            now=now,
-            actions=records,
-            state=state,
+            lifecycle.Facts(
+                incident_id=case.opened.incident_id,
+                opened_at=case.opened.opened_at,
+                rule=case.rule,
+                target=case.target,
+                alert=case.alert,
+                suggested=templates.render_suggestions(case.rule, case.context),
+                found=found,
+                reason=reason,
+                now=now,
+                actions=records,
+                state=state,
+            )
         )

@@ -12,8 +12,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
+import pydantic
 import sqlalchemy as sa
 
+from service.model import incidents as model
 from service.records import actions as journal
 from service.records import findings, schema
 from service.records.sqlite_inline import Conn
@@ -26,6 +28,22 @@ T, A, E = schema.incidents, schema.incident_alerts, schema.timeline
 #: reusing the object skips both building the statement and keying it (see docs/performance.md).
 _FIND_OPEN = sa.select(T).where(T.c.open_key == sa.bindparam("open_key"))
 _ADD_EVENT = sa.insert(E)
+
+
+def dump_bundle(bundle: model.Bundle) -> str:
+    """The bundle as stored in ``incidents.bundle`` (and sent in the outbox): its JSON document."""
+    return orjson.dumps(bundle.model_dump(mode="json")).decode()
+
+
+def load_bundle(text: str | None) -> model.Bundle | None:
+    """The stored bundle back as the model; None when there is none (an incident never handed over), or
+    when the text is not a whole bundle (a partial document stored by an older version)."""
+    if not text:
+        return None
+    try:
+        return model.Bundle.model_validate_json(text)
+    except pydantic.ValidationError:
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,8 +276,20 @@ async def list_incidents(
 
 
 async def get_incident(store: Store, incident_id: str, *, now: float) -> dict[str, Any] | None:
+    """The full incident as the API shows it: ``incident_detail`` with the bundle's JSON document."""
+    found = await incident_detail(store, incident_id, now=now)
+    if found is None:
+        return None
+    detail, bundle = found
+    detail["bundle"] = bundle.model_dump(mode="json") if bundle is not None else None
+    return detail
+
+
+async def incident_detail(
+    store: Store, incident_id: str, *, now: float
+) -> tuple[dict[str, Any], model.Bundle | None] | None:
     """The full incident: summary + alerts, findings (of the latest round), every round (the newest
-    ``findings.MAX_ROUNDS``, oldest first), actions, timeline, bundle."""
+    ``findings.MAX_ROUNDS``, oldest first), actions, timeline; and its bundle, typed."""
     async with store.read() as conn:
         row = (await conn.execute(sa.select(T).where(T.c.id == incident_id))).mappings().first()
         if row is None:
@@ -275,7 +305,6 @@ async def get_incident(store: Store, incident_id: str, *, now: float) -> dict[st
             for e in events
         ]
     detail = summary(plain(row), now=now)
-    bundle = orjson.loads(row["bundle"]) if row["bundle"] else None
     detail.update(
         alerts=[
             {
@@ -291,9 +320,8 @@ async def get_incident(store: Store, incident_id: str, *, now: float) -> dict[st
         rounds=kept,
         actions=actions,
         timeline=timeline,
-        bundle=bundle,
     )
-    return detail
+    return detail, load_bundle(row["bundle"])
 
 
 async def count_by_state(store: Store) -> dict[str, int]:

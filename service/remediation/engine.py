@@ -26,6 +26,7 @@ from service.diagnosis.base import ProbeDef
 from service.matching import templates
 from service.matching.loader import CompiledRule
 from service.model import incidents
+from service.model.rules import ActionSpec
 from service.records import actions as journal
 from service.records import switches
 from service.records.coordination import Coordination, CoordinationUnavailable
@@ -53,6 +54,21 @@ class Policy:
 
 def target_key(rule: CompiledRule, target: incidents.TargetRef) -> str:
     return f"{rule.rule.name}|{target.key}"
+
+
+@dataclass(frozen=True)
+class _Run:
+    """One step being executed: what every stage under the lock needs, built once in ``_execute``."""
+
+    incident_id: str
+    spec: ActionSpec
+    key: str  # the guard key of this action on this target (cooldown, attempts)
+    target: incidents.TargetRef
+    definition: ActionDef
+    params: Any
+    base: dict[str, Any]  # the fields every journal write of the step carries
+    action_id: str
+    new: bool  # automatic (a new journal record) rather than approved (the proposal's record)
 
 
 @dataclass
@@ -224,7 +240,43 @@ class Engine:
         definition = self.actions[spec.action]
         params, problem = self.params_for(rule, step.index, context)
         action_id = action_id or new_id(self.clock())
-        now = self.clock()
+        run = _Run(
+            incident_id=incident_id,
+            spec=spec,
+            key=f"{target_key(rule, target)}|{spec.action}",
+            target=target,
+            definition=definition,
+            params=params,
+            base=self._record_base(incident_id, step, spec, params, action_id, approver, round_),
+            action_id=action_id,
+            new=approver is None,
+        )
+        if problem is not None:
+            await self._journal(run.base, action_id, status="failed", reason=problem, new=run.new)
+            return "failed", None
+        lock = f"lock|{target.key}"
+        if not await self._lock(run, lock):
+            return "blocked", None
+        try:
+            return await self._locked(run)
+        finally:
+            try:
+                await self.coordination.release_lock(lock, self.owner)
+                await self.coordination.leave_acting(incident_id)
+            except CoordinationUnavailable:
+                log.warning("coordination.release_failed", lock=lock)
+
+    def _record_base(
+        self,
+        incident_id: str,
+        step: planning.Step,
+        spec: ActionSpec,
+        params: Any,
+        action_id: str,
+        approver: str | None,
+        round_: int | None,
+    ) -> dict[str, Any]:
+        """The fields every journal write of this step carries."""
         base = {
             "id": action_id,
             "incident_id": incident_id,
@@ -233,123 +285,84 @@ class Engine:
             "safety": spec.safety,
             "params": params.model_dump(mode="json") if params else {},
             "dry_run": self.policy.dry_run,
-            "requested_at": now,
+            "requested_at": self.clock(),
             "approver": approver,
         }
         if round_ is not None:  # absent, an approved step keeps the round its proposal was journaled with
             base["round"] = round_
-        if problem is not None:
-            await self._journal(base, action_id, status="failed", reason=problem, new=approver is None)
-            return "failed", None
-        lock = f"lock|{target.key}"
-        try:
-            if not await self.coordination.acquire_lock(lock, self.owner, lease_s=self.policy.lock_lease_s):
-                await self._journal(
-                    base,
-                    action_id,
-                    status="blocked",
-                    guard="lock",
-                    reason="lock: another actor is working on this target",
-                    new=approver is None,
-                )
-                return "blocked", None
-        except CoordinationUnavailable:
-            await self._journal(
-                base,
-                action_id,
-                status="blocked",
-                guard="coordination_unavailable",
-                reason="coordination unavailable: no action without the target lock",
-                new=approver is None,
-            )
-            return "blocked", None
-        try:
-            return await self._locked(
-                incident_id, rule, step, target, definition, params, base, action_id, approver=approver
-            )
-        finally:
-            try:
-                await self.coordination.release_lock(lock, self.owner)
-                await self.coordination.leave_acting(incident_id)
-            except CoordinationUnavailable:
-                log.warning("coordination.release_failed", lock=lock)
+        return base
 
-    async def _locked(
-        self,
-        incident_id: str,
-        rule: CompiledRule,
-        step: planning.Step,
-        target: incidents.TargetRef,
-        definition: ActionDef,
-        params: Any,
-        base: dict[str, Any],
-        action_id: str,
-        *,
-        approver: str | None,
-    ) -> tuple[str, Outcome | None]:
-        spec = rule.rule.remediate[step.index]
-        key = f"{target_key(rule, target)}|{spec.action}"
+    async def _lock(self, run: _Run, lock: str) -> bool:
+        """Take the target lock; journal why not when it cannot be taken."""
+        try:
+            if await self.coordination.acquire_lock(lock, self.owner, lease_s=self.policy.lock_lease_s):
+                return True
+            await self._blocked(run, "lock", "lock: another actor is working on this target")
+        except CoordinationUnavailable:
+            await self._blocked(
+                run,
+                "coordination_unavailable",
+                "coordination unavailable: no action without the target lock",
+            )
+        return False
+
+    async def _blocked(self, run: _Run, guard: str, reason: str) -> None:
+        await self._journal(
+            run.base, run.action_id, status="blocked", guard=guard, reason=reason, new=run.new
+        )
+
+    async def _locked(self, run: _Run) -> tuple[str, Outcome | None]:
+        """Under the target lock: budget and storm seat (automatic steps), intent, run, result."""
         now = self.clock()
-        new = approver is None
-        if approver is None and not self.policy.dry_run:
-            limit, window = self.policy.budget
-            try:
-                if not await self.coordination.take_budget(now=now, window_s=window, limit=limit):
-                    await self._journal(
-                        base,
-                        action_id,
-                        status="blocked",
-                        guard="budget",
-                        reason=f"budget: the {self.policy.budget_text} budget is spent",
-                        new=new,
-                    )
-                    return "blocked", None
-                seats = await self.coordination.enter_acting(
-                    incident_id, now=now, ttl_s=self.policy.lock_lease_s
-                )
-                if seats > self.policy.storm_brake:
-                    await self._journal(
-                        base,
-                        action_id,
-                        status="blocked",
-                        guard="storm_brake",
-                        reason=f"storm brake: {seats} incidents acting at once",
-                        new=new,
-                    )
-                    return "blocked", None
-            except CoordinationUnavailable:
-                await self._journal(
-                    base,
-                    action_id,
-                    status="blocked",
-                    guard="coordination_unavailable",
-                    reason="coordination unavailable",
-                    new=new,
-                )
-                return "blocked", None
+        if run.new and not self.policy.dry_run and not await self._admit(run, now):
+            return "blocked", None
         # the intent is committed before anything is sent; a crash from here on leaves it "running" → unknown
-        await self._journal(base, action_id, status="running", started_at=self.clock(), new=new)
+        await self._journal(run.base, run.action_id, status="running", started_at=self.clock(), new=run.new)
         if not self.policy.dry_run:
             try:
-                keep = max(spec.cooldown.total_seconds(), spec.max_attempts.per.total_seconds())
-                await self.coordination.record_action(key, now=now, keep_s=keep)
+                keep = max(run.spec.cooldown.total_seconds(), run.spec.max_attempts.per.total_seconds())
+                await self.coordination.record_action(run.key, now=now, keep_s=keep)
             except CoordinationUnavailable:
-                log.warning("coordination.record_failed", key=key)
+                log.warning("coordination.record_failed", key=run.key)
+        return await self._run(run)
+
+    async def _admit(self, run: _Run, now: float) -> bool:
+        """Take a budget slot and a storm-brake seat for an automatic step; journal why not."""
+        limit, window = self.policy.budget
         try:
-            outcome = await definition.run(self._context(target, dry_run=self.policy.dry_run), params)
+            if not await self.coordination.take_budget(now=now, window_s=window, limit=limit):
+                await self._blocked(run, "budget", f"budget: the {self.policy.budget_text} budget is spent")
+                return False
+            seats = await self.coordination.enter_acting(
+                run.incident_id, now=now, ttl_s=self.policy.lock_lease_s
+            )
+            if seats > self.policy.storm_brake:
+                await self._blocked(run, "storm_brake", f"storm brake: {seats} incidents acting at once")
+                return False
+        except CoordinationUnavailable:
+            await self._blocked(run, "coordination_unavailable", "coordination unavailable")
+            return False
+        return True
+
+    async def _run(self, run: _Run) -> tuple[str, Outcome | None]:
+        """Run the action and journal its result."""
+        try:
+            outcome = await run.definition.run(
+                self._context(run.target, dry_run=self.policy.dry_run), run.params
+            )
         except errors.Blocked as exc:
-            await self._finish(action_id, "blocked", guard=exc.guard, reason=exc.reason)
+            await self._finish(run.action_id, "blocked", guard=exc.guard, reason=exc.reason)
             return "blocked", None
         except errors.RemediatorError as exc:
-            await self._finish(action_id, "failed", reason=str(exc))
+            await self._finish(run.action_id, "failed", reason=str(exc))
             return "failed", None
         except Exception as exc:  # an action bug: record it, never retry blindly
-            log.exception("action.crashed", action=spec.action)
-            await self._finish(action_id, "failed", reason=f"{type(exc).__name__}: {exc}")
+            log.exception("action.crashed", action=run.spec.action)
+            await self._finish(run.action_id, "failed", reason=f"{type(exc).__name__}: {exc}")
             return "failed", None
         status = "skipped" if self.policy.dry_run else ("succeeded" if outcome.ok else "failed")
         await self._finish(
-            action_id,
+            run.action_id,
             status,
             guard="dry_run" if self.policy.dry_run else None,
             reason=outcome.summary,
@@ -374,6 +387,41 @@ class Engine:
         async with self.store.write() as conn:
             await journal.update(conn, action_id, status=status, finished_at=self.clock(), **values)
 
+    async def record_plan(
+        self,
+        conn: Any,
+        incident_id: str,
+        result: planning.Plan,
+        rule: CompiledRule,
+        context: Mapping[str, Any],
+        *,
+        now: float,
+        escalating: bool,
+        round_: int | None = None,
+    ) -> None:
+        """Journal the blocked steps, and the proposals when the incident is escalated; ``round_`` is the
+        findings round the plan was decided on."""
+        for step in result.steps:
+            if step.status == "blocked" or (step.status == "awaiting_approval" and escalating):
+                params, _ = self.params_for(rule, step.index, context)
+                await journal.add(
+                    conn,
+                    {
+                        "id": new_id(now),
+                        "incident_id": incident_id,
+                        "idx": step.index,
+                        "action": step.action,
+                        "safety": step.safety,
+                        "status": step.status,
+                        "guard": step.guard,
+                        "reason": step.reason,
+                        "params": params.model_dump(mode="json") if params is not None else {},
+                        "dry_run": self.policy.dry_run,
+                        "requested_at": now,
+                        "round": round_,
+                    },
+                )
+
     async def verify(
         self, rule: CompiledRule, step: planning.Step, target: incidents.TargetRef, context: Mapping[str, Any]
     ) -> tuple[bool, list[incidents.Finding]]:
@@ -395,42 +443,6 @@ class Engine:
             if self.clock() + self.policy.verify_interval_s > deadline:
                 return False, found
             await asyncio.sleep(self.policy.verify_interval_s)
-
-
-async def record_plan(
-    conn: Any,
-    incident_id: str,
-    result: planning.Plan,
-    rule: CompiledRule,
-    engine: Engine,
-    context: Mapping[str, Any],
-    *,
-    now: float,
-    escalating: bool,
-    round_: int | None = None,
-) -> None:
-    """Journal the blocked steps, and the proposals when the incident is escalated; ``round_`` is the
-    findings round the plan was decided on."""
-    for step in result.steps:
-        if step.status == "blocked" or (step.status == "awaiting_approval" and escalating):
-            params, _ = engine.params_for(rule, step.index, context)
-            await journal.add(
-                conn,
-                {
-                    "id": new_id(now),
-                    "incident_id": incident_id,
-                    "idx": step.index,
-                    "action": step.action,
-                    "safety": step.safety,
-                    "status": step.status,
-                    "guard": step.guard,
-                    "reason": step.reason,
-                    "params": params.model_dump(mode="json") if params is not None else {},
-                    "dry_run": engine.policy.dry_run,
-                    "requested_at": now,
-                    "round": round_,
-                },
-            )
 
 
 def plan_data(result: planning.Plan) -> dict[str, Any]:

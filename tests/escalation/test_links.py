@@ -118,9 +118,9 @@ def test_a_graph_link_to_another_host_is_text_in_every_rendering() -> None:
         annotations={"summary": "s", "runbook_url": "https://runbooks.example.com@evil.example/rb"},
     )
     bundle = sample_bundle(alert=alert)
-    assert "graph" not in bundle["links"] and "runbook" not in bundle["links"]
-    assert bundle["alerts"][0]["generator_url"] is None
-    assert bundle["alerts"][0]["refused_links"] == [
+    assert "graph" not in bundle.links and "runbook" not in bundle.links
+    assert bundle.alerts[0].generator_url is None
+    assert [r.model_dump() for r in bundle.alerts[0].refused_links] == [
         {
             "name": "graph",
             "text": "hxxps[:]//evil.example/graph?g0.expr=up",

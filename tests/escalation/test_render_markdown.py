@@ -162,8 +162,8 @@ def sample_bundle(
     checklist: list[str] | None = None,
     state: incidents.IncidentState = "escalated",
     now: float = NOW,
-) -> dict[str, Any]:
-    """The bundle document of the sample incident (as notifiers receive it), escalated 250 s after opening."""
+) -> incidents.Bundle:
+    """The bundle of the sample incident, escalated 250 s after opening."""
     return bundles.build(
         incident_id=INCIDENT_ID,
         rule_name="high-error-rate",
@@ -185,7 +185,7 @@ def sample_bundle(
         checklist=CHECKLIST if checklist is None else checklist,
         next_level=2 if state == "escalated" else None,
         next_at=now + 900.0 if state == "escalated" else None,
-    ).model_dump(mode="json")
+    )
 
 
 def check_golden(name: str, actual: str) -> None:
@@ -301,7 +301,7 @@ HOSTILE_SETTINGS = settings(
 
 
 @st.composite
-def hostile_bundles(draw: st.DrawFn) -> dict[str, Any]:
+def hostile_bundles(draw: st.DrawFn) -> incidents.Bundle:
     """The sample incident with hostile labels, annotations, summaries, reasons, commands and links."""
     labels = draw(st.dictionaries(HOSTILE.map(label_name), HOSTILE.map(label_value), max_size=4))
     annotations = draw(st.dictionaries(st.sampled_from(["summary", "description", "note"]), HOSTILE))
@@ -322,13 +322,13 @@ def hostile_bundles(draw: st.DrawFn) -> dict[str, Any]:
     ]
     document = sample_bundle(
         alert=alert, findings=findings, actions=actions, suggested=suggested, reason=draw(HOSTILE)
-    )
+    ).model_dump(mode="json")
     document["alerts"] *= draw(st.integers(1, 6))  # many alerts in one group
     # what the bundle builder already filters out, put back: the renderers must hold on their own
     document["links"]["evil"] = "javascript:alert(1)"
     document["alerts"][0]["runbook_url"] = "javascript:alert(document.cookie)"
     document["runbook"] = draw(HOSTILE)
-    return document
+    return incidents.Bundle.model_validate(document)
 
 
 def without_fences(markdown_text: str) -> str:
@@ -368,14 +368,22 @@ def test_only_http_links_become_links() -> None:
     )
 
 
-def test_a_partial_document_still_renders() -> None:
-    rendered = markdown.render({"incident_id": "abc", "summary": "mitigated by kube.rollout_restart"})
+def test_a_bundle_without_title_runbook_or_target_still_has_a_heading() -> None:
+    bare = sample_bundle().model_copy(
+        update={
+            "incident_id": "abc",
+            "title": "",
+            "runbook": "",
+            "target": incidents.TargetRef(kind="", namespace="", name=""),
+        }
+    )
+    rendered = markdown.render(bare)
     assert rendered.startswith("# Incident abc\n")
 
 
 @HOSTILE_SETTINGS
 @given(hostile_bundles())
-def test_hostile_user_data_forms_no_html_and_no_script_link(document: dict[str, Any]) -> None:
+def test_hostile_user_data_forms_no_html_and_no_script_link(document: incidents.Bundle) -> None:
     rendered = markdown.render(document)
     prose = without_fences(rendered)
     assert "<script" not in prose.lower()
@@ -390,7 +398,7 @@ def test_hostile_user_data_forms_no_html_and_no_script_link(document: dict[str, 
 
 @HOSTILE_SETTINGS
 @given(hostile_bundles())
-def test_hostile_user_data_renders_to_safe_html(document: dict[str, Any]) -> None:
+def test_hostile_user_data_renders_to_safe_html(document: incidents.Bundle) -> None:
     parser = markdown_it.MarkdownIt("commonmark", {"html": True}).enable("table")  # raw HTML on: worst case
     html = parser.render(markdown.render(document))
     assert "<script" not in html.lower()

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given
 
 from service.escalation.render import pagerduty
+from service.model import incidents
 from tests.escalation.test_render_markdown import (
     FINDINGS,
     HOSTILE_SETTINGS,
@@ -24,7 +25,7 @@ KEY = "R0UTINGKEY0123456789abcdefghijkl"
 LIMIT = 512 * 1024
 
 
-def render(bundle: dict[str, Any], event: str = "trigger") -> dict[str, Any]:
+def render(bundle: incidents.Bundle, event: str = "trigger") -> dict[str, Any]:
     return pagerduty.render(bundle, event=event, routing_key=KEY, source="remediator.example.com")
 
 
@@ -56,19 +57,22 @@ def test_mitigated_has_no_pagerduty_action() -> None:
     [("critical", "critical"), ("high", "error"), ("warning", "warning"), ("info", "info"), ("odd", "error")],
 )
 def test_severity_maps_to_pagerduty_levels(severity: str, expected: str) -> None:
-    bundle = sample_bundle() | {"severity": severity}
+    bundle = sample_bundle().model_copy(update={"severity": severity})
     assert render(bundle)["payload"]["severity"] == expected
 
 
 def test_source_falls_back_to_the_argument_without_a_target() -> None:
-    bundle = {k: v for k, v in sample_bundle().items() if k != "target"}
+    bundle = sample_bundle().model_copy(
+        update={"target": incidents.TargetRef(kind="", namespace="", name="")}
+    )
     assert render(bundle)["payload"]["source"] == "remediator.example.com"
 
 
 def test_links_are_only_http() -> None:
-    bundle = sample_bundle()
-    bundle["links"]["evil"] = "javascript:alert(1)"
-    bundle["alerts"][0]["generator_url"] = "file:///etc/passwd"
+    document = sample_bundle().model_dump(mode="json")
+    document["links"]["evil"] = "javascript:alert(1)"
+    document["alerts"][0]["generator_url"] = "file:///etc/passwd"
+    bundle = incidents.Bundle.model_validate(document)
     hrefs = [link["href"] for link in render(bundle)["links"]]
     assert hrefs and all(h.startswith(("http://", "https://")) for h in hrefs)
 
@@ -96,7 +100,7 @@ def test_huge_labels_and_lists_are_cut_until_the_body_fits() -> None:
 
 @HOSTILE_SETTINGS
 @given(hostile_bundles())
-def test_hostile_user_data_keeps_the_summary_and_the_body_within_limits(document: dict[str, Any]) -> None:
+def test_hostile_user_data_keeps_the_summary_and_the_body_within_limits(document: incidents.Bundle) -> None:
     body = render(document)
     payload = body["payload"]
     assert len(payload["summary"]) <= 1024

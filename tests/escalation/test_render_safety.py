@@ -266,10 +266,9 @@ def test_markdown_forms_no_foreign_link_html_heading_or_cell(
     _alert, built = case
     document = built.model_dump(mode="json")
     commands = [s.command for s in built.suggested]
-    check_markdown(markdown.render(document), OUR_HEADINGS, commands)
+    check_markdown(markdown.render(built), OUR_HEADINGS, commands)
     detail = {
         "id": built.incident_id,
-        "bundle": document,
         "target": document["target"],
         "reason": built.reason,
         "acked_by": built.alerts[0].labels["pod"],
@@ -288,7 +287,9 @@ def test_markdown_forms_no_foreign_link_html_heading_or_cell(
         "findings": document["findings"],
         "actions": document["actions"],
     }
-    check_markdown(report.render(detail, checklist=[], now=NOW), REPORT_HEADINGS | {"Latest check"}, [])
+    check_markdown(
+        report.render(detail, built, checklist=[], now=NOW), REPORT_HEADINGS | {"Latest check"}, []
+    )
 
 
 @SETTINGS
@@ -299,7 +300,7 @@ def test_slack_keeps_its_limits_and_links_only_allowed_hosts(
     _alert, built = case
     commands = {s.command for s in built.suggested}
     for event in ("trigger", "escalate:2", "resolve"):
-        payload = slack.render(built.model_dump(mode="json"), event=event)
+        payload = slack.render(built, event=event)
         assert_within_limits(payload)
         orjson.dumps(payload)
         assert "<" not in payload["blocks"][0]["text"]["text"]
@@ -322,7 +323,7 @@ def test_pagerduty_keeps_its_limits_and_links_only_allowed_hosts(
     case: tuple[alerts.Alert, incidents.Bundle],
 ) -> None:
     _alert, built = case
-    body = pagerduty.render(built.model_dump(mode="json"), event="trigger", routing_key="k", source="s")
+    body = pagerduty.render(built, event="trigger", routing_key="k", source="s")
     summary = body["payload"]["summary"]
     assert len(summary) <= 1024 and templates.unsafe_character(summary) is None
     assert not AUTOLINK.search(summary)

@@ -137,8 +137,9 @@ def test_a_huge_summary_is_truncated_with_the_marker() -> None:
 
 
 def test_links_are_only_http_and_cannot_break_out() -> None:
-    bundle = sample_bundle()
-    bundle["links"] = {"incident": "https://r.example/x?a=1&b=<2>|3", "evil": "javascript:alert(1)"}
+    bundle = sample_bundle().model_copy(
+        update={"links": {"incident": "https://r.example/x?a=1&b=<2>|3", "evil": "javascript:alert(1)"}}
+    )
     context = slack.render(bundle, event="trigger")["blocks"][-1]["elements"][0]["text"]
     assert "javascript" not in context
     assert "<https://r.example/x?a=1&amp;b=%3C2%3E%7C3|incident 01JPBM3Q8ZK4V7N2D5R9T6W1XC>" in context
@@ -154,7 +155,7 @@ def test_truncation_never_splits_an_entity_or_exceeds_the_limit() -> None:
 
 @HOSTILE_SETTINGS
 @given(hostile_bundles())
-def test_hostile_user_data_stays_text_and_within_limits(document: dict[str, Any]) -> None:
+def test_hostile_user_data_stays_text_and_within_limits(document: incidents.Bundle) -> None:
     for event in ("trigger", "escalate:3"):
         payload = slack.render(document, event=event)
         assert_within_limits(payload)

@@ -73,6 +73,12 @@ OPENED_EVENTS = [
 ]
 
 
+def render_report(source: dict[str, Any], *, checklist: list[str], now: float) -> str:
+    """The report as the API renders it: the detail, and its bundle (``source["bundle"]``) typed."""
+    detail = {k: v for k, v in source.items() if k != "bundle"}
+    return report.render(detail, source.get("bundle"), checklist=checklist, now=now)
+
+
 def event(offset: float, kind: str, message: str, data: dict[str, Any] | None = None) -> dict[str, Any]:
     return {"at": iso(OPENED + offset), "kind": kind, "message": message, "data": data or {}}
 
@@ -122,8 +128,7 @@ def mitigated_detail() -> dict[str, Any]:
         findings=[FINDINGS[0].model_copy(update={"status": "ok", "summary": "3/3 ready, 0 crashlooping"})],
         actions=[],
         now=OPENED + 95,
-    )
-    bundle.update(state="resolved", elapsed_s=190.0)
+    ).model_copy(update={"state": "resolved", "elapsed_s": 190.0})
     verified = {**FINDINGS[0].model_dump(mode="json"), "status": "ok", "summary": "3/3 ready, 0 crashlooping"}
     return detail(
         mitigated_at=iso(OPENED + 95),
@@ -208,13 +213,14 @@ def escalated_detail() -> dict[str, Any]:
             "images": ["shop/coordinator:1.41.2"],
         },
     }
-    bundle = sample_bundle(now=OPENED + 98)
-    bundle.update(
-        state="resolved",
-        elapsed_s=1420.0,
-        escalation_level=2,
-        next_escalation_level=None,
-        next_escalation_at=None,
+    bundle = sample_bundle(now=OPENED + 98).model_copy(
+        update={
+            "state": "resolved",
+            "elapsed_s": 1420.0,
+            "escalation_level": 2,
+            "next_escalation_level": None,
+            "next_escalation_at": None,
+        }
     )
     return detail(
         reason=reason,
@@ -330,48 +336,48 @@ def escalated_detail() -> dict[str, Any]:
 
 def test_golden_report_of_a_mitigated_incident() -> None:
     check_golden(
-        "report-mitigated.md", report.render(mitigated_detail(), checklist=CHECKLIST, now=OPENED + 3600)
+        "report-mitigated.md", render_report(mitigated_detail(), checklist=CHECKLIST, now=OPENED + 3600)
     )
 
 
 def test_golden_report_of_an_escalated_incident() -> None:
     check_golden(
-        "report-escalated.md", report.render(escalated_detail(), checklist=CHECKLIST, now=OPENED + 3600)
+        "report-escalated.md", render_report(escalated_detail(), checklist=CHECKLIST, now=OPENED + 3600)
     )
 
 
 def test_mttr_is_stated_against_the_target() -> None:
-    within = report.render(mitigated_detail(), checklist=[], now=OPENED + 3600)
+    within = render_report(mitigated_detail(), checklist=[], now=OPENED + 3600)
     assert "- **Resolved** in 3 min 10 s — within the 5 min target (1 min 50 s to spare)" in within
     assert "- **Mitigated** in 1 min 35 s — within the 5 min target (3 min 25 s to spare)" in within
-    over = report.render(escalated_detail() | {"mttr_target_s": 120.0}, checklist=[], now=OPENED + 3600)
+    over = render_report(escalated_detail() | {"mttr_target_s": 120.0}, checklist=[], now=OPENED + 3600)
     assert "- **Resolved** in 23 min 40 s — over the 2 min target by 21 min 40 s" in over
 
 
 def test_an_open_incident_counts_the_time_so_far() -> None:
     still_open = escalated_detail() | {"state": "escalated", "resolved_at": None}
-    text = report.render(still_open, checklist=[], now=OPENED + 600)
+    text = render_report(still_open, checklist=[], now=OPENED + 600)
     assert "- **Still open** after 10 min so far — over the 5 min target by 5 min" in text
     assert "Resolved" not in text.split("## Timeline")[0]
 
 
 def test_the_checklist_falls_back_to_the_bundle_and_is_unticked() -> None:
-    text = report.render(mitigated_detail(), checklist=[], now=OPENED + 3600)
+    text = render_report(mitigated_detail(), checklist=[], now=OPENED + 3600)
     assert "- [ ] Find the change that raised the error rate \\(deploy, config, dependency\\)." in text
     bare = mitigated_detail() | {"bundle": None}
-    assert "_The runbook has no post-incident checklist._" in report.render(bare, checklist=[], now=OPENED)
+    assert "_The runbook has no post-incident checklist._" in render_report(bare, checklist=[], now=OPENED)
 
 
 def test_the_report_is_deterministic_and_does_not_change_its_input() -> None:
     source = escalated_detail()
     kept = copy.deepcopy(source)
-    first = report.render(source, checklist=CHECKLIST, now=OPENED + 3600)
-    assert report.render(source, checklist=CHECKLIST, now=OPENED + 3600) == first
+    first = render_report(source, checklist=CHECKLIST, now=OPENED + 3600)
+    assert render_report(source, checklist=CHECKLIST, now=OPENED + 3600) == first
     assert source == kept
 
 
 def test_an_incident_without_events_or_bundle_still_renders() -> None:
-    text = report.render({"id": "x", "opened_at": iso(OPENED)}, checklist=[], now=OPENED + 30)
+    text = render_report({"id": "x", "opened_at": iso(OPENED)}, checklist=[], now=OPENED + 30)
     assert text.startswith("# Incident report: Incident on \\(no target\\)\n")
     assert "_No events recorded._" in text and "- **Still open** after 30 s so far" in text
 
@@ -383,7 +389,7 @@ def test_hostile_timeline_messages_stay_text(messages: list[str], approver: str)
     source["timeline"] = [event(i, m[:50] or "x", m) for i, m in enumerate(messages)]
     source["actions"] = [{**RESTART, "approver": approver, "reason": messages[0]}]
     source["acked_by"] = approver
-    prose = without_fences(report.render(source, checklist=messages, now=OPENED + 3600))
+    prose = without_fences(render_report(source, checklist=messages, now=OPENED + 3600))
     assert "<script" not in prose.lower() and "<!channel>" not in prose
     for line in prose.splitlines():
         if line.startswith("| 2026-"):  # a timeline row keeps its four cells
@@ -398,8 +404,8 @@ def test_the_kept_diagnosis_round_gives_the_opening_findings_their_summaries() -
         {"round": 1, "phase": "diagnosis", "at": iso(OPENED + 5), "findings": diagnosis},
         {"round": 2, "phase": "verification", "at": iso(OPENED + 95), "findings": mitigated["findings"]},
     ]
-    without = report.render(mitigated_detail(), checklist=[], now=OPENED + 3600)
-    rendered = report.render(mitigated, checklist=[], now=OPENED + 3600)
+    without = render_report(mitigated_detail(), checklist=[], now=OPENED + 3600)
+    rendered = render_report(mitigated, checklist=[], now=OPENED + 3600)
     opening = rendered.split("## Findings at opening", 1)[1].split("### Latest check", 1)[0]
     crashlooping = "| FAILED | `pods` | `kube.pods` | 0/3 ready, 3 crashlooping |"
     assert crashlooping in opening and "accepted a connection in 4 ms" in opening

@@ -81,14 +81,15 @@ def summarize(
     warn_ratio: float,
 ) -> Observation:
     """Facts and status from per-pod use and limits (pure)."""
-    per_pod: dict[str, dict[str, float | None]] = {}
-    for pod, limit in pod_limits.items():
-        per_pod[pod] = {
+    per_pod = {
+        pod: {
             "cpu": cpu.get(pod),
             "memory": memory.get(pod),
             "cpu_ratio": _ratio(cpu.get(pod), limit["cpu"]),
             "memory_ratio": _ratio(memory.get(pod), limit["memory"]),
         }
+        for pod, limit in pod_limits.items()
+    }
     measured = [p for p, v in per_pod.items() if v["cpu"] is not None or v["memory"] is not None]
     if not measured:
         return Observation(
@@ -113,6 +114,16 @@ def summarize(
         "throttled_ratio": round(max(throttled.values()), 4) if throttled else None,
         "per_pod": per_pod,
     }
+    hot = _hot(facts, warn_ratio=warn_ratio)
+    summary = (
+        f"highest of {len(measured)} pods: " + ", ".join(_use(facts)) + (f"; {', '.join(hot)}" if hot else "")
+    )
+    evidence = "\n".join(f"{p}: {v}" for p, v in per_pod.items())
+    return Observation("degraded" if hot else "ok", summary, facts, evidence)
+
+
+def _hot(facts: dict[str, Any], *, warn_ratio: float) -> list[str]:
+    """What runs hot: a use at ``warn_ratio`` of its limit or more, CPU throttled in over 25 % of periods."""
     hot = [
         f"{k.split('_')[0]} at {facts[k]:.0%} of limit"
         for k in ("cpu_ratio", "memory_ratio")
@@ -120,6 +131,11 @@ def summarize(
     ]
     if facts["throttled_ratio"] is not None and facts["throttled_ratio"] > 0.25:
         hot.append(f"CPU throttled {facts['throttled_ratio']:.0%} of periods")
+    return hot
+
+
+def _use(facts: dict[str, Any]) -> list[str]:
+    """The highest CPU and memory use, each with its share of the limit when there is one."""
     parts = []
     if facts["cpu_cores"] is not None:
         parts.append(
@@ -131,9 +147,7 @@ def summarize(
             f"memory {facts['memory_bytes'] / 2**20:.0f} MiB"
             + (f" ({facts['memory_ratio']:.0%} of limit)" if facts["memory_ratio"] is not None else "")
         )
-    summary = f"highest of {len(measured)} pods: " + ", ".join(parts) + (f"; {', '.join(hot)}" if hot else "")
-    evidence = "\n".join(f"{p}: {v}" for p, v in per_pod.items())
-    return Observation("degraded" if hot else "ok", summary, facts, evidence)
+    return parts
 
 
 def _by_pod(samples: list[Any]) -> dict[str, float]:

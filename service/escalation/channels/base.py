@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+import pydantic
+
+from service.model import incidents
 from service.records.outbox import Delivery
 
 
@@ -26,3 +29,16 @@ def body(delivery: Delivery) -> dict[str, Any]:
         "incident_id": delivery.incident_id,
         **delivery.payload,
     }
+
+
+def bundle_of(delivery: Delivery) -> incidents.Bundle | None:
+    """The bundle an outbox entry carries, as the model: the one place a sender reads it. None when the
+    incident was never handed over (it has no bundle yet), or for an entry queued by an older version with
+    a partial document."""
+    document = delivery.payload.get("bundle")
+    if not document:
+        return None
+    try:
+        return incidents.Bundle.model_validate(document)
+    except pydantic.ValidationError:
+        return None

@@ -19,5 +19,6 @@ class LogNotifier:
     async def send(self, delivery: Delivery) -> None:
         document = base.body(delivery)
         document["notification"] = document.pop("event")  # "event" is the log event's own name
-        findings = document.get("bundle", {}).get("findings", [])
+        carried = base.bundle_of(delivery)
+        findings = carried.findings if carried is not None else []
         log.info("notify.bundle", findings_table=bundle.findings_table(findings), **document)

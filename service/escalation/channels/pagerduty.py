@@ -19,7 +19,7 @@ import orjson
 import structlog
 
 from service import errors
-from service.escalation.channels import http
+from service.escalation.channels import base, http
 from service.escalation.render import pagerduty as render
 from service.records.outbox import Delivery
 
@@ -53,13 +53,14 @@ class PagerDutyNotifier:
                 incident_id=delivery.incident_id,
             )
             return
-        document = render.render(
-            delivery.payload.get("bundle", {}),
-            event=delivery.event,
-            routing_key=self._routing_key,
-            source=self._source,
-        )
-        document["dedup_key"] = delivery.incident_id  # one alert per incident, even for a partial bundle
+        bundle = base.bundle_of(delivery)
+        if bundle is None:  # never handed over: nothing was triggered, only acknowledge/resolve can follow
+            document = render.bare(delivery.incident_id, event=delivery.event, routing_key=self._routing_key)
+        else:
+            document = render.render(
+                bundle, event=delivery.event, routing_key=self._routing_key, source=self._source
+            )
+        document["dedup_key"] = delivery.incident_id  # one alert per incident, whatever the bundle says
         data = orjson.dumps(document)
         headers = {"Content-Type": "application/json", "Idempotency-Key": delivery.delivery_id}
         answer = await http.post(self._session, self._url, data, headers, channel=CHANNEL)

@@ -25,7 +25,7 @@ import aiohttp
 import orjson
 
 from service import errors
-from service.escalation.channels import http
+from service.escalation.channels import base, http
 from service.escalation.render import slack as render
 from service.records.outbox import Delivery
 
@@ -53,7 +53,13 @@ class SlackNotifier:
         self._not_before = 0.0  # clock() before which no message may leave
 
     async def send(self, delivery: Delivery) -> None:
-        data = orjson.dumps(render.render(delivery.payload.get("bundle", {}), event=delivery.event))
+        bundle = base.bundle_of(delivery)
+        message = (
+            render.render(bundle, event=delivery.event)
+            if bundle is not None
+            else render.bare(delivery.incident_id, event=delivery.event)
+        )
+        data = orjson.dumps(message)
         headers = {"Content-Type": "application/json"}
         async with self._lock:
             wait = self._not_before - self._clock()

@@ -65,7 +65,7 @@ class WebhookNotifier:
 def document(delivery: Delivery) -> dict[str, Any]:
     """The webhook's JSON body: ``base.body`` plus ``markdown``, the bundle rendered for humans."""
     result = base.body(delivery)
-    content = delivery.payload.get("bundle")
-    if isinstance(content, dict) and content:
-        result["markdown"] = markdown.render(content)
+    bundle = base.bundle_of(delivery)
+    if bundle is not None:
+        result["markdown"] = markdown.render(bundle)
     return result

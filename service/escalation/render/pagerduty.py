@@ -21,6 +21,7 @@ import orjson
 
 from service.escalation import links
 from service.escalation.render import text
+from service.model import incidents
 
 #: what the body may weigh, serialised; PagerDuty's limit is 512 KB, this keeps a margin
 MAX_BYTES = 500_000
@@ -50,66 +51,65 @@ def event_action(event: str) -> str:
     return ACTIONS[name]
 
 
-def render(bundle: dict[str, Any], *, event: str, routing_key: str, source: str) -> dict[str, Any]:
+def render(bundle: incidents.Bundle, *, event: str, routing_key: str, source: str) -> dict[str, Any]:
     """The Events API v2 body for ``event`` (trigger/escalate, acknowledge or resolve)."""
     action = event_action(event)
     body: dict[str, Any] = {
         "routing_key": routing_key,
         "event_action": action,
-        "dedup_key": text.string(bundle.get("incident_id")),
+        "dedup_key": bundle.incident_id,
     }
     if action != "trigger":
         return body
-    target = text.mapping(bundle.get("target"))
+    target = bundle.target
     payload: dict[str, Any] = {
         "summary": text.truncate(links.defang(text.clip(_summary(bundle), SUMMARY)), SUMMARY),
-        "severity": SEVERITIES.get(text.string(bundle.get("severity")), "error"),
+        "severity": SEVERITIES.get(bundle.severity, "error"),
         "source": text.clip(text.target_key(target), FIELD) or source,
     }
     optional = {
-        "component": text.clip(target.get("name"), FIELD),
-        "group": text.clip(target.get("namespace"), FIELD),
-        "class": text.clip(bundle.get("rule"), FIELD),
+        "component": text.clip(target.name, FIELD),
+        "group": text.clip(target.namespace, FIELD),
+        "class": text.clip(bundle.rule, FIELD),
     }
     payload.update((key, value) for key, value in optional.items() if value)
-    if text.moment(bundle.get("opened_at")):
-        payload["timestamp"] = text.string(bundle.get("opened_at"))
+    payload["timestamp"] = text.rfc3339(bundle.opened_at)
     body["payload"] = payload
-    incident = text.safe_link(text.mapping(bundle.get("links")).get("incident"))
+    incident = text.safe_link(bundle.links.get("incident"))
     if incident:
         body["client"] = "remediator"
         body["client_url"] = incident
     shown = _links(bundle)
     if shown:
         body["links"] = shown
-    for details in _shrunk(bundle):
+    for details in _shrunk(bundle.model_dump(mode="json")):  # the bundle's JSON form: PagerDuty shows it
         payload["custom_details"] = details
         if len(orjson.dumps(body)) <= MAX_BYTES:
             break
     return body
 
 
-def _summary(bundle: dict[str, Any]) -> str:
-    title = text.string(bundle.get("title"))
-    if title:
-        return title
-    target = text.mapping(bundle.get("target"))
-    parts = [text.string(bundle.get("runbook")), text.target_key(target) if target else ""]
-    return ": ".join(p for p in parts if p) or f"incident {text.string(bundle.get('incident_id'))}"
+def bare(incident_id: str, *, event: str, routing_key: str) -> dict[str, Any]:
+    """The body for an incident that has no bundle (it was never handed over, so never triggered):
+    routing key, action and dedup key — all that acknowledge and resolve carry."""
+    return {"routing_key": routing_key, "event_action": event_action(event), "dedup_key": incident_id}
 
 
-def _links(bundle: dict[str, Any]) -> list[dict[str, str]]:
+def _summary(bundle: incidents.Bundle) -> str:
+    if bundle.title:
+        return bundle.title
+    parts = [bundle.runbook, text.target_key(bundle.target)]
+    return ": ".join(p for p in parts if p) or f"incident {bundle.incident_id}"
+
+
+def _links(bundle: incidents.Bundle) -> list[dict[str, str]]:
     """Incident API URL, graph (generatorURL) and runbook, of the bundle and of each alert; http(s) only."""
-    candidates = [
-        (LINK_TEXTS.get(name, text.string(name)), url)
-        for name, url in text.mapping(bundle.get("links")).items()
+    candidates: list[tuple[str, str | None]] = [
+        (LINK_TEXTS.get(name, name), url) for name, url in bundle.links.items()
     ]
-    for alert in text.objects(bundle.get("alerts")):
-        name = text.clip(alert.get("name"), 100)
-        candidates += [
-            (f"graph: {name}", alert.get("generator_url")),
-            (f"runbook: {name}", alert.get("runbook_url")),
-        ]
+    for alert in bundle.alerts:
+        name = text.clip(alert.name, 100)
+        candidates += [(f"graph: {name}", alert.generator_url), (f"runbook: {name}", alert.runbook_url)]
     shown: list[dict[str, str]] = []
     seen: set[str] = set()
     for label, url in candidates:
@@ -121,7 +121,8 @@ def _links(bundle: dict[str, Any]) -> list[dict[str, str]]:
 
 
 def _shrunk(bundle: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    """Ever smaller versions of the details, each saying what was cut; the last one always fits."""
+    """Ever smaller versions of the details (the bundle's JSON document, which ``custom_details`` carries
+    and which is cut here as JSON), each saying what was cut; the last one always fits."""
     yield bundle
     findings = text.objects(bundle.get("findings"))
     if any(len(text.string(f.get("evidence"))) > EVIDENCE for f in findings):

@@ -1,31 +1,36 @@
 """The Markdown incident report for a post-mortem (pure; deterministic for a given detail and ``now``).
 
-Renders the incident detail of ``records.incidents.get_incident`` (plus ``notifications`` when the API
-added them): the facts, the times to mitigate and to resolve against the MTTR target (an open incident:
-the time so far), the timeline (the incident's events and when each alert started firing, in time order,
-with the time since opening), the findings at opening and after, the actions taken with their results and
-approvers, the notifications, and the runbook's post-incident checklist as ``- [ ]`` items. User data —
-and every time read from the detail, which a clock did not format — is escaped as in ``render.markdown``
-(``text.md_text``: no link, image, HTML, heading or table break, bare URLs defanged). Reads no clock:
-``now`` comes in.
+Renders the incident detail of ``records.incidents.incident_detail`` (plus ``notifications`` when the API
+added them) and the incident's bundle, typed (None when it was never handed over): the facts, the times
+to mitigate and to resolve against the MTTR target (an open incident: the time so far), the timeline (the
+incident's events and when each alert started firing, in time order, with the time since opening), the
+findings at opening and after, the actions taken with their results and approvers, the notifications, and
+the runbook's post-incident checklist as ``- [ ]`` items. User data — and every time read from the
+detail, which a clock did not format — is escaped as in ``render.markdown`` (``text.md_text``: no link,
+image, HTML, heading or table break, bare URLs defanged). Reads no clock: ``now`` comes in.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from service.escalation.render import markdown, text
+from service.model import incidents
 
 ITEM = markdown.ITEM
 
 
-def render(detail: dict[str, Any], *, checklist: list[str], now: float) -> str:
+def render(
+    detail: dict[str, Any], bundle: incidents.Bundle | None, *, checklist: list[str], now: float
+) -> str:
     """The report; ``checklist`` is the runbook's post-incident checklist (else the bundle's)."""
-    bundle = text.mapping(detail.get("bundle"))
-    target = text.mapping(detail.get("target")) or text.mapping(bundle.get("target"))
-    runbook = text.string(detail.get("runbook") or bundle.get("runbook")) or "Incident"
-    opened = text.moment(detail.get("opened_at")) or text.moment(bundle.get("opened_at"))
+    target: incidents.TargetRef | Mapping[str, Any] = text.mapping(detail.get("target")) or (
+        bundle.target if bundle is not None else {}
+    )
+    runbook = text.string(detail.get("runbook") or (bundle.runbook if bundle else "")) or "Incident"
+    opened = text.moment(detail.get("opened_at")) or (bundle.opened_at if bundle else None)
     parts = [
         f"# Incident report: {text.md_text(runbook, 200)} on {text.md_text(text.target_text(target), 300)}",
         markdown.facts_table(_facts(detail, bundle, target)),
@@ -41,7 +46,7 @@ def render(detail: dict[str, Any], *, checklist: list[str], now: float) -> str:
     notifications = text.objects(detail.get("notifications"))
     if notifications:
         parts += ["## Notifications", _notifications(notifications)]
-    items = [text.clip(i, 1000) for i in (checklist or text.strings(bundle.get("checklist")))]
+    items = [text.clip(i, 1000) for i in (checklist or (bundle.checklist if bundle else []))]
     parts += [
         "## Post-incident checklist",
         "\n".join(f"- [ ] {text.md_text(item)}" for item in items if item)
@@ -51,22 +56,32 @@ def render(detail: dict[str, Any], *, checklist: list[str], now: float) -> str:
     return "\n\n".join(parts) + "\n"
 
 
-def _facts(detail: dict[str, Any], bundle: dict[str, Any], target: dict[str, Any]) -> list[tuple[str, str]]:
-    def pick(key: str) -> Any:
-        return detail.get(key) if detail.get(key) is not None else bundle.get(key)
+def _facts(
+    detail: dict[str, Any],
+    bundle: incidents.Bundle | None,
+    target: incidents.TargetRef | Mapping[str, Any],
+) -> list[tuple[str, str]]:
+    def pick(key: str, stored: Any) -> Any:
+        """The detail's value, else the bundle's (``stored``)."""
+        return detail.get(key) if detail.get(key) is not None else stored
 
     target_cell = text.md_text(text.target_text(target), ITEM)
-    if target.get("valid") is False:
-        target_cell += f" — **invalid:** {text.md_text(target.get('error'), ITEM)}"
-    links = text.mapping(bundle.get("links"))
+    if text.field(target, "valid") is False:
+        target_cell += f" — **invalid:** {text.md_text(text.field(target, 'error'), ITEM)}"
+    links = bundle.links if bundle is not None else {}
     rows = [
-        ("Incident", text.md_code(detail.get("id") or bundle.get("incident_id"), 100)),
-        ("Rule", text.md_code(pick("rule"), 200)),
-        ("Runbook", text.md_link(text.clip(pick("runbook"), ITEM) or "runbook", links.get("runbook"))),
+        ("Incident", text.md_code(detail.get("id") or (bundle.incident_id if bundle else None), 100)),
+        ("Rule", text.md_code(pick("rule", bundle and bundle.rule), 200)),
+        (
+            "Runbook",
+            text.md_link(
+                text.clip(pick("runbook", bundle and bundle.runbook), ITEM) or "runbook", links.get("runbook")
+            ),
+        ),
         ("Target", target_cell),
-        ("Severity", text.md_text(pick("severity"), 40)),
-        ("State", text.md_text(pick("state"), 40)),
-        ("Opened", text.md_text(text.clock(pick("opened_at")))),
+        ("Severity", text.md_text(pick("severity", bundle and bundle.severity), 40)),
+        ("State", text.md_text(pick("state", bundle and bundle.state), 40)),
+        ("Opened", text.md_text(text.clock(pick("opened_at", bundle and bundle.opened_at)))),
     ]
     for name, key in (
         ("Escalated", "escalated_at"),
@@ -78,10 +93,12 @@ def _facts(detail: dict[str, Any], bundle: dict[str, Any], target: dict[str, Any
     if detail.get("acked_at"):
         by = f" by {text.md_text(detail.get('acked_by'), 100)}" if detail.get("acked_by") else ""
         rows.append(("Acknowledged", f"{text.md_text(text.clock(detail.get('acked_at')))}{by}"))
-    if pick("escalation_level") is not None and detail.get("escalated_at"):
-        rows.append(("Escalation level reached", text.md_text(pick("escalation_level"), 10)))
-    if pick("reason"):
-        rows.append(("Reason", text.md_text(pick("reason"), 2 * ITEM)))
+    level = pick("escalation_level", bundle and bundle.escalation_level)
+    if level is not None and detail.get("escalated_at"):
+        rows.append(("Escalation level reached", text.md_text(level, 10)))
+    reason = pick("reason", bundle and bundle.reason)
+    if reason:
+        rows.append(("Reason", text.md_text(reason, 2 * ITEM)))
     return rows
 
 
@@ -90,10 +107,12 @@ def _since(opened: datetime | None, value: Any) -> float | None:
     return (moment - opened).total_seconds() if moment and opened else None
 
 
-def _recovery(detail: dict[str, Any], bundle: dict[str, Any], opened: datetime | None, now: float) -> str:
+def _recovery(
+    detail: dict[str, Any], bundle: incidents.Bundle | None, opened: datetime | None, now: float
+) -> str:
     target = text.number(detail.get("mttr_target_s"))
-    if target is None:
-        target = text.number(bundle.get("mttr_target_s"))
+    if target is None and bundle is not None:
+        target = text.number(bundle.mttr_target_s)
     lines = [f"- **MTTR target:** {text.duration(target) if target else 'none'}"]
     escalated = _since(opened, detail.get("escalated_at"))
     if escalated is not None:
@@ -172,7 +191,7 @@ def _event(event: dict[str, Any]) -> tuple[str, str]:
     return kind, message
 
 
-def _findings(detail: dict[str, Any], bundle: dict[str, Any]) -> list[str]:
+def _findings(detail: dict[str, Any], bundle: incidents.Bundle | None) -> list[str]:
     """Findings at opening (the first diagnosis) and, when a later check differs, the latest ones.
 
     The opening statuses come from the ``diagnosis.finished`` event, and their summaries from the latest
@@ -194,8 +213,12 @@ def _findings(detail: dict[str, Any], bundle: dict[str, Any]) -> list[str]:
     heading = f"## Findings at opening ({text.md_text(text.clock(first.get('at')))})"
     if _statuses(latest) == opening:
         return [heading, markdown.findings_table(latest)]
-    kept = [text.objects(r.get("findings")) for r in text.objects(detail.get("rounds"))]
-    same = next((f for f in [*kept, text.objects(bundle.get("findings"))] if _statuses(f) == opening), [])
+    kept: list[Sequence[incidents.Finding | Mapping[str, Any]]] = [
+        text.objects(r.get("findings")) for r in text.objects(detail.get("rounds"))
+    ]
+    if bundle is not None:
+        kept.append(bundle.findings)
+    same = next((f for f in kept if _statuses(f) == opening), [])
     if same:
         return [heading, markdown.findings_table(same), "### Latest check", markdown.findings_table(latest)]
     rows = [[text.md_text(text.string(s).upper(), 20), text.md_code(k, 100)] for k, s in opening.items()]
@@ -205,8 +228,8 @@ def _findings(detail: dict[str, Any], bundle: dict[str, Any]) -> list[str]:
     return parts
 
 
-def _statuses(findings: list[dict[str, Any]]) -> dict[str, Any]:
-    return {text.string(f.get("id")): f.get("status") for f in findings}
+def _statuses(findings: Sequence[incidents.Finding | Mapping[str, Any]]) -> dict[str, Any]:
+    return {text.string(text.field(f, "id")): text.field(f, "status") for f in findings}
 
 
 def _notifications(notifications: list[dict[str, Any]]) -> str:

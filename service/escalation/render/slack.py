@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from service.escalation.render import text
+from service.model import incidents
 
 MAX_BLOCKS = 50
 HEADER = 150
@@ -38,28 +39,23 @@ HEADLINES = {
 }
 
 
-def headline(bundle: dict[str, Any], event: str) -> str:
+def headline(bundle: incidents.Bundle, event: str) -> str:
     """``RESOLVED``, ``ESCALATED to level 2`` … for an outbox event (``escalate:2`` or ``escalate``)."""
     name, level = text.event_name(event)
     if name not in HEADLINES:
         raise ValueError(f"no Slack headline for event {event!r}")
     if name == "escalate":
-        shown = level if level is not None else bundle.get("escalation_level")
-        return f"ESCALATED to level {shown}" if shown is not None else "ESCALATED"
+        return f"ESCALATED to level {level if level is not None else bundle.escalation_level}"
     return HEADLINES[name]
 
 
-def title(bundle: dict[str, Any]) -> str:
-    """The bundle's title, or what can stand in for it in a partial document."""
-    runbook = text.string(bundle.get("runbook"))
-    target = text.mapping(bundle.get("target"))
-    fallback = f"{runbook}: {text.target_key(target)}" if runbook and target else ""
-    return text.one_line(
-        text.string(bundle.get("title")) or fallback or text.string(bundle.get("incident_id")) or "incident"
-    )
+def title(bundle: incidents.Bundle) -> str:
+    """The bundle's title, or what can stand in for an empty one."""
+    fallback = f"{bundle.runbook}: {text.target_key(bundle.target)}" if bundle.runbook else ""
+    return text.one_line(bundle.title or fallback or bundle.incident_id or "incident")
 
 
-def render(bundle: dict[str, Any], *, event: str) -> dict[str, Any]:
+def render(bundle: incidents.Bundle, *, event: str) -> dict[str, Any]:
     """The webhook payload: ``text`` (the notification fallback) and the ``blocks``."""
     head = f"{headline(bundle, event)}: {title(bundle)}"
     blocks = [
@@ -68,15 +64,13 @@ def render(bundle: dict[str, Any], *, event: str) -> dict[str, Any]:
             "text": {"type": "plain_text", "text": text.truncate(text.mrkdwn(head), HEADER), "emoji": True},
         },
         _facts(bundle),
-        _section(
-            "Reason", [text.mrkdwn_line(bundle.get("reason"), 2 * ITEM)] if bundle.get("reason") else []
-        ),
+        _section("Reason", [text.mrkdwn_line(bundle.reason, 2 * ITEM)] if bundle.reason else []),
         {"type": "divider"},
-        _section("Findings", [_finding(f) for f in text.objects(bundle.get("findings"))]),
-        _section("Actions tried", [_action(a) for a in text.objects(bundle.get("actions"))]),
+        _section("Findings", [_finding(f) for f in bundle.findings]),
+        _section("Actions tried", [_action(a) for a in bundle.actions]),
         _proposals(bundle),
         _section("Suggested commands", _commands(bundle)),
-        _section("Alerts", [_alert(a) for a in text.objects(bundle.get("alerts"))]),
+        _section("Alerts", [_alert(a) for a in bundle.alerts]),
         _links(bundle),
     ]
     return {
@@ -87,34 +81,55 @@ def render(bundle: dict[str, Any], *, event: str) -> dict[str, Any]:
     }
 
 
-def _facts(bundle: dict[str, Any]) -> dict[str, Any]:
-    target = text.mapping(bundle.get("target"))
-    target_line = text.mrkdwn_line(text.target_text(target), ITEM)
-    if target and target.get("valid") is False:
-        target_line += f"\ninvalid: {text.mrkdwn_line(target.get('error'), ITEM)}"
-    runbook = text.clip(bundle.get("runbook"), ITEM) or "—"
-    links = text.mapping(bundle.get("links"))
-    level = text.clip(bundle.get("escalation_level"), 10)
-    escalation = f"level {level}" if level else "—"
-    if bundle.get("next_escalation_level") is not None:
-        escalation += (
-            f"; level {text.clip(bundle.get('next_escalation_level'), 10)} at "
-            f"{text.clock(bundle.get('next_escalation_at'))} unless acknowledged"
-        )
-    mttr = text.mttr_line(
-        text.string(bundle.get("state")),
-        text.number(bundle.get("elapsed_s")),
-        text.number(bundle.get("mttr_target_s")),
+def bare(incident_id: str, *, event: str) -> dict[str, Any]:
+    """The message for an incident that has no bundle (it was never handed over): the headline and the
+    incident id."""
+    name, level = text.event_name(event)
+    if name not in HEADLINES:
+        raise ValueError(f"no Slack headline for event {event!r}")
+    shown = (
+        f"{HEADLINES[name]} to level {level}" if name == "escalate" and level is not None else HEADLINES[name]
     )
+    head = f"{shown}: incident {text.one_line(incident_id)}"
+    return {
+        "text": text.truncate(text.mrkdwn(head), FALLBACK),
+        "blocks": [
+            {
+                "type": "header",
+                "text": {
+                    "type": "plain_text",
+                    "text": text.truncate(text.mrkdwn(head), HEADER),
+                    "emoji": True,
+                },
+            }
+        ],
+        "unfurl_links": False,
+        "unfurl_media": False,
+    }
+
+
+def _facts(bundle: incidents.Bundle) -> dict[str, Any]:
+    target = bundle.target
+    target_line = text.mrkdwn_line(text.target_text(target), ITEM)
+    if not target.valid:
+        target_line += f"\ninvalid: {text.mrkdwn_line(target.error, ITEM)}"
+    runbook = text.clip(bundle.runbook, ITEM) or "—"
+    escalation = f"level {text.clip(bundle.escalation_level, 10)}"
+    if bundle.next_escalation_level is not None:
+        escalation += (
+            f"; level {text.clip(bundle.next_escalation_level, 10)} at "
+            f"{text.clock(bundle.next_escalation_at)} unless acknowledged"
+        )
+    mttr = text.mttr_line(bundle.state, text.number(bundle.elapsed_s), text.number(bundle.mttr_target_s))
     fields = [
-        ("Severity", text.mrkdwn_line(bundle.get("severity"), ITEM) or "—"),
-        ("State", text.mrkdwn_line(bundle.get("state"), ITEM) or "—"),
+        ("Severity", text.mrkdwn_line(bundle.severity, ITEM) or "—"),
+        ("State", text.mrkdwn_line(bundle.state, ITEM) or "—"),
         ("Target", target_line),
-        ("Runbook", text.slack_link(runbook, links.get("runbook"))),
+        ("Runbook", text.slack_link(runbook, bundle.links.get("runbook"))),
         ("MTTR", text.mrkdwn(mttr)),
         ("Escalation", text.mrkdwn(escalation)),
-        ("Rule", text.mrkdwn_line(bundle.get("rule"), ITEM) or "—"),
-        ("Opened", text.mrkdwn(text.clock(bundle.get("opened_at"))) or "—"),
+        ("Rule", text.mrkdwn_line(bundle.rule, ITEM) or "—"),
+        ("Opened", text.mrkdwn(text.clock(bundle.opened_at))),
     ]
     return {
         "type": "section",
@@ -142,45 +157,41 @@ def _section(heading: str, entries: list[str]) -> dict[str, Any] | None:
     return {"type": "section", "text": mrkdwn(fit(body, SECTION))}
 
 
-def _finding(finding: dict[str, Any]) -> str:
-    status = text.clip(finding.get("status"), 20).upper() or "?"
-    name = text.mrkdwn_line(finding.get("id"), 100)
-    probe = text.mrkdwn_line(finding.get("probe"), 100)
-    summary = text.mrkdwn_line(finding.get("summary"), ITEM)
+def _finding(finding: incidents.Finding) -> str:
+    status = text.clip(finding.status, 20).upper()
+    name = text.mrkdwn_line(finding.id, 100)
+    probe = text.mrkdwn_line(finding.probe, 100)
+    summary = text.mrkdwn_line(finding.summary, ITEM)
     return f"• {text.mrkdwn(status)} — {name} ({probe})" + (f": {summary}" if summary else "")
 
 
-def _action(action: dict[str, Any]) -> str:
-    name = text.mrkdwn_line(action.get("action"), 100)
-    safety = text.mrkdwn_line(action.get("safety"), 20)
-    status = text.mrkdwn_line(text.string(action.get("status")).replace("_", " "), 40)
+def _action(action: incidents.ActionRecord) -> str:
+    name = text.mrkdwn_line(action.action, 100)
+    safety = text.mrkdwn_line(action.safety, 20)
+    status = text.mrkdwn_line(action.status.replace("_", " "), 40)
     line = f"• {name} ({safety}) — *{status}*"
-    if action.get("guard"):
-        line += f" by guard {text.mrkdwn_line(action.get('guard'), 60)}"
-    when = action.get("finished_at") or action.get("started_at") or action.get("requested_at")
+    if action.guard:
+        line += f" by guard {text.mrkdwn_line(action.guard, 60)}"
+    when = action.finished_at or action.started_at or action.requested_at
     if when:
         line += f" at {text.mrkdwn(text.clock(when))}"
-    if action.get("reason"):
-        line += f": {text.mrkdwn_line(action.get('reason'), ITEM)}"
-    if action.get("approver"):
-        verb = "rejected" if action.get("status") == "rejected" else "approved"
-        line += f" ({verb} by {text.mrkdwn_line(action.get('approver'), 100)})"
-    for request in text.requests_of(action)[:3]:
+    if action.reason:
+        line += f": {text.mrkdwn_line(action.reason, ITEM)}"
+    if action.approver:
+        verb = "rejected" if action.status == "rejected" else "approved"
+        line += f" ({verb} by {text.mrkdwn_line(action.approver, 100)})"
+    for request in text.requests_of(action.request)[:3]:
         line += f"\n      ↳ {text.mrkdwn_line(request, 200)}"
     return line
 
 
-def _proposals(bundle: dict[str, Any]) -> dict[str, Any] | None:
-    links = text.mapping(bundle.get("approve_links"))
+def _proposals(bundle: incidents.Bundle) -> dict[str, Any] | None:
     entries = []
-    for proposal in text.objects(bundle.get("proposals")):
-        pair = text.mapping(links.get(text.string(proposal.get("id"))))
-        line = (
-            f"• {text.mrkdwn_line(proposal.get('action'), 100)} "
-            f"({text.mrkdwn_line(proposal.get('safety'), 20)})"
-        )
-        if proposal.get("reason"):
-            line += f": {text.mrkdwn_line(proposal.get('reason'), ITEM)}"
+    for proposal in bundle.proposals:
+        pair = bundle.approve_links.get(proposal.id, {})
+        line = f"• {text.mrkdwn_line(proposal.action, 100)} ({text.mrkdwn_line(proposal.safety, 20)})"
+        if proposal.reason:
+            line += f": {text.mrkdwn_line(proposal.reason, ITEM)}"
         choices = [text.slack_link(verb, pair.get(verb)) for verb in ("approve", "reject") if pair.get(verb)]
         if choices:
             line += " — " + " · ".join(choices)
@@ -191,53 +202,50 @@ def _proposals(bundle: dict[str, Any]) -> dict[str, Any] | None:
     return _section("Awaiting approval", entries)
 
 
-def _commands(bundle: dict[str, Any]) -> list[str]:
+def _commands(bundle: incidents.Bundle) -> list[str]:
     """One code block per command; a hazard is marked on the line before its command."""
     entries = []
-    for suggestion in text.objects(bundle.get("suggested")):
-        block = f"```\n{text.mrkdwn_code(text.string(suggestion.get('command')), COMMAND)}\n```"
-        if suggestion.get("hazard"):
-            block = f"⚠ hazard: {text.mrkdwn_line(suggestion.get('hazard'), ITEM)}\n{block}"
+    for suggestion in bundle.suggested:
+        block = f"```\n{text.mrkdwn_code(suggestion.command, COMMAND)}\n```"
+        if suggestion.hazard:
+            block = f"⚠ hazard: {text.mrkdwn_line(suggestion.hazard, ITEM)}\n{block}"
         entries.append(block)
     return entries
 
 
-def _alert(alert: dict[str, Any]) -> str:
-    name = text.mrkdwn_line(alert.get("name"), 100) or "(unnamed)"
-    line = f"• *{name}* {text.mrkdwn_line(alert.get('status'), 20)}"
-    if alert.get("starts_at"):
-        line += f" since {text.mrkdwn(text.clock(alert.get('starts_at')))}"
+def _alert(alert: incidents.AlertRef) -> str:
+    name = text.mrkdwn_line(alert.name, 100) or "(unnamed)"
+    line = f"• *{name}* {text.mrkdwn_line(alert.status, 20)}"
+    line += f" since {text.mrkdwn(text.clock(alert.starts_at))}"
     links = [
-        text.slack_link(label, alert.get(key))
-        for label, key in (("graph", "generator_url"), ("runbook", "runbook_url"))
-        if text.safe_link(alert.get(key))
+        text.slack_link(label, url)
+        for label, url in (("graph", alert.generator_url), ("runbook", alert.runbook_url))
+        if text.safe_link(url)
     ]
     if links:
         line += " — " + " · ".join(links)
-    for refused in text.objects(alert.get("refused_links")):
-        name = text.mrkdwn_line(refused.get("name"), 40)
-        shown = text.mrkdwn_line(refused.get("text"), 300)
-        line += f"\n      {name}: {shown} _(not a link: {text.mrkdwn_line(refused.get('reason'), 100)})_"
-    labels = text.mapping(alert.get("labels"))
-    if labels:
-        pairs = ", ".join(f"{text.clip(k, 100)}={text.clip(v, 200)}" for k, v in sorted(labels.items()))
+    for refused in alert.refused_links:
+        name = text.mrkdwn_line(refused.name, 40)
+        shown = text.mrkdwn_line(refused.text, 300)
+        line += f"\n      {name}: {shown} _(not a link: {text.mrkdwn_line(refused.reason, 100)})_"
+    if alert.labels:
+        pairs = ", ".join(f"{text.clip(k, 100)}={text.clip(v, 200)}" for k, v in sorted(alert.labels.items()))
         line += f"\n      labels: {text.mrkdwn_line(pairs, 2 * ITEM)}"
-    annotations = text.mapping(alert.get("annotations"))
     for key in ("summary", "description"):
-        if annotations.get(key):
-            line += f"\n      {key}: {text.mrkdwn_line(annotations.get(key), ITEM)}"
+        if alert.annotations.get(key):
+            line += f"\n      {key}: {text.mrkdwn_line(alert.annotations.get(key), ITEM)}"
     return line
 
 
-def _links(bundle: dict[str, Any]) -> dict[str, Any] | None:
-    links = text.mapping(bundle.get("links"))
-    incident = "incident " + text.clip(bundle.get("incident_id"), 100)
+def _links(bundle: incidents.Bundle) -> dict[str, Any] | None:
+    links = bundle.links
+    incident = "incident " + text.clip(bundle.incident_id, 100)
     shown = [
         text.slack_link(incident if name == "incident" else name, url)
         for name, url in links.items()
         if text.safe_link(url)
     ]
-    if "incident" not in links and bundle.get("incident_id"):
+    if "incident" not in links and bundle.incident_id:
         shown.insert(0, text.mrkdwn(incident))
     if not shown:
         return None

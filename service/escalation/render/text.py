@@ -25,11 +25,15 @@ from __future__ import annotations
 import math
 import re
 import urllib.parse
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from pydantic import BaseModel
+
 from service.escalation import links
 from service.matching import templates
+from service.model import incidents
 
 MARKER = "… (truncated)"
 #: the longest URL put in a Slack link (a field holds 2000 units)
@@ -52,12 +56,17 @@ _FENCE = re.compile(r"`{3,}")
 _NOT_IN_CODE = frozenset("<>&[]()|\\")
 
 
-# -- reading the JSON documents -------------------------------------------------------------------
+# -- reading the incident detail (the API's JSON; the bundle is read typed) ----------------------------
 
 
 def string(value: Any) -> str:
     """``value`` as text; ``None`` as the empty string."""
     return "" if value is None else str(value)
+
+
+def field(item: BaseModel | Mapping[str, Any], name: str) -> Any:
+    """A field of a bundle item (the model) or of a row of the incident detail (JSON); None if absent."""
+    return getattr(item, name, None) if isinstance(item, BaseModel) else item.get(name)
 
 
 def mapping(value: Any) -> dict[str, Any]:
@@ -68,11 +77,6 @@ def mapping(value: Any) -> dict[str, Any]:
 def objects(value: Any) -> list[dict[str, Any]]:
     """The JSON objects of a list, skipping anything else."""
     return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
-
-
-def strings(value: Any) -> list[str]:
-    """The strings of a list, skipping anything else."""
-    return [item for item in value if isinstance(item, str)] if isinstance(value, list) else []
 
 
 def number(value: Any) -> float | None:
@@ -238,6 +242,11 @@ def moment(value: Any) -> datetime | None:
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
+def rfc3339(value: datetime) -> str:
+    """``2026-03-14T09:26:40Z``: a time as the bundle's JSON writes it."""
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
 def clock(value: Any) -> str:
     """``2026-03-14 09:26:40 UTC``; unparsable values as cleaned-up text."""
     parsed = moment(value)
@@ -270,22 +279,26 @@ def against_target(elapsed: float, target: float | None, *, still_open: bool = F
 # -- facts shared by the renderers (plain text; each renderer escapes) ----------------------------
 
 
-def target_text(target: dict[str, Any]) -> str:
+def _target_parts(target: incidents.TargetRef | Mapping[str, Any]) -> list[str]:
+    return [string(field(target, k)) for k in ("kind", "namespace", "name")]
+
+
+def target_text(target: incidents.TargetRef | Mapping[str, Any]) -> str:
     """``Deployment shop/coordinator``."""
-    kind, namespace, name = (string(target.get(k)) for k in ("kind", "namespace", "name"))
+    kind, namespace, name = _target_parts(target)
     place = "/".join(p for p in (namespace, name) if p)
     return " ".join(p for p in (kind, place) if p) or "(no target)"
 
 
-def target_key(target: dict[str, Any]) -> str:
+def target_key(target: incidents.TargetRef | Mapping[str, Any]) -> str:
     """``Deployment/shop/coordinator``, as ``TargetRef.key``; empty for no target."""
-    parts = [string(target.get(k)) for k in ("kind", "namespace", "name")]
+    parts = _target_parts(target)
     return "/".join(parts) if any(parts) else ""
 
 
-def requests_of(action: dict[str, Any]) -> list[str]:
-    """``PATCH /apis/apps/v1/…`` for each request an action sent (journal list or bundle ``{"requests"}``)."""
-    raw = action.get("request")
+def requests_of(raw: Any) -> list[str]:
+    """``PATCH /apis/apps/v1/…`` for each request an action sent (its ``request``: a journal list, or a
+    bundle's ``{"requests": […]}``)."""
     if isinstance(raw, dict):
         raw = raw.get("requests", [raw])
     return [" ".join(p for p in (string(r.get("method")), string(r.get("path"))) if p) for r in objects(raw)]

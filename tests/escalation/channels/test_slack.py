@@ -16,6 +16,7 @@ from service.app import create_app
 from service.escalation.channels import slack
 from service.records.outbox import Delivery
 from tests.conftest import TOKEN, eventually, load_fixture
+from tests.escalation.test_render_markdown import sample_bundle
 
 AUTH = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
 MAX_BLOCKS = 50
@@ -128,7 +129,7 @@ async def test_a_burst_of_incidents_is_paced_to_one_message_per_second_and_retry
 
 
 def _delivery(event: str = "trigger") -> Delivery:
-    document = {"incident_id": "inc-1", "summary": "mitigated by kube.rollout_restart"}
+    document = sample_bundle().model_dump(mode="json")  # the outbox carries the bundle's JSON
     return Delivery(1, "d-1", "inc-1", "slack", event, {"bundle": document}, 1)
 
 
