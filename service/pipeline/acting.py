@@ -24,17 +24,15 @@ class Acting(Handing):
         if self.engine is None:
             await self._escalate(case, found, escalation_reason(case.target, case.row.truncated))
             return
-        guards = await self.engine.guards(
-            case.rule, case.target, case.context, truncated=case.row.truncated, now=now
-        )
+        prepared = self.engine.prepare(case.rule, case.target, case.context)  # params rendered once
+        guards = await self.engine.guards(prepared, truncated=case.row.truncated, now=now)
         plan = planning.decide(case.rule, case.alert, found, guards, now=now)
         async with self.store.write() as conn:
             await self.engine.record_plan(
                 conn,
                 case.opened.incident_id,
                 plan,
-                case.rule,
-                case.context,
+                prepared,
                 now=now,
                 escalating=plan.apply is None,
                 round_=diagnosed,
@@ -57,7 +55,7 @@ class Acting(Handing):
                 case, found, escalation_reason(case.target, case.row.truncated) if special else plan.reason
             )
             return
-        await self._act(case, found, plan, diagnosed)
+        await self._act(case, prepared, found, plan, diagnosed)
 
     async def run_approved(self, incident_id: str, record: Mapping[str, Any], who: str) -> str:
         """A proposal a human approved: rebuild its incident's rule, target and context from the store, then
@@ -81,8 +79,9 @@ class Acting(Handing):
         alert = alerts.stored(first_alert[0]["payload"])
         context = templates.with_target(templates.alert_context(alert, rule), target)
         step = planning.Step(record["index"], record["action"], record["safety"], "planned")
+        prepared = self.engine.prepare(rule, target, context)
         status = await self.engine.run_approved(
-            incident_id, rule, step, target, context, approver=who, action_id=record["id"]
+            incident_id, prepared, step, approver=who, action_id=record["id"]
         )
         async with self.store.write() as conn:
             await self.lifecycle.note(
@@ -95,20 +94,23 @@ class Acting(Handing):
         return status
 
     async def _act(
-        self, case: Case, found: list[incidents.Finding], plan: planning.Plan, diagnosed: int | None
+        self,
+        case: Case,
+        prepared: remediation.Prepared,
+        found: list[incidents.Finding],
+        plan: planning.Plan,
+        diagnosed: int | None,
     ) -> None:
         """Run the plan's step (decided on findings round ``diagnosed``), verify, mitigate or escalate."""
         assert self.engine is not None and plan.apply is not None
         step, incident_id = plan.apply, case.opened.incident_id
-        status, _outcome, summary = await self.engine.execute(
-            incident_id, case.rule, step, case.target, case.context, round_=diagnosed
-        )
+        status, _outcome, summary = await self.engine.execute(incident_id, prepared, step, round_=diagnosed)
         if status == "succeeded":
             async with self.store.write() as conn:
                 await self.lifecycle.verifying(
                     conn, incident_id, message=f"{step.action}: {summary}", now=self.clock()
                 )
-            passed, checked = await self.engine.verify(case.rule, step, case.target, case.context)
+            passed, checked = await self.engine.verify(prepared, step)
             if passed:
                 await self._mitigated(case, step, checked)
                 return
@@ -123,4 +125,4 @@ class Acting(Handing):
             )
         else:
             reason = f"{step.action} {status}: {summary}"
-        await self._escalate(case, found, reason, propose=plan, diagnosed=diagnosed)
+        await self._escalate(case, found, reason, propose=(plan, prepared), diagnosed=diagnosed)

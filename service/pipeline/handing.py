@@ -27,26 +27,17 @@ class Handing(Stages):
         found: list[incidents.Finding],
         reason: str,
         *,
-        propose: planning.Plan | None = None,
+        propose: tuple[planning.Plan, remediation.Prepared] | None = None,
         diagnosed: int | None = None,
         outcome: str = "opened",
     ) -> None:
         now, incident_id = self.clock(), case.opened.incident_id
         async with self.store.write() as conn:
-            if (
-                propose is not None and self.engine is not None
-            ):  # acted and failed: now propose the unsafe ones
+            if propose is not None and self.engine is not None:  # acted and failed: propose the unsafe ones
+                proposals = proposals_only(propose[0])
                 await self.engine.record_plan(
-                    conn,
-                    incident_id,
-                    proposals_only(propose),
-                    case.rule,
-                    case.context,
-                    now=now,
-                    escalating=True,
-                    round_=diagnosed,
+                    conn, incident_id, proposals, propose[1], now=now, escalating=True, round_=diagnosed
                 )
-                proposals = proposals_only(propose)
                 await self.lifecycle.note(
                     conn,
                     incident_id,

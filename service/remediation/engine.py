@@ -71,6 +71,21 @@ class _Run:
     new: bool  # automatic (a new journal record) rather than approved (the proposal's record)
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """One alert's remediation steps with their params rendered and validated once: what the guards, the
+    preflights, the journal and the execution of any step all read (``Engine.prepare``)."""
+
+    rule: CompiledRule
+    target: incidents.TargetRef
+    context: Mapping[str, Any]
+    params: tuple[tuple[Any, str | None], ...]  # per ``remediate`` index: (validated params, or the problem)
+
+    @property
+    def key(self) -> str:
+        return target_key(self.rule, self.target)
+
+
 @dataclass
 class Engine:
     store: Store
@@ -97,22 +112,21 @@ class Engine:
         except (templates.TemplateError, ValidationError) as exc:
             return None, f"bad params: {exc}".splitlines()[0][:300]
 
-    async def guards(
-        self,
-        rule: CompiledRule,
-        target: incidents.TargetRef,
-        context: Mapping[str, Any],
-        *,
-        truncated: int,
-        now: float,
-    ) -> planning.GuardState:
+    def prepare(
+        self, rule: CompiledRule, target: incidents.TargetRef, context: Mapping[str, Any]
+    ) -> Prepared:
+        """Render and validate the params of every step of ``rule`` for this alert, once."""
+        params = tuple(self.params_for(rule, index, context) for index in range(len(rule.rule.remediate)))
+        return Prepared(rule, target, context, params)
+
+    async def guards(self, prepared: Prepared, *, truncated: int, now: float) -> planning.GuardState:
         """Read every guard's input. Coordination errors make the state fail closed."""
-        key = target_key(rule, target)
+        rule, target, key = prepared.rule, prepared.target, prepared.key
         radius: dict[str, str | None] = {}
         for index, spec in enumerate(rule.rule.remediate):
             if spec.safety != "safe" or not target.valid or spec.action in radius:
                 continue
-            radius[spec.action] = await self.preflight(rule, index, target, context)
+            radius[spec.action] = await self.preflight(prepared, index)
         state: dict[str, Any] = {}
         try:
             paused, _by, _since = await self.coordination.paused()
@@ -152,13 +166,11 @@ class Engine:
             **state,
         )
 
-    async def preflight(
-        self, rule: CompiledRule, index: int, target: incidents.TargetRef, context: Mapping[str, Any]
-    ) -> str | None:
-        """The blast-radius refusal of ``rule.remediate[index]`` on ``target`` (reads only), or None."""
-        spec = rule.rule.remediate[index]
+    async def preflight(self, prepared: Prepared, index: int) -> str | None:
+        """The blast-radius refusal of step ``index`` on the target (reads only), or None."""
+        spec, target = prepared.rule.rule.remediate[index], prepared.target
         definition = self.actions.get(spec.action)
-        params, problem = self.params_for(rule, index, context)
+        params, problem = prepared.params[index]
         if definition is None or problem is not None:
             return problem or f"unknown action {spec.action}"
         if definition.preflight is None:
@@ -176,10 +188,8 @@ class Engine:
     async def execute(
         self,
         incident_id: str,
-        rule: CompiledRule,
+        prepared: Prepared,
         step: planning.Step,
-        target: incidents.TargetRef,
-        context: Mapping[str, Any],
         *,
         approver: str | None = None,
         action_id: str | None = None,
@@ -190,7 +200,7 @@ class Engine:
         ``round_``: the findings round the step acted on, journaled with a new record."""
         action_id = action_id or new_id(self.clock())
         status, outcome = await self._execute(
-            incident_id, rule, step, target, context, approver=approver, action_id=action_id, round_=round_
+            incident_id, prepared, step, approver=approver, action_id=action_id, round_=round_
         )
         async with self.store.read() as conn:
             row = await journal.get(conn, incident_id, action_id)
@@ -199,10 +209,8 @@ class Engine:
     async def run_approved(
         self,
         incident_id: str,
-        rule: CompiledRule,
+        prepared: Prepared,
         step: planning.Step,
-        target: incidents.TargetRef,
-        context: Mapping[str, Any],
         *,
         approver: str,
         action_id: str,
@@ -210,7 +218,8 @@ class Engine:
         """Run a step a human approved through the same path as an automatic one (``execute``), after the
         guards an approval does not lift (``planning.approval_block``); a refusal is journaled with its
         code."""
-        radius = await self.preflight(rule, step.index, target, context) if target.valid else None
+        target = prepared.target
+        radius = await self.preflight(prepared, step.index) if target.valid else None
         block = planning.approval_block(
             target, allowed_namespaces=self.policy.namespaces, blast_radius=radius
         )
@@ -219,31 +228,29 @@ class Engine:
                 await journal.update(conn, action_id, status="blocked", guard=block[0], reason=block[1])
             return "blocked"
         status, _outcome, _reason = await self.execute(
-            incident_id, rule, step, target, context, approver=approver, action_id=action_id
+            incident_id, prepared, step, approver=approver, action_id=action_id
         )
         return status
 
     async def _execute(
         self,
         incident_id: str,
-        rule: CompiledRule,
+        prepared: Prepared,
         step: planning.Step,
-        target: incidents.TargetRef,
-        context: Mapping[str, Any],
         *,
         approver: str | None = None,
         action_id: str | None = None,
         round_: int | None = None,
     ) -> tuple[str, Outcome | None]:
         """Lock, budget, storm seat, intent, run, result. Returns (status, outcome) — status as journaled."""
-        spec = rule.rule.remediate[step.index]
+        spec, target = prepared.rule.rule.remediate[step.index], prepared.target
         definition = self.actions[spec.action]
-        params, problem = self.params_for(rule, step.index, context)
+        params, problem = prepared.params[step.index]
         action_id = action_id or new_id(self.clock())
         run = _Run(
             incident_id=incident_id,
             spec=spec,
-            key=f"{target_key(rule, target)}|{spec.action}",
+            key=f"{prepared.key}|{spec.action}",
             target=target,
             definition=definition,
             params=params,
@@ -392,8 +399,7 @@ class Engine:
         conn: Any,
         incident_id: str,
         result: planning.Plan,
-        rule: CompiledRule,
-        context: Mapping[str, Any],
+        prepared: Prepared,
         *,
         now: float,
         escalating: bool,
@@ -403,7 +409,7 @@ class Engine:
         findings round the plan was decided on."""
         for step in result.steps:
             if step.status == "blocked" or (step.status == "awaiting_approval" and escalating):
-                params, _ = self.params_for(rule, step.index, context)
+                params, _ = prepared.params[step.index]
                 await journal.add(
                     conn,
                     {
@@ -422,10 +428,9 @@ class Engine:
                     },
                 )
 
-    async def verify(
-        self, rule: CompiledRule, step: planning.Step, target: incidents.TargetRef, context: Mapping[str, Any]
-    ) -> tuple[bool, list[incidents.Finding]]:
+    async def verify(self, prepared: Prepared, step: planning.Step) -> tuple[bool, list[incidents.Finding]]:
         """Re-run the verify probe until it reports ok or ``within`` expires; (passed, last findings)."""
+        rule, target, context = prepared.rule, prepared.target, prepared.context
         spec = rule.rule.remediate[step.index]
         if spec.verify is None:
             return True, []
