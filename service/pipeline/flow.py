@@ -76,17 +76,24 @@ class Pipeline(Acting):
                 await inbox.finish(conn, row.id, outcome="quarantined", incident_id=None, now=self.clock())
             log.warning("alert.processed", outcome="quarantined", reason=reason)
             return
+        case = await self._case(row, alert, rule)
+        if case is None:
+            return
+        if case.opened.state in ACTING:
+            async with self.store.write() as conn:
+                await journal.mark_unknown(conn, case.opened.incident_id, now=self.clock())
+        await self._escalate(case, [], reason, outcome="quarantined")
+
+    async def _case(self, row: inbox.InboxRow, alert: alerts.Alert, rule: CompiledRule) -> Case | None:
+        """Render the target, open or attach the incident; the case when this row owns the incident (None
+        when it attached to another row's incident and is done)."""
         context = templates.alert_context(alert, rule)
         target = templates.render_target(rule.target, context)
         async with self.store.write() as conn:
             opened = await self._open_or_attach(conn, row, alert, rule, target)
         if opened is None:
-            return
-        case = Case(row, opened, rule, target, alert, templates.with_target(context, target))
-        if opened.state in ACTING:
-            async with self.store.write() as conn:
-                await journal.mark_unknown(conn, opened.incident_id, now=self.clock())
-        await self._escalate(case, [], reason, outcome="quarantined")
+            return None
+        return Case(row, opened, rule, target, alert, templates.with_target(context, target))
 
     def _rule_of(self, row: inbox.InboxRow, alert: alerts.Alert) -> CompiledRule | None:
         """The rule intake matched and stored with the row; matched again only when the row has none (it
@@ -102,14 +109,10 @@ class Pipeline(Acting):
             self.metrics.alerts_unmatched.inc()
             log.info("alert.unmatched", labels=alert.labels)
             return
-        context = templates.alert_context(alert, rule)
-        target = templates.render_target(rule.target, context)
-        async with self.store.write() as conn:
-            opened = await self._open_or_attach(conn, row, alert, rule, target)
-        if opened is None:
+        case = await self._case(row, alert, rule)
+        if case is None:
             return
-        case = Case(row, opened, rule, target, alert, templates.with_target(context, target))
-        if opened.state in ACTING:  # we died while acting: never repeat, escalate
+        if case.opened.state in ACTING:  # we died while acting: never repeat, escalate
             await self._interrupted(case)
             return
         found, diagnosed = await self._diagnosed(case)
