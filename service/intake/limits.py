@@ -12,13 +12,13 @@ Never reads a body for a request it refuses, and never holds a counter past its 
 from __future__ import annotations
 
 import asyncio
-import re
 
 import structlog
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 from service.intake import responses
+from service.model import alerts
 from service.observability import Metrics
 
 log = structlog.get_logger(__name__)
@@ -27,8 +27,6 @@ log = structlog.get_logger(__name__)
 LARGE_BODY_BYTES = 64 * 1024
 #: Always served: probes must answer however busy the service is.
 PROBES = frozenset({"/healthz", "/readyz", "/metrics"})
-#: Unicode category Cc and U+2028/U+2029: never in an id or a query value (PostgreSQL cannot store NUL).
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 class Limiter:
@@ -81,8 +79,8 @@ async def refuse_control_characters(request: web.Request, handler: responses.Han
     """A path parameter or query value with a control character is a 400 naming it, before any handler
     (an id with NUL would fail the PostgreSQL query it is bound to)."""
     for name, value in (*request.match_info.items(), *request.query.items()):
-        if _CONTROL.search(name) or _CONTROL.search(value):
-            field = name if not _CONTROL.search(name) else "query"
+        if alerts.CONTROL.search(name) or alerts.CONTROL.search(value):
+            field = name if not alerts.CONTROL.search(name) else "query"
             return responses.error(400, f"{field} must not contain control characters", field=field)
     return await handler(request)
 

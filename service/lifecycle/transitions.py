@@ -14,7 +14,7 @@ the notifications are delivered by the outbox worker after the commit. Never sen
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -127,9 +127,10 @@ class Lifecycle:
     ) -> IncidentRow | None:
         """Open the incident (state ``diagnosing``) with its first alert; None when one with the same
         ``open_key`` is already open (another worker won the race)."""
-        if not await incident_rows.create(self.store, conn, values):
+        created = await incident_rows.create(self.store, conn, values)
+        if created is None:
             return None
-        incident_id = str(values["id"])
+        incident_id = created.id
         await incident_rows.attach_alert(
             self.store,
             conn,
@@ -149,8 +150,7 @@ class Lifecycle:
         )
         if not target.valid:
             await self._event(conn, incident_id, now, "target.invalid", target.error or "invalid target")
-        row = await conn.execute(sa.select(T).where(T.c.id == incident_id))
-        return IncidentRow.of(row.mappings().one())
+        return created
 
     async def attach(
         self,
@@ -241,12 +241,14 @@ class Lifecycle:
         self, conn: Conn, incident_id: str, *, message: str, now: float
     ) -> IncidentRow | None:
         """The action succeeded; its verify probe runs now (from ``remediating``)."""
-        row = await incident_rows.transition(
-            conn, incident_id, from_states={"remediating"}, values={"state": "verifying", "updated_at": now}
+        return await self._move(
+            conn,
+            incident_id,
+            now=now,
+            from_states={"remediating"},
+            values={"state": "verifying"},
+            event=("action.succeeded", message, None),
         )
-        if row is not None:
-            await self._event(conn, incident_id, now, "action.succeeded", message)
-        return row
 
     async def mitigate(
         self,
@@ -261,31 +263,26 @@ class Lifecycle:
     ) -> IncidentRow | None:
         """The fix worked and was verified: state ``mitigated``, time to mitigate, an informational notice."""
         elapsed = now - opened_at
-        row = await incident_rows.transition(
+        row = await self._move(
             conn,
             incident_id,
+            now=now,
             from_states={"verifying"},
             values={
                 "state": "mitigated",
                 "mitigated_at": now,
-                "updated_at": now,
                 "next_escalation_at": None,
                 **_stored(document),
             },
+            event=(
+                "incident.mitigated",
+                f"{summary} ({elapsed:.0f}s after opening)",
+                {"time_to_mitigate_s": round(elapsed, 3)},
+            ),
+            notify=("mitigated", document),
         )
-        if row is None:
-            return None
-        await self._event(
-            conn,
-            incident_id,
-            now,
-            "incident.mitigated",
-            f"{summary} ({elapsed:.0f}s after opening)",
-            {"time_to_mitigate_s": round(elapsed, 3)},
-        )
-        if self.metrics is not None:
+        if row is not None and self.metrics is not None:
             self.metrics.time_to_mitigate.labels(rule=rule or document.rule).observe(elapsed)
-        await self._notify(conn, incident_id, "mitigated", document, now)
         return row
 
     # ---- humans ---------------------------------------------------------------------------------------
@@ -301,32 +298,22 @@ class Lifecycle:
     ) -> IncidentRow | None:
         """Hand the incident to humans with its bundle ``document``: level 1 now, the level-2 timer set."""
         following = matrix.next_level(1, document.severity if document else "", now)
-        row = await incident_rows.transition(
+        return await self._move(
             conn,
             incident_id,
+            now=now,
             from_states=ESCALATE_FROM,
             values={
                 "state": "escalated",
                 "reason": reason,
                 "escalated_at": now,
-                "updated_at": now,
                 **_stored(document),
                 "escalation_level": 1,
                 "next_escalation_at": following[1] if following else None,
             },
+            event=("incident.escalated", reason, {"level": 1, "channels": list(self._channels(document))}),
+            notify=("trigger", document),
         )
-        if row is None:
-            return None
-        await self._event(
-            conn,
-            incident_id,
-            now,
-            "incident.escalated",
-            reason,
-            {"level": 1, "channels": list(self._channels(document))},
-        )
-        await self._notify(conn, incident_id, "trigger", document, now)
-        return row
 
     async def reescalate(
         self, conn: Conn, incident: dict[str, Any], *, reason: str, now: float
@@ -356,30 +343,24 @@ class Lifecycle:
             next_escalation_at=datetime.fromtimestamp(following[1], UTC) if following else None,
             elapsed_s=round(now - incident["opened_at"], 3),
         )
-        row = await incident_rows.transition(
+        return await self._move(  # None: another worker raised it meanwhile, or a human took it
             conn,
             incident["id"],
+            now=now,
             from_states={"escalated"},
             where=(T.c.escalation_level == level - 1, T.c.acked_at.is_(None), T.c.resolved_at.is_(None)),
             values={
                 "escalation_level": level,
-                "updated_at": now,
                 **_stored(document),
                 "next_escalation_at": following[1] if following else None,
             },
+            event=(
+                "incident.escalation_level",
+                f"not acknowledged: escalated to level {level}",
+                {"level": level},
+            ),
+            notify=(f"escalate:{level}", document),
         )
-        if row is None:  # another worker raised it meanwhile, or a human took it
-            return None
-        await self._event(
-            conn,
-            incident["id"],
-            now,
-            "incident.escalation_level",
-            f"not acknowledged: escalated to level {level}",
-            {"level": level},
-        )
-        await self._notify(conn, incident["id"], f"escalate:{level}", document, now)
-        return row
 
     async def acknowledge(
         self, conn: Conn, incident: dict[str, Any], *, by: str, now: float
@@ -389,31 +370,20 @@ class Lifecycle:
         document = _changed(
             incident_rows.load_bundle(incident["bundle"]), next_escalation_level=None, next_escalation_at=None
         )
-        row = await incident_rows.transition(
+        return await self._move(
             conn,
             incident["id"],
+            now=now,
             from_states=UNRESOLVED,
             where=(T.c.acked_at.is_(None),),
-            values={
-                "acked_at": now,
-                "acked_by": by,
-                "next_escalation_at": None,
-                "updated_at": now,
-                **_stored(document),
-            },
+            values={"acked_at": now, "acked_by": by, "next_escalation_at": None, **_stored(document)},
+            event=(
+                "incident.acknowledged",
+                f"acknowledged by {by}",
+                {"by": by, "level": incident["escalation_level"]},
+            ),
+            notify=("acknowledge", document),
         )
-        if row is None:
-            return None
-        await self._event(
-            conn,
-            incident["id"],
-            now,
-            "incident.acknowledged",
-            f"acknowledged by {by}",
-            {"by": by, "level": incident["escalation_level"]},
-        )
-        await self._notify(conn, incident["id"], "acknowledge", document, now)
-        return row
 
     async def close(self, conn: Conn, incident: dict[str, Any], *, now: float) -> IncidentRow | None:
         """Resolve the incident: MTTR against its target, the resolve notification, timers stopped."""
@@ -427,38 +397,61 @@ class Lifecycle:
             next_escalation_level=None,
             next_escalation_at=None,
         )
-        row = await incident_rows.transition(
+        row = await self._move(
             conn,
             incident_id,
+            now=now,
             from_states=UNRESOLVED,
             values={
                 "state": "resolved",
                 "resolved_at": now,
                 "open_key": None,
-                "updated_at": now,
                 "next_escalation_at": None,
                 **_stored(document),
             },
+            event=(
+                "incident.resolved",
+                f"resolved after {mttr:.0f}s ({'within' if within else 'over'} the "
+                f"{incident['mttr_target_s']:.0f}s MTTR target)",
+                {
+                    "mttr_s": round(mttr, 3),
+                    "mttr_target_s": incident["mttr_target_s"],
+                    "within_target": within,
+                },
+            ),
+            notify=("resolve", document),
         )
-        if row is None:
-            return None
-        await self._event(
-            conn,
-            incident_id,
-            now,
-            "incident.resolved",
-            f"resolved after {mttr:.0f}s ({'within' if within else 'over'} the "
-            f"{incident['mttr_target_s']:.0f}s MTTR target)",
-            {"mttr_s": round(mttr, 3), "mttr_target_s": incident["mttr_target_s"], "within_target": within},
-        )
-        if self.metrics is not None:
+        if row is not None and self.metrics is not None:
             self.metrics.time_to_resolve.labels(rule=incident["rule"]).observe(mttr)
             counter = self.metrics.within_target if within else self.metrics.over_target
             counter.labels(rule=incident["rule"]).inc()
-        await self._notify(conn, incident_id, "resolve", document, now)
         return row
 
     # ---- internals ------------------------------------------------------------------------------------
+
+    async def _move(
+        self,
+        conn: Conn,
+        incident_id: str,
+        *,
+        now: float,
+        from_states: Collection[str],
+        values: dict[str, Any],
+        event: tuple[str, str, dict[str, Any] | None],
+        notify: tuple[str, incidents.Bundle | None] | None = None,
+        where: Sequence[sa.ColumnElement[bool]] = (),
+    ) -> IncidentRow | None:
+        """Compare-and-set the incident (``updated_at`` = ``now``), then append its timeline event and queue
+        the notification it implies; None, writing nothing more, when the from-state did not hold."""
+        row = await incident_rows.transition(
+            conn, incident_id, from_states=from_states, values={**values, "updated_at": now}, where=where
+        )
+        if row is None:
+            return None
+        await self._event(conn, incident_id, now, *event)
+        if notify is not None:
+            await self._notify(conn, incident_id, notify[0], notify[1], now)
+        return row
 
     def _channels(self, document: incidents.Bundle | None) -> Sequence[str]:
         route = self.route or _all_channels(self.channels)

@@ -25,6 +25,7 @@ Never does I/O; never renders data (label values) as a template.
 
 from __future__ import annotations
 
+import functools
 import re
 import shlex
 from collections.abc import Mapping
@@ -81,7 +82,7 @@ class CompiledParams:
     tree: Mapping[str, Any]
     endpoints: frozenset[str] = frozenset()
 
-    @property
+    @functools.cached_property
     def templated(self) -> bool:
         """Whether any value is rendered from the alert (such a probe never runs on an invalid target)."""
         return _has_template(self.tree)

@@ -52,7 +52,8 @@ _NO_CONTROL = "^[^\x00-\x1f\x7f-\x9f\u2028\u2029]*$"
 _NO_NUL = "^[^\x00]*$"
 #: Printable ASCII without spaces (Alertmanager sends 16 hex digits).
 _FINGERPRINT = "^[!-~]+$"
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+#: One control character, as the key fields refuse them (intake refuses them in ids and queries too).
+CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _PATTERNS = {
     _NO_CONTROL: "must not contain control characters (Unicode Cc, U+2028, U+2029)",
     _NO_NUL: "must not contain NUL (U+0000)",
@@ -159,7 +160,7 @@ class Alert(BaseModel):
         if not value:
             raise ValueError("an alert needs at least one label")
         name = value.get("alertname")
-        if name is not None and not name.isprintable() and _CONTROL.search(name):  # isprintable: cheap
+        if name is not None and not name.isprintable() and CONTROL.search(name):  # isprintable: cheap
             kind = PydanticCustomError("control_character", _PATTERNS[_NO_CONTROL])
             detail = InitErrorDetails(type=kind, loc=("alertname",), input=name)  # alerts[0].labels.alertname
             raise ValidationError.from_exception_data("labels", [detail])

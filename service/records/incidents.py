@@ -107,10 +107,11 @@ async def find_open(conn: Conn, open_key: str) -> dict[str, Any] | None:
     return plain(row) if row else None
 
 
-async def create(store: Store, conn: Conn, values: dict[str, Any]) -> bool:
-    """Insert a new incident; False when another one holds the same open_key."""
-    result = await conn.execute(store.insert_ignore(T).returning(T.c.id), [values])
-    return result.first() is not None
+async def create(store: Store, conn: Conn, values: dict[str, Any]) -> IncidentRow | None:
+    """Insert a new incident, the row as written; None when another one holds the same open_key."""
+    result = await conn.execute(store.insert_ignore(T).returning(*T.c), [values])
+    row = result.mappings().first()
+    return IncidentRow.of(row) if row else None
 
 
 async def update(conn: Conn, incident_id: str, **values: Any) -> None:
