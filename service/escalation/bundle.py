@@ -15,6 +15,7 @@ from service.escalation import links as link_rules
 from service.escalation.render import text
 from service.model import alerts, incidents
 from service.model.incidents import IncidentState
+from service.model.rules import ChecklistItem
 
 
 def alert_ref(alert: alerts.Alert, link_policy: link_rules.Policy) -> incidents.AlertRef:
@@ -58,7 +59,7 @@ class Facts(TypedDict):
     level: NotRequired[int]  # 1
     findings: NotRequired[Sequence[incidents.Finding]]
     actions: NotRequired[Sequence[incidents.ActionRecord]]
-    checklist: NotRequired[Sequence[str]]
+    checklist: NotRequired[Sequence[ChecklistItem]]
     next_level: NotRequired[int | None]
     next_at: NotRequired[float | None]
 
@@ -98,7 +99,9 @@ def build(**facts: Unpack[Facts]) -> incidents.Bundle:
             for a in actions
             if a.status == "awaiting_approval"
         },
-        checklist=list(facts.get("checklist", ())),
+        checklist=[
+            incidents.ChecklistEntry(id=i.id, band=i.band, text=i.text) for i in facts.get("checklist", ())
+        ],
     )
 
 

@@ -106,7 +106,7 @@ class Lifecycle:
             link_policy=self.link_policy or links.policy((), self.base_url),
             findings=facts.found,
             actions=facts.actions,
-            checklist=rule.rule.checklist,
+            checklist=rule.rule.checklist.items(),
             next_level=following[0] if following else None,
             next_at=following[1] if following else None,
         )

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+from service.model.rules import Band, item_id
 
 IncidentState = Literal[
     "open", "diagnosing", "remediating", "verifying", "mitigated", "escalated", "resolved"
@@ -109,6 +111,30 @@ class SuggestedCommand(_Frozen):
     hazard: str | None = None
 
 
+class LinkRef(_Frozen):
+    """Another incident this one is linked to (``caused_by`` / ``effects``)."""
+
+    incident_id: str
+    rule: str
+    target: str  # TargetRef.key
+    state: IncidentState | None = None
+
+
+class ChecklistEntry(_Frozen):
+    """A post-incident checklist item of the incident; ``ticked_*`` set once a human ticked it."""
+
+    id: str
+    band: Band
+    text: str
+    ticked_by: str | None = None
+    ticked_at: datetime | None = None
+
+
+def _entry(value: object) -> object:
+    """Bundles stored before the bands held plain strings: read them as immediate items."""
+    return {"id": item_id(value), "band": "immediate", "text": value} if isinstance(value, str) else value
+
+
 class Bundle(_Frozen):
     """Everything a human needs in the first minute of an escalated incident."""
 
@@ -122,7 +148,11 @@ class Bundle(_Frozen):
     target: TargetRef
     mttr_target_s: float
     elapsed_s: float
-    opened_at: datetime
+    opened_at: datetime  # when the service opened the incident (= ``detected_at``)
+    #: the earliest ``startsAt`` of the incident's alerts: MTTR, elapsed and "over target" count from here
+    started_at: datetime | None = None
+    #: when the service first saw it (the incident was opened)
+    detected_at: datetime | None = None
     alerts: list[AlertRef]
     findings: list[Finding] = Field(default_factory=list)
     actions: list[ActionRecord] = Field(default_factory=list)
@@ -135,4 +165,13 @@ class Bundle(_Frozen):
     links: dict[str, str] = Field(default_factory=dict)
     #: per proposed action id: {"approve": URL, "reject": URL} (POST with an approver token)
     approve_links: dict[str, dict[str, str]] = Field(default_factory=dict)
-    checklist: list[str] = Field(default_factory=list)  # the runbook's post-incident checklist
+    #: the runbook's post-incident checklist, in its three bands
+    checklist: list[Annotated[ChecklistEntry, BeforeValidator(_entry)]] = Field(default_factory=list)
+    #: the open incident this one was linked to when it opened (its root cause); it pages through that one
+    caused_by: LinkRef | None = None
+    #: incidents linked to this one (this one is their cause)
+    effects: list[LinkRef] = Field(default_factory=list)
+    #: recipients already paged, by level (``L1 pagerduty:primary``): each new level is told who holds it
+    holders: list[str] = Field(default_factory=list)
+    #: while an automatic action verifies: when the incident will be paged unless mitigated first
+    page_due_at: datetime | None = None

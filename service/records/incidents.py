@@ -75,6 +75,10 @@ class IncidentRow:
     next_escalation_at: float | None
     acked_at: float | None
     acked_by: str | None
+    started_at: float | None
+    caused_by: str | None
+    page_due_at: float | None
+    root_severity: str | None
 
     @classmethod
     def of(cls, row: Mapping[str, Any]) -> IncidentRow:

@@ -64,6 +64,10 @@ incidents = sa.Table(
     sa.Column("next_escalation_at", sa.Float),  # when the next escalation level is due (None: no timer)
     sa.Column("acked_at", sa.Float),
     sa.Column("acked_by", sa.String(128)),
+    sa.Column("started_at", sa.Float),  # earliest startsAt of its alerts: MTTR counts from here
+    sa.Column("caused_by", sa.String(32)),  # the open incident it was linked to when it opened
+    sa.Column("page_due_at", sa.Float),  # while an action verifies: page then unless mitigated first
+    sa.Column("root_severity", sa.String(16)),  # the rule's own severity (``severity`` follows the alerts)
 )
 
 #: What the probes found, per round: numbered 1, 2, … per incident, each with its phase (``diagnosis`` at
