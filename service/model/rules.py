@@ -132,7 +132,7 @@ BAND_TITLES = {
 
 
 def item_id(text: str) -> str:
-    """The stable id of a checklist item, from its text: ``Post-mortem scheduled`` → ``post-mortem-scheduled``."""
+    """A checklist item's stable id, from its text: ``Post-mortem scheduled`` → ``post-mortem-scheduled``."""
     return _ITEM_ID.sub("-", text.lower()).strip("-")[:64]
 
 
@@ -156,7 +156,7 @@ class Checklist(_Frozen):
         seen: set[str] = set()
         for item in self.items():
             if not item.id or item.id in seen:
-                raise ValueError(f"checklist item {item.text!r} is empty or repeats another item's id {item.id!r}")
+                raise ValueError(f"checklist item {item.text!r} is empty or repeats the id {item.id!r}")
             seen.add(item.id)
         return self
 
