@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Callable
 
 import aiohttp
@@ -17,10 +18,10 @@ from service.clients.prometheus import PrometheusClient
 from service.clients.redis import RedisConnector
 from service.diagnosis import registry, runner
 from service.dispatcher import Dispatcher, worker_name
-from service.escalation import links, routes
+from service.escalation import links, paging, routes
 from service.escalation.channels import registry as channels
 from service.escalation.outbox import OutboxWorker
-from service.intake import api, control, limits, responses, webhook
+from service.intake import api, checklist, control, limits, responses, webhook
 from service.intake.committer import GroupCommitter
 from service.intake.gauges import GaugeRefresher
 from service.lifecycle.timers import EscalationTimers
@@ -36,8 +37,11 @@ from service.settings import Settings
 log = structlog.get_logger(__name__)
 
 
-def create_app(settings: Settings, *, rules: loader.RuleSet | None = None) -> web.Application:
-    """Build the application; rules load now so that a broken rule stops start-up with its file:line."""
+def create_app(
+    settings: Settings, *, rules: loader.RuleSet | None = None, clock: Callable[[], float] = time.time
+) -> web.Application:
+    """Build the application; rules load now so that a broken rule stops start-up with its file:line.
+    ``clock`` is what the pipeline, the engine and the timers read as the time (tests inject one)."""
     metrics = Metrics()
     limiter = limits.Limiter(
         max_inflight=settings.max_inflight, max_large_bodies=settings.max_large_bodies, metrics=metrics
@@ -49,6 +53,7 @@ def create_app(settings: Settings, *, rules: loader.RuleSet | None = None) -> we
     )
     app[keys.SETTINGS] = settings
     app[keys.METRICS] = metrics
+    app[keys.CLOCK] = clock
     app[keys.RULES] = (
         rules
         if rules is not None
@@ -60,6 +65,7 @@ def create_app(settings: Settings, *, rules: loader.RuleSet | None = None) -> we
     app.router.add_get("/v1/incidents/{id}", api.get_incident)
     app.router.add_post("/v1/incidents/{id}/actions/{action}/{verb:approve|reject}", control.decide_action)
     app.router.add_post("/v1/incidents/{id}/ack", control.acknowledge)
+    app.router.add_post("/v1/incidents/{id}/checklist/{item}", checklist.tick)
     app.router.add_get("/v1/incidents/{id}/report", api.incident_report)
     app.router.add_post("/v1/pause", control.pause)
     app.router.add_post("/v1/resume", control.resume)
@@ -142,9 +148,10 @@ async def _workers(app: web.Application) -> AsyncIterator[None]:
             max_attempts=settings.outbox_max_attempts,
             backoff_s=settings.outbox_backoff_s,
             fallback=table.fallback_for,
+            clock=app[keys.CLOCK],
         )
         lifecycle = app[keys.LIFECYCLE] = _lifecycle(settings, store, metrics, table)
-        timers = EscalationTimers(store, lifecycle, on_notify=outbox.wake)
+        timers = EscalationTimers(store, lifecycle, on_notify=outbox.wake, clock=app[keys.CLOCK])
         flow = _pipeline(app, lifecycle, on_notify=outbox.wake)
         gauges = GaugeRefresher(store, metrics, interval_s=settings.metrics_refresh_s)
         dispatcher = Dispatcher(
@@ -193,6 +200,10 @@ def _lifecycle(settings: Settings, store: Store, metrics: Metrics, table: routes
         metrics=metrics,
         route=table.channels_for,
         link_policy=links.policy(settings.link_hosts, settings.base_url, settings.prometheus_url),
+        paging=paging.from_settings(settings, table),
+        link_window_s=settings.link_window_s,
+        link_grace_s=settings.link_grace_s,
+        first_response_s=settings.first_response_s,
     )
 
 
@@ -214,6 +225,7 @@ def _pipeline(
             evidence_bytes=settings.evidence_limit_bytes,
         ),
         on_notify=on_notify,
+        clock=app[keys.CLOCK],
     )
     engine = Engine(
         store=store,
@@ -224,6 +236,7 @@ def _pipeline(
         policy=policy(settings),
         limits=flow.limits,
         owner=worker_name(),
+        clock=app[keys.CLOCK],
     )
     flow.engine = engine
     app[keys.ENGINE], app[keys.PIPELINE] = engine, flow

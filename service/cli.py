@@ -1,4 +1,4 @@
-"""The ``remediator`` command: serve, migrate, rules lint|test|list, replay, incidents list|show.
+"""The ``remediator`` command: serve, migrate, rules lint|test|list, replay, incidents list|show|report|check.
 
 Every setting has a ``--flag`` mirroring its ``REMEDIATOR_*`` variable; flags win over the environment.
 """
@@ -12,6 +12,7 @@ import json
 import os
 import sys
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
@@ -358,10 +359,26 @@ def cmd_incidents(args: argparse.Namespace) -> int:
         )
         print(answer if status == 200 else json.dumps(answer))
         return 0 if status == 200 else 1
+    elif args.incidents_command == "check":
+        return _check(args, base)
     else:
         status, answer = _request("GET", f"{base}/v1/incidents/{args.id}", token=_token(args))
     print(json.dumps(answer, indent=2))
     return 0 if status == 200 else 1
+
+
+def _check(args: argparse.Namespace, base: str) -> int:
+    """``incidents check ID ITEM``: tick a checklist item with an approver token (``--token`` or
+    ``REMEDIATOR_APPROVER_TOKEN``)."""
+    token = args.token or os.environ.get("REMEDIATOR_APPROVER_TOKEN") or None
+    incident, item = (urllib.parse.quote(v, safe="") for v in (args.id, args.item))
+    path = f"/v1/incidents/{incident}/checklist/{item}"
+    status, answer = _request("POST", base + path, token=token, body=b"")
+    if status == 200:
+        print(f"ticked {answer['text']!r} ({answer['band']}) on {args.id} as {answer['ticked_by']}")
+        return 0
+    print(json.dumps(answer), file=sys.stderr)
+    return 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -406,7 +423,12 @@ def build_parser() -> argparse.ArgumentParser:
     ishow.add_argument("id")
     ireport = isub.add_parser("report", parents=[client], help="the Markdown incident report")
     ireport.add_argument("id")
-    for p in (ilist, ishow, ireport):
+    icheck = isub.add_parser(
+        "check", parents=[client], help="tick a post-incident checklist item (approver token)"
+    )
+    icheck.add_argument("id")
+    icheck.add_argument("item", help="the item's id (e.g. root-cause-identified) or its number (1-12)")
+    for p in (ilist, ishow, ireport, icheck):
         p.set_defaults(func=cmd_incidents)
     return parser
 

@@ -7,6 +7,7 @@ handler in ``intake`` can import it without pulling in the stages and workers th
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -29,6 +30,8 @@ SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
 STORE: web.AppKey[Store] = web.AppKey("store")
 RULES: web.AppKey[RuleSet] = web.AppKey("rules")
+#: the time as the pipeline, engine and timers read it (``time.time`` unless a test injects a clock)
+CLOCK: web.AppKey[Callable[[], float]] = web.AppKey("clock")
 COMMITTER: web.AppKey[GroupCommitter] = web.AppKey("committer")
 DISPATCHER: web.AppKey[Dispatcher] = web.AppKey("dispatcher")
 OUTBOX: web.AppKey[OutboxWorker] = web.AppKey("outbox")

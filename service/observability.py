@@ -113,14 +113,14 @@ class Metrics:
         mttr_buckets = (10, 30, 60, 120, 180, 300, 600, 900, 1800, 3600, 7200, 14400)
         self.time_to_mitigate = Histogram(
             "remediator_time_to_mitigate_seconds",
-            "Opening to verified mitigation, by rule",
+            "Alert start (earliest startsAt) to verified mitigation, by rule",
             ["rule"],
             buckets=mttr_buckets,
             registry=r,
         )
         self.time_to_resolve = Histogram(
             "remediator_time_to_resolve_seconds",
-            "Opening to resolution (MTTR), by rule",
+            "Alert start (earliest startsAt) to resolution (MTTR), by rule",
             ["rule"],
             buckets=mttr_buckets,
             registry=r,

@@ -20,6 +20,7 @@ from typing import Any, TextIO
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from service.decision import dependencies
 from service.decision import plan as planning
 from service.matching import loader, positions, templates
 from service.model import alerts, incidents
@@ -62,6 +63,20 @@ class Guards(_Strict):
     namespaces: list[str] | None = None
     blast_radius: dict[str, str] = Field(default_factory=dict)
     truncated: int = Field(default=0, ge=0)
+    #: depended-on rules (``depends_on``) with an open incident in the target's namespace; the dependency
+    #: probes' findings come from the case's ``findings``
+    open_incidents: list[str] = Field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class OpenIncident:
+    """An open incident a test case names (``guards.open_incidents``): the rule, and nothing else known."""
+
+    id: str
+    rule: str
+    target_namespace: str
+    target_kind: str = ""
+    target_name: str = ""
 
 
 class BlockedSpec(_Strict):
@@ -151,6 +166,7 @@ def load_file(path: Path, rules: loader.RuleSet) -> tuple[loader.CompiledRule, T
         problems.append((positions.line_of(root, ("rule",)), f"unknown rule {spec.rule!r} (rules: {known})"))
     else:
         problems.extend(_unknown_findings(root, spec, rule))
+        problems.extend(_unknown_dependencies(root, spec, rule))
     if problems or rule is None:
         raise FileError(file, sorted(problems))
     return rule, spec
@@ -183,6 +199,23 @@ def _unknown_findings(root: yaml.Node, spec: TestFile, rule: loader.CompiledRule
         for index, case in enumerate(spec.tests)
         for finding_id in case.findings
         if finding_id not in probe_ids
+    ]
+
+
+def _unknown_dependencies(
+    root: yaml.Node, spec: TestFile, rule: loader.CompiledRule
+) -> list[tuple[int, str]]:
+    """The ``open_incidents`` a case names that are not rules this rule depends on, each at its line."""
+    known = rule.rule.dependency_rules()
+    return [
+        (
+            positions.line_of(root, ("tests", index, "guards", "open_incidents", at)),
+            f"tests.{index}.guards.open_incidents: {name!r} is not a rule {rule.name} depends on"
+            f" (depends_on rules: {', '.join(known) or 'none'})",
+        )
+        for index, case in enumerate(spec.tests)
+        for at, name in enumerate(case.guards.open_incidents)
+        if name not in known
     ]
 
 
@@ -221,6 +254,11 @@ def build(
         last_mitigated=None if g.last_mitigated_ago is None else now - g.last_mitigated_ago,
         flap_window_s=g.flap_window_s,
         blast_radius=dict(g.blast_radius),
+        dependencies=dependencies.failing(
+            rule.rule,
+            found,
+            [OpenIncident(f"open-{n}", n, target.namespace) for n in g.open_incidents],
+        ),
     )
     return alert, found, guards
 

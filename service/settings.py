@@ -18,7 +18,9 @@ from pydantic import Field, PrivateAttr, SecretStr, ValidationInfo, field_valida
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from service import errors
-from service.model import hostnames, routes
+from service.model import hostnames, levels, routes
+
+_KEYS_FILE = "REMEDIATOR_PAGERDUTY_ROUTING_KEYS_FILE"
 
 
 class Settings(BaseSettings):
@@ -47,6 +49,19 @@ class Settings(BaseSettings):
     pagerduty_routing_key: SecretStr | None = Field(
         None,
         description="PagerDuty Events v2 routing (integration) key (the PagerDuty notifier is on when set)",
+    )
+    pagerduty_routing_keys: SecretStr | None = Field(
+        None,
+        description="PagerDuty routing keys per named service, name=KEY,name=KEY (pages pagerduty:NAME)",
+    )
+    pagerduty_routing_keys_file: Path | None = Field(
+        None, description="file with more name=KEY entries (commas or lines; a mounted Kubernetes Secret)"
+    )
+    escalation_levels: str = Field(
+        "",
+        description="recipients per escalation level, e.g. 1=pagerduty:primary;2=pagerduty:secondary+"
+        "slack@U0123ABC;3=pagerduty:managers;4=pagerduty:cto (empty: every level notifies the routes; "
+        "see service/model/levels.py)",
     )
     pagerduty_url: str = Field(
         "https://events.pagerduty.com/v2/enqueue", description="PagerDuty Events v2 enqueue endpoint"
@@ -98,6 +113,26 @@ class Settings(BaseSettings):
     )
     storm_brake: int = Field(5, ge=1, description="incidents acting at once before automation stops")
     flap_window_s: float = Field(1800, ge=0, description="a firing this soon after a mitigation is a flap")
+    link_window_s: float = Field(
+        900,
+        ge=0,
+        le=86_400,
+        description="an incident opened this soon after an open incident of a rule it depends_on opened is"
+        " linked to it (caused_by) and pages through it; 0: never link",
+    )
+    link_grace_s: float = Field(
+        120,
+        ge=0,
+        le=3600,
+        description="a linked incident still firing this long after its cause resolved pages on its own",
+    )
+    first_response_s: float = Field(
+        300,
+        gt=0,
+        le=3600,
+        description="level-1 response time: while an automatic action verifies, the page goes out at alert"
+        " start + min(this, the rule's MTTR target) unless mitigated first",
+    )
     action_timeout_s: float = Field(30, gt=0, le=600, description="timeout of one action's API calls")
     verify_interval_s: float = Field(5, gt=0, le=120, description="how often a verify probe is re-run")
     probe_timeout_s: float = Field(5.0, gt=0, le=300, description="default timeout of one probe")
@@ -142,6 +177,8 @@ class Settings(BaseSettings):
     log_level: str = Field("info", pattern="^(debug|info|warning|error)$")
 
     _route_table: routes.Table = PrivateAttr(default_factory=routes.Table)
+    _escalation_matrix: levels.Matrix = PrivateAttr(default_factory=levels.Matrix)
+    _pagerduty_services: dict[str, SecretStr] = PrivateAttr(default_factory=dict)
 
     @field_validator("approver_tokens", mode="before")
     @classmethod
@@ -165,7 +202,13 @@ class Settings(BaseSettings):
     def _empty_is_none(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
 
-    @field_validator("notify_webhook_secret", "slack_webhook_url", "pagerduty_routing_key", mode="before")
+    @field_validator(
+        "notify_webhook_secret",
+        "slack_webhook_url",
+        "pagerduty_routing_key",
+        "pagerduty_routing_keys",
+        mode="before",
+    )
     @classmethod
     def _empty_notifier_secret_is_none(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
@@ -220,6 +263,23 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _parse_levels(self) -> Settings:
+        # raises ConfigError naming the setting and the entry (never a routing key); kept parsed
+        keys = levels.parse_routing_keys(
+            self.pagerduty_routing_keys.get_secret_value() if self.pagerduty_routing_keys else ""
+        )
+        for name, key in _keys_file(self.pagerduty_routing_keys_file).items():
+            if name in keys:
+                raise errors.ConfigError(
+                    f"{_KEYS_FILE}: service {name!r} is also in REMEDIATOR_PAGERDUTY_ROUTING_KEYS"
+                )
+            keys[name] = key
+        on = [name for name, is_on in self._channels_on().items() if is_on]
+        self._escalation_matrix = levels.parse(self.escalation_levels, services=keys, on=on)
+        self._pagerduty_services = {name: SecretStr(key) for name, key in keys.items()}
+        return self
+
+    @model_validator(mode="after")
     def _lease_outlives_diagnosis(self) -> Settings:
         if self.inbox_lease_s < self.diagnosis_deadline_s + 10:
             raise ValueError(
@@ -269,15 +329,34 @@ class Settings(BaseSettings):
         return self._route_table
 
     @property
+    def escalation_matrix(self) -> levels.Matrix:
+        """``escalation_levels`` as parsed when the settings loaded (empty: unset)."""
+        return self._escalation_matrix
+
+    @property
+    def pagerduty_services(self) -> dict[str, SecretStr]:
+        """Routing keys by PagerDuty service name (``REMEDIATOR_PAGERDUTY_ROUTING_KEYS`` and its file)."""
+        return dict(self._pagerduty_services)
+
+    @property
     def notify_channels(self) -> list[str]:
-        """Names of the notification channels that are on (``log`` always), in ``routes.CHANNELS`` order."""
-        on = {
+        """Names of the notification channels that are on (``log`` always), in ``routes.CHANNELS`` order.
+
+        ``pagerduty`` is also on when the escalation levels page a named PagerDuty service: a route's
+        ``pagerduty`` then stands for "page the levels" (``escalation.paging``)."""
+        on = self._channels_on()
+        matrix = self._escalation_matrix
+        on["pagerduty"] = on["pagerduty"] or any(r.service for level in matrix.levels.values() for r in level)
+        return [name for name in routes.CHANNELS if on[name]]
+
+    def _channels_on(self) -> dict[str, bool]:
+        """Which channels have their own settings (before the escalation levels are considered)."""
+        return {
             "log": True,
             "webhook": bool(self.notify_webhook_url),
             "slack": self.slack_webhook_url is not None,
             "pagerduty": self.pagerduty_routing_key is not None,
         }
-        return [name for name in routes.CHANNELS if on[name]]
 
     @property
     def host(self) -> str:
@@ -290,6 +369,18 @@ class Settings(BaseSettings):
     @property
     def base_url(self) -> str:
         return self.public_url.rstrip("/") or f"http://{self.listen}"
+
+
+def _keys_file(path: Path | None) -> dict[str, str]:
+    """The routing keys of ``REMEDIATOR_PAGERDUTY_ROUTING_KEYS_FILE`` (none without one); errors name the
+    path, never the content."""
+    if path is None:
+        return {}
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise errors.ConfigError(f"{_KEYS_FILE}: cannot read {path}: {type(exc).__name__}") from None
+    return levels.parse_routing_keys(text, source=_KEYS_FILE)
 
 
 def is_loopback(host: str) -> bool:

@@ -226,3 +226,82 @@ def test_the_shipped_rule_tests_pass() -> None:
     rules = loader.load_rules(ROOT / "rules", catalogue=registries.catalogue())
     out, err = io.StringIO(), io.StringIO()
     assert ruletests.run(files, rules, out=out, err=err) == 0, out.getvalue() + err.getvalue()
+
+
+DEPENDENT = RULE.replace("name: web-outage", "name: web-outage\ndepends_on: [db-outage, db]").replace(
+    "  - {id: pods, probe: kube.pods}",
+    "  - {id: pods, probe: kube.pods}\n  - {id: db, probe: tcp.connect, with: {host: db, port: 5432}}",
+)
+DB_RULE = """\
+name: db-outage
+runbook: DB Outage
+mttr_target: 3m
+match: ['alertname="DbDown"']
+target: {kind: Deployment, namespace: "{{ labels.namespace | default('default') }}", name: db}
+"""
+
+
+@pytest.fixture
+def dependent_rules(tmp_path: Path) -> Path:
+    directory = tmp_path / "dependent"
+    directory.mkdir()
+    write(directory, "web-outage.yaml", DEPENDENT)
+    write(directory, "db-outage.yaml", DB_RULE)
+    return directory
+
+
+def test_a_failing_dependency_blocks_with_guard_dependency(
+    tmp_path: Path, dependent_rules: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    blocked = "{action: kube.rollout_restart, guard: dependency}"
+    open_db = "dependency: db-outage incident open-db-outage is open in shop; restarting web would not help"
+    db_down = "dependency: probe db (tcp.connect) failed: TCP db:5432: connection refused"
+    tests = write(
+        tmp_path,
+        "deps.test.yaml",
+        "rule: web-outage\ntests:\n"
+        + case(
+            "db-outage open",
+            f"{{apply: null, blocked: [{blocked}], proposals: [kube.rollout_undo], reason_contains: '{open_db}'}}",
+            guards="{open_incidents: [db-outage]}",
+        )
+        + case(
+            "db probe failed", f"{{apply: null, blocked: [{blocked}], reason_contains: '{db_down}'}}"
+        ).replace(
+            "      pods:",
+            '      db: {status: failed, summary: "TCP db:5432: connection refused"}\n      pods:',
+        )
+        + case("healthy", "{apply: kube.rollout_restart, blocked: []}").replace(
+            "      pods:", "      db: {status: ok}\n      pods:"
+        )
+        + case("wrong expectation", "{apply: kube.rollout_restart}", guards="{open_incidents: [db-outage]}"),
+    )
+    code, out, err = run(dependent_rules, tests, capsys=capsys)
+    assert (code, err) == (1, "")
+    lines = out.splitlines()
+    assert lines[:3] == [
+        f"ok  {tests}: web-outage: db-outage open",
+        f"ok  {tests}: web-outage: db probe failed",
+        f"ok  {tests}: web-outage: healthy",
+    ]
+    assert lines[3].startswith(
+        f"FAIL {tests}: web-outage: wrong expectation — expected apply kube.rollout_restart"
+    )
+    assert "got null (kube.rollout_restart blocked — dependency: db-outage incident" in lines[3]
+
+
+def test_an_open_incident_of_a_rule_not_depended_on_is_an_error_at_its_line(
+    tmp_path: Path, dependent_rules: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tests = write(
+        tmp_path,
+        "deps.test.yaml",
+        "rule: web-outage\ntests:\n"
+        + case("typo", "{apply: null}", guards="{open_incidents: [db-outage, cache-outage]}"),
+    )
+    code, _, err = run(dependent_rules, tests, capsys=capsys)
+    assert code == 2
+    assert (
+        f"{tests}:7: error: tests.0.guards.open_incidents: 'cache-outage' is not a rule web-outage depends on"
+        " (depends_on rules: db-outage)"
+    ) in err

@@ -2,7 +2,8 @@
 
 Runs the real tools as an operator would: ``remediator rules lint rules``, ``promtool check rules`` and
 ``remediator rules test``; then checks what every shipped rule must carry (a test file, owner, review date,
-checklist) and that the runbook commands nothing may automate are only ever suggested, with their hazard.
+runbook_url, the runbooks' 12-item checklist in its three bands), the AITBC dependency graph and quorum,
+and that the runbook commands nothing may automate are only ever suggested, with their hazard.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from service.model import rules
 
 ROOT = Path(__file__).resolve().parent.parent
 RULES = ROOT / "rules"
@@ -36,17 +39,26 @@ DANGEROUS = (
 #: Actions that are the automated form of a dangerous command; never ``safety: safe`` in a shipped rule.
 APPROVAL_ONLY = ("kube.rollout_undo", "kube.delete_pods", "kube.expand_pvc", "postgres.promote_replica")
 
-#: The AITBC runbooks' post-incident checklist.
-CHECKLIST = (
-    "Service fully restored",
-    "Monitoring normal",
-    "Status page updated",
-    "Stakeholders notified",
-    "Incident document created",
-    "Root cause identified",
-    "Runbooks updated",
-    "Post-mortem scheduled",
-)
+#: The AITBC runbooks' post-incident checklist, written out here (not imported) so that a change of the loader
+#: default is caught too: three time bands of four items.
+CHECKLIST = {
+    "immediate": [
+        "Service fully restored",
+        "Monitoring normal",
+        "Status page updated",
+        "Stakeholders notified",
+    ],
+    "short_term": [
+        "Incident document created",
+        "Root cause identified",
+        "Runbooks updated",
+        "Post-mortem scheduled",
+    ],
+    "long_term": ["Post-mortem completed", "Action items assigned", "Monitoring improved", "Process updated"],
+}
+
+#: The AITBC runbooks' page; each AITBC rule links its own section.
+RUNBOOKS = "https://github.com/oib/AITBC/blob/main/docs/operator/incident-runbooks.md"
 
 #: The six AITBC runbook rules and their MTTR targets (seconds).
 AITBC = {
@@ -114,7 +126,8 @@ def _strings(node: Any) -> list[str]:
 def test_lint_is_clean() -> None:
     result = _run(*CLI, "rules", "lint", "rules")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "error" not in result.stdout + result.stderr
+    assert ": error:" not in result.stdout + result.stderr
+    assert "no runbook_url" not in result.stdout, result.stdout
     assert f"ok: {len(_rule_files())} rule file(s)" in result.stdout
 
 
@@ -179,13 +192,55 @@ def test_every_shipped_rule_has_a_test_file() -> None:
     assert not untested, f"rules without a test file in rules/tests: {untested}"
 
 
-def test_every_shipped_rule_has_owner_review_and_checklist() -> None:
-    for name, (path, rule) in _rules().items():
+def test_every_shipped_rule_has_owner_review_and_runbook_url() -> None:
+    for path, rule in _rules().values():
         assert rule.get("owner"), f"{path.name}: no owner"
         assert rule.get("reviewed"), f"{path.name}: no reviewed date"
-        assert rule.get("checklist"), f"{path.name}: no checklist"
-        if name in AITBC:
-            assert list(rule["checklist"]) == list(CHECKLIST), f"{path.name}: not the runbooks' checklist"
+        assert str(rule.get("runbook_url", "")).startswith("https://"), f"{path.name}: no runbook_url"
+    for name in AITBC:
+        path, rule = _rules()[name]
+        assert rule["runbook_url"].startswith(RUNBOOKS + "#runbook-"), f"{path.name}: {rule['runbook_url']}"
+
+
+def test_every_shipped_rule_carries_the_runbooks_twelve_item_checklist_in_its_three_bands() -> None:
+    for path, data in _rules().values():
+        assert data.get("checklist") == CHECKLIST, f"{path.name}: not the runbooks' checklist, band by band"
+        checklist = rules.Rule.model_validate(data).checklist
+        assert checklist == rules.DEFAULT_CHECKLIST, f"{path.name}: differs from the loader's default"
+        items = checklist.items()
+        assert [(item.band, item.text) for item in items] == [
+            (band, text) for band, texts in CHECKLIST.items() for text in texts
+        ]
+        assert len({item.id for item in items}) == 12
+    # a rule that writes no checklist gets the same twelve items
+    assert rules.DEFAULT_CHECKLIST.model_dump() == CHECKLIST
+
+
+def test_the_aitbc_dependency_graph_is_declared() -> None:
+    by_name = {name: rules.Rule.model_validate(data) for name, (_, data) in _rules().items()}
+    coordinator = by_name["coordinator-api-outage"]
+    assert coordinator.dependency_rules() == ["database-failure", "redis-failure"]
+    assert coordinator.dependency_probes() == ["db", "redis"]
+    probes = {probe.id: probe.probe for probe in coordinator.diagnose}
+    assert (probes["db"], probes["redis"]) == ("tcp.connect", "redis.ping")
+    # the network is what consensus depends on: the cluster DNS that resolves the nodes
+    partition = by_name["network-partition"]
+    assert partition.dependency_probes() == ["dns"]
+    assert {probe.id: probe.probe for probe in partition.diagnose}["dns"] == "dns.resolve"
+    for rule in by_name.values():
+        assert set(rule.dependency_rules()) <= set(by_name), f"{rule.name}: depends on an unknown rule"
+
+
+def test_network_partition_restarts_only_with_quorum_and_verifies_consensus_advancing() -> None:
+    partition = rules.Rule.model_validate(_rules()["network-partition"][1])
+    [restart] = [step for step in partition.remediate if step.action == "kube.rollout_restart"]
+    assert restart.safety == "safe"
+    assert restart.quorum == 2
+    assert restart.verify is not None
+    assert restart.verify.probe == "peers"
+    assert restart.verify.advances == ["consensus.height"]
+    consensus = {probe.id: probe for probe in partition.diagnose}["consensus"]
+    assert consensus.params["facts"] == {"height": "height"}
 
 
 def test_dangerous_commands_are_only_suggested_with_a_hazard() -> None:

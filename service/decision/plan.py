@@ -4,7 +4,10 @@ Remediations are taken in rule order; the first *safe* one whose ``when`` holds 
 the one applied. A safe one a guard blocks is recorded with the guard's code and the sentence a human reads
 ("cooldown: kube.rollout_restart ran 4 min ago; cooldown is 10 min"), and the next is tried. An *unsafe* one
 is never applied automatically: when its ``when`` holds it becomes a proposal, shown whenever the incident is
-escalated. Pure: the guard state and the time come in as arguments.
+escalated. A failing dependency (``GuardState.dependencies``, see ``decision.dependencies``) blocks every safe
+step with guard ``dependency`` — acting on a dependent while its cause is elsewhere makes an outage worse —
+and the plan escalates with that sentence; unsafe steps stay proposals. Pure: the guard state and the time
+come in as arguments.
 """
 
 from __future__ import annotations
@@ -41,6 +44,8 @@ class GuardState:
     last_mitigated: float | None = None  # this rule and target were last mitigated at
     flap_window_s: float = 1800.0
     blast_radius: Mapping[str, str | None] = field(default_factory=dict)  # action name → reason to refuse
+    #: failing dependency (probe id or rule name) → the sentence a human reads (``dependencies.failing``)
+    dependencies: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -207,6 +212,25 @@ def _truncated_guard(_spec: ActionSpec, g: GuardState, _now: float) -> _Refusal:
     )
 
 
+#: how a refused action is named in the ``dependency`` sentence ("restarting coordinator would not help")
+_DOING = {
+    "kube.rollout_restart": "restarting",
+    "kube.scale": "scaling",
+    "kube.evict_pod": "evicting a pod of",
+    "postgres.terminate_idle": "terminating idle sessions of",
+}
+
+
+def _dependency_guard(spec: ActionSpec, g: GuardState, _now: float) -> _Refusal:
+    """A failing dependency: acting on the dependent would not help (the first one is named)."""
+    if not g.dependencies:
+        return None
+    (_first, sentence), *rest = g.dependencies.items()
+    also = f" (also failing: {', '.join(name for name, _ in rest)})" if rest else ""
+    doing = _DOING.get(spec.action, f"{spec.action} on")
+    return "dependency", f"dependency: {sentence}{also}; {doing} {g.target.name} would not help"
+
+
 def _flap_guard(_spec: ActionSpec, g: GuardState, now: float) -> _Refusal:
     if g.last_mitigated is None or now - g.last_mitigated >= g.flap_window_s:
         return None
@@ -258,6 +282,7 @@ _GUARDS: tuple[Callable[[ActionSpec, GuardState, float], _Refusal], ...] = (
     _paused_guard,
     _namespace_guard,
     _truncated_guard,
+    _dependency_guard,
     _flap_guard,
     _blast_radius_guard,
     _cooldown_guard,

@@ -2,14 +2,19 @@
 
 Links from alerts (generatorURL, runbook_url) are shown to humans, never fetched; ``links.Policy``
 decides here, once, which are links (http(s), no userinfo, an allow-listed host). The others travel as
-``RefusedLink`` text, so renderers need not decide again.
+``RefusedLink`` text, so renderers need not decide again. The rule's own ``runbook_url`` comes from a
+rule file (validated when rules load), not from an alert: it is a link when it is well-formed http(s)
+(``links.usable``), without the host allow-list; an alert's allowed ``runbook_url`` still wins.
+
+The clock: ``elapsed_s`` counts from ``started_at`` (the earliest ``startsAt`` of the incident's alerts)
+when the caller knows it, else from ``opened_at``; ``detected_at`` is always ``opened_at``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import NotRequired, TypedDict, Unpack
+from typing import NotRequired, TypedDict, Unpack, overload
 
 from service.escalation import links as link_rules
 from service.escalation.render import text
@@ -38,7 +43,7 @@ def alert_ref(alert: alerts.Alert, link_policy: link_rules.Policy) -> incidents.
 class Facts(TypedDict):
     """What ``build`` makes a bundle of, each named by its caller.
 
-    Twenty facts, all keyword-only: a TypedDict rather than twenty parameters (too-many-arguments) or a
+    Twenty-six facts, all keyword-only: a TypedDict rather than twenty parameters (too-many-arguments) or a
     params dataclass the callers would have to build first. Call sites stay ``build(incident_id=…, …)``,
     mypy checks every keyword and its type, and the function body reads the facts by name."""
 
@@ -62,17 +67,24 @@ class Facts(TypedDict):
     checklist: NotRequired[Sequence[ChecklistItem]]
     next_level: NotRequired[int | None]
     next_at: NotRequired[float | None]
+    started_at: NotRequired[float | None]  # earliest alert startsAt; else the clock counts from opened_at
+    runbook_url: NotRequired[str | None]  # the rule's; an alert's allowed runbook_url annotation wins
+    caused_by: NotRequired[incidents.LinkRef | None]
+    effects: NotRequired[Sequence[incidents.LinkRef]]
+    holders: NotRequired[Sequence[str]]
+    page_due_at: NotRequired[float | None]
 
 
 def build(**facts: Unpack[Facts]) -> incidents.Bundle:
-    """The bundle a human receives; ``now`` fixes the elapsed time against the MTTR target.
+    """The bundle a human receives; ``now`` fixes the elapsed time against the MTTR target (counted from
+    ``started_at`` when given, else from ``opened_at``).
 
     ``link_policy`` decides which alert URLs are links; the incident and approve links are built here
     from ``base_url``, our own."""
     refs = [alert_ref(a, facts["link_policy"]) for a in facts["alert_list"]]
     base = f"{facts['base_url'].rstrip('/')}/v1/incidents/{facts['incident_id']}"
     actions = facts.get("actions", ())
-    next_at = facts.get("next_at")
+    started = facts.get("started_at")
     return incidents.Bundle(
         incident_id=facts["incident_id"],
         title=_title(facts["severity"], facts["runbook"], facts["target"], refs)[:500],
@@ -83,8 +95,10 @@ def build(**facts: Unpack[Facts]) -> incidents.Bundle:
         reason=facts["reason"],
         target=facts["target"],
         mttr_target_s=facts["mttr_target_s"],
-        elapsed_s=round(max(0.0, facts["now"] - facts["opened_at"]), 3),
-        opened_at=datetime.fromtimestamp(facts["opened_at"], UTC),
+        elapsed_s=round(max(0.0, facts["now"] - (facts["opened_at"] if started is None else started)), 3),
+        opened_at=_moment(facts["opened_at"]),
+        started_at=None if started is None else _moment(started),
+        detected_at=_moment(facts["opened_at"]),
         alerts=refs,
         findings=list(facts.get("findings", ())),
         actions=[a for a in actions if a.status != "awaiting_approval"],
@@ -92,8 +106,8 @@ def build(**facts: Unpack[Facts]) -> incidents.Bundle:
         suggested=list(facts["suggested"]),
         escalation_level=facts.get("level", 1),
         next_escalation_level=facts.get("next_level"),
-        next_escalation_at=datetime.fromtimestamp(next_at, UTC) if next_at is not None else None,
-        links=_links(base, refs),
+        next_escalation_at=_moment(facts.get("next_at")),
+        links=_links(base, refs, facts.get("runbook_url")),
         approve_links={
             a.id: {"approve": f"{base}/actions/{a.id}/approve", "reject": f"{base}/actions/{a.id}/reject"}
             for a in actions
@@ -102,7 +116,19 @@ def build(**facts: Unpack[Facts]) -> incidents.Bundle:
         checklist=[
             incidents.ChecklistEntry(id=i.id, band=i.band, text=i.text) for i in facts.get("checklist", ())
         ],
+        caused_by=facts.get("caused_by"),
+        effects=list(facts.get("effects", ())),
+        holders=list(facts.get("holders", ())),
+        page_due_at=_moment(facts.get("page_due_at")),
     )
+
+
+@overload
+def _moment(epoch: float) -> datetime: ...
+@overload
+def _moment(epoch: float | None) -> datetime | None: ...
+def _moment(epoch: float | None) -> datetime | None:
+    return None if epoch is None else datetime.fromtimestamp(epoch, UTC)
 
 
 def _title(
@@ -112,14 +138,16 @@ def _title(
     return f"[{severity.upper()}] {runbook}: {target.key}" + (f" — {summary}" if summary else "")
 
 
-def _links(base: str, refs: Sequence[incidents.AlertRef]) -> dict[str, str]:
-    """The incident's own link, and the first alert's graph and runbook links when they are links."""
+def _links(base: str, refs: Sequence[incidents.AlertRef], rule_runbook: str | None) -> dict[str, str]:
+    """The incident's own link, the first alert's graph link, and the runbook: the first alert's when it
+    is a link, else the rule's (from a rule file, so only checked to be well-formed http(s))."""
     first = refs[0] if refs else None
     links = {"incident": base}
     if first and first.generator_url:
         links["graph"] = first.generator_url
-    if first and first.runbook_url:
-        links["runbook"] = first.runbook_url
+    runbook = (first.runbook_url if first else None) or link_rules.usable(rule_runbook)
+    if runbook:
+        links["runbook"] = runbook
     return links
 
 

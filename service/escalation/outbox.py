@@ -23,6 +23,9 @@ from service.records.store import Store
 
 log = structlog.get_logger(__name__)
 
+BATCH = 50  # notifications claimed at once
+LEASE_S = 60.0  # a claimed notification not marked within this is sent again (the worker died)
+
 
 class OutboxWorker:
     def __init__(
@@ -33,18 +36,16 @@ class OutboxWorker:
         *,
         max_attempts: int,
         backoff_s: float,
-        lease_s: float = 60.0,
         fallback: Callable[[str], str | None] = lambda _channel: None,
-        batch: int = 50,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._store = store
         self._notifiers = notifiers
         self._metrics = metrics
         self._max_attempts = max_attempts
         self._backoff_s = backoff_s
-        self._lease_s = lease_s
         self._fallback = fallback
-        self._batch = batch
+        self._clock = clock
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -63,7 +64,7 @@ class OutboxWorker:
     async def _run(self) -> None:
         while True:
             try:
-                delivered = await self.run_once(now=time.time())
+                delivered = await self.run_once(now=self._clock())
                 wait = 0.0 if delivered else await self._idle_wait()
             except errors.StoreUnavailable as exc:
                 log.warning("outbox.store_unavailable", reason=str(exc))
@@ -78,18 +79,18 @@ class OutboxWorker:
         self._metrics.outbox_backlog.set(await outbox.backlog(self._store))
         if due is None:
             return 5.0
-        return min(5.0, max(0.01, due - time.time()))
+        return min(5.0, max(0.01, due - self._clock()))
 
     async def run_once(self, *, now: float) -> int:
         """Deliver what is due now; returns how many entries were attempted."""
-        batch = await outbox.claim_due(self._store, now=now, limit=self._batch, lease_s=self._lease_s)
+        batch = await outbox.claim_due(self._store, now=now, limit=BATCH, lease_s=LEASE_S)
         if batch:
             await asyncio.gather(*(self._deliver(d) for d in batch))
         return len(batch)
 
     async def _deliver(self, delivery: outbox.Delivery) -> None:
         notifier = self._notifiers.get(delivery.channel)
-        now = time.time()
+        now = self._clock()
         if notifier is None:
             await self._fail(delivery, f"channel {delivery.channel!r} is not configured")
             return
@@ -116,7 +117,7 @@ class OutboxWorker:
                 state=outbox.PENDING,
                 now=now,
                 error=str(exc),
-                next_attempt_at=time.time() + delay,
+                next_attempt_at=self._clock() + delay,
             )
             return
         except errors.Permanent as exc:
@@ -130,11 +131,11 @@ class OutboxWorker:
             await self._fail(delivery, f"{type(exc).__name__}: {exc}"[:500])
             return
         self._metrics.notifications.labels(channel=delivery.channel, result="delivered").inc()
-        await outbox.mark(self._store, delivery.id, state=outbox.DELIVERED, now=time.time())
+        await outbox.mark(self._store, delivery.id, state=outbox.DELIVERED, now=self._clock())
 
     async def _fail(self, delivery: outbox.Delivery, error: str) -> None:
         """Record the permanent failure and, in the same transaction, queue the event to the fallback."""
-        now = time.time()
+        now = self._clock()
         fallback = self._fallback(delivery.channel)
         async with self._store.write() as conn:
             await outbox.mark_in(conn, delivery.id, state=outbox.FAILED, now=now, error=error)

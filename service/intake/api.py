@@ -110,7 +110,7 @@ async def incident_report(request: web.Request) -> web.Response:
         return responses.error(404, f"no incident {incident_id!r}", field="id")
     detail, bundle = found
     rule = request.app[keys.RULES].by_name(detail["rule"])
-    checklist = [i.text for i in rule.rule.checklist.items()] if rule else []
+    checklist = rule.rule.checklist.items() if rule else []
     text = report.render(detail, bundle, checklist=checklist, now=now)
     return web.Response(text=text, content_type="text/markdown", charset="utf-8")
 

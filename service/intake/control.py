@@ -22,7 +22,7 @@ from service.records.coordination import CoordinationUnavailable
 log = structlog.get_logger(__name__)
 
 
-def _approver(request: web.Request) -> str | web.Response:
+def approver(request: web.Request) -> str | web.Response:
     settings = request.app[keys.SETTINGS]
     given = auth.presented_secret(request)
     if given is None:
@@ -47,7 +47,7 @@ async def resume(request: web.Request) -> web.Response:
 
 
 async def _switch(request: web.Request, *, paused: bool) -> web.Response:
-    who = _approver(request)
+    who = approver(request)
     if isinstance(who, web.Response):
         return who
     now = time.time()
@@ -69,7 +69,7 @@ async def _switch(request: web.Request, *, paused: bool) -> web.Response:
 
 async def acknowledge(request: web.Request) -> web.Response:
     """``POST /v1/incidents/{id}/ack``: stop the escalation timers; 409 when resolved or acknowledged."""
-    who = _approver(request)
+    who = approver(request)
     if isinstance(who, web.Response):
         return who
     incident_id = request.match_info["id"]
@@ -94,7 +94,7 @@ async def acknowledge(request: web.Request) -> web.Response:
 
 
 async def decide_action(request: web.Request) -> web.Response:
-    who = _approver(request)
+    who = approver(request)
     if isinstance(who, web.Response):
         return who
     incident_id, action_id = request.match_info["id"], request.match_info["action"]

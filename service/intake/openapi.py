@@ -282,6 +282,29 @@ DOCUMENT: dict[str, Any] = {
                 },
             }
         },
+        "/v1/incidents/{id}/checklist/{item}": {
+            "post": {
+                "summary": "Tick a post-incident checklist item (approver token; who and when: the timeline)",
+                "security": [{"bearer": []}],
+                "parameters": [
+                    {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}},
+                    {
+                        "name": "item",
+                        "in": "path",
+                        "required": True,
+                        "description": "the item's id (e.g. root-cause-identified) or its number, 1-12",
+                        "schema": {"type": "string"},
+                    },
+                ],
+                "responses": {
+                    "200": {"description": "ticked: item, band, ticked_by, ticked_at"},
+                    "401": _err("missing or unknown token"),
+                    "403": _err("not an approver"),
+                    "404": _err("no such incident or checklist item"),
+                    "409": _err("already ticked (by whom and when)"),
+                },
+            }
+        },
         "/v1/incidents/{id}/actions/{action}/approve": {
             "post": {
                 "summary": "Run a proposed action (approver token); the approver is journaled",

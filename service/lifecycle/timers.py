@@ -1,4 +1,6 @@
-"""Escalation timers: raise unacknowledged incidents through the matrix when their next level is due.
+"""Escalation timers: raise unacknowledged incidents through the matrix when their next level is due; page an
+incident whose page deadline passed while an automatic action verifies; let a held linked incident that
+outlived its cause stand alone.
 
 The due time is stored on the incident (``next_escalation_at``), so timers survive restarts; raising a level
 (``Lifecycle.raise_level``) is a compare-and-set on the level read, and its notification is keyed by
@@ -12,6 +14,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable
+from typing import Any
 
 import sqlalchemy as sa
 import structlog
@@ -19,6 +22,7 @@ import structlog
 from service import errors
 from service.lifecycle.transitions import Lifecycle
 from service.records import schema
+from service.records.sqlite_inline import Conn
 from service.records.store import Store, plain
 
 log = structlog.get_logger(__name__)
@@ -60,25 +64,33 @@ class EscalationTimers:
             await asyncio.sleep(self._interval)
 
     async def run_once(self, *, now: float) -> int:
-        """Raise every incident whose next level is due at ``now`` by one level; returns how many."""
-        due = (
-            sa.select(T)
-            .where(
-                T.c.state == "escalated",
-                T.c.acked_at.is_(None),
-                T.c.resolved_at.is_(None),
-                T.c.next_escalation_at.is_not(None),
-                T.c.next_escalation_at <= now,
-            )
-            .order_by(T.c.next_escalation_at)
-            .limit(100)
-        )
-        raised = 0
+        """Everything due at ``now``: pages whose deadline passed while an action verifies, held linked
+        incidents that outlived their cause, and the next escalation level; returns how many moved."""
+        moved = 0
         async with self._store.write() as conn:
-            for row in (await conn.execute(due)).mappings().all():
-                if await self._lifecycle.raise_level(conn, plain(row), now=now) is not None:
-                    raised += 1
-        if raised:
+            for row in await _due(conn, _PAGE_DUE, now):
+                moved += await self._lifecycle.page_due(conn, row, now=now) is not None
+            for row in await _due(conn, _HELD, now):
+                moved += await self._lifecycle.stand_alone(conn, row, now=now) is not None
+            for row in await _due(conn, _RAISE, now):
+                moved += await self._lifecycle.raise_level(conn, row, now=now) is not None
+        if moved:
             self._on_notify()
-            log.info("timers.raised", incidents=raised)
-        return raised
+            log.info("timers.raised", incidents=moved)
+        return moved
+
+
+_UNACKED_OPEN = (T.c.acked_at.is_(None), T.c.resolved_at.is_(None))
+#: an automatic action still runs or verifies at the page deadline
+_PAGE_DUE = (T.c.state.in_(("remediating", "verifying")), T.c.resolved_at.is_(None), T.c.page_due_at)
+#: a linked incident held under its cause (level 0) whose cause resolved a grace period ago
+_HELD = (T.c.state == "escalated", T.c.escalation_level == 0, *_UNACKED_OPEN, T.c.next_escalation_at)
+#: the next level of the matrix
+_RAISE = (T.c.state == "escalated", T.c.escalation_level >= 1, *_UNACKED_OPEN, T.c.next_escalation_at)
+
+
+async def _due(conn: Conn, query: tuple[Any, ...], now: float) -> list[dict[str, Any]]:
+    """Rows matching ``query`` (conditions, then the timer column) whose timer is at or before ``now``."""
+    *conditions, timer = query
+    stmt = sa.select(T).where(*conditions, timer.is_not(None), timer <= now).order_by(timer).limit(100)
+    return [plain(r) for r in (await conn.execute(stmt)).mappings().all()]

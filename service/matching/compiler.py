@@ -4,9 +4,11 @@ Owns the checks of a single rule beyond its shape: pydantic validation errors (t
 sentences), matchers and ``match`` syntax, CEL ``when``, Jinja templates (target fields, ``with:``
 strings, ``suggest``), probe and action names and their ``with:`` params against the ``Catalogue`` the
 caller hands in (built from the registries; templated values wait for rendering), ``safety: safe`` on an
-approval-only action, duplicate probe ids and ``verify.probe`` naming no probe. The checks run on the raw
-data, so one file reports all its problems at once. Problems carry a location (``("remediate", 0,
-"when")``), not a line: ``loader`` maps locations to lines. Never does I/O.
+approval-only action, duplicate probe ids, ``verify.probe`` or a ``verify.advances`` probe naming no probe,
+``quorum`` on an action that does not restart or delete pods, and a rule naming itself in ``depends_on``
+(whether its other entries name rules of the set is a check across files, in ``loader``). The checks run
+on the raw data, so one file reports all its problems at once. Problems carry a location (``("remediate",
+0, "when")``), not a line: ``loader`` maps locations to lines. Never does I/O.
 """
 
 from __future__ import annotations
@@ -65,6 +67,7 @@ def compile_rule(
     probe_ids, diagnose_params = checker.diagnose(data.get("diagnose"))
     conds, remediate_params = checker.remediate(data.get("remediate"), probe_ids)
     suggest = checker.suggest(data.get("suggest"))
+    checker.depends_on(data.get("depends_on"), data.get("name"), probe_ids)
     if problems or rule is None or target is None:
         return None, problems
     return (
@@ -80,6 +83,22 @@ def compile_rule(
         ),
         [],
     )
+
+
+def rule_dependencies(data: Any) -> list[tuple[int, str]]:
+    """``(index, entry)`` of each ``depends_on`` entry that names another rule: every string entry that is
+    neither one of the rule's own diagnose ids nor the rule's own name (reported by ``compile_rule``).
+
+    Works on raw data, so ``loader`` can check the names against the whole set even when a rule has other
+    problems."""
+    if not isinstance(data, dict):
+        return []
+    ids = {item.get("id") for _, item in _enumerate(data.get("diagnose")) if isinstance(item, dict)}
+    return [
+        (k, entry)
+        for k, entry in _enumerate(data.get("depends_on"))
+        if isinstance(entry, str) and entry not in ids and entry != data.get("name")
+    ]
 
 
 class _Checker:
@@ -202,12 +221,10 @@ class _Checker:
                 except conditions.ConditionError as exc:
                     self._add(("remediate", i, "when"), f"bad CEL: {exc}")
             verify = item.get("verify")
-            probe = verify.get("probe") if isinstance(verify, dict) else None
-            if isinstance(probe, str) and probe not in probe_ids:
-                known = ", ".join(probe_ids) or "none"
-                self._add(
-                    ("remediate", i, "verify", "probe"), f"{probe!r} names no diagnose id (known: {known})"
-                )
+            if isinstance(verify, dict):
+                self._verify(verify, i, probe_ids)
+            if isinstance(action, str):
+                self._quorum(action, item.get("quorum"), i)
             params.append(
                 self._params(item.get("with"), ("remediate", i, "with"), endpoints=_endpoints(action))
             )
@@ -217,13 +234,45 @@ class _Checker:
                 )
         return conds, tuple(params)
 
+    def _verify(self, verify: dict[str, Any], i: int, probe_ids: Mapping[str, int]) -> None:
+        """``verify.probe`` and the probe of each ``verify.advances`` entry must be diagnose ids."""
+        known = ", ".join(probe_ids) or "none"
+        probe = verify.get("probe")
+        if isinstance(probe, str) and probe not in probe_ids:
+            self._add(("remediate", i, "verify", "probe"), f"{probe!r} names no diagnose id (known: {known})")
+        for k, entry in _enumerate(verify.get("advances")):
+            probe_id, dot, _ = entry.partition(".") if isinstance(entry, str) else ("", "", "")
+            if dot and probe_id not in probe_ids:  # the shape (probe_id.fact) is the model's check
+                self._add(
+                    ("remediate", i, "verify", "advances", k),
+                    f"{entry!r}: {probe_id!r} names no diagnose id (known: {known})",
+                )
+
+    def _quorum(self, action: str, quorum: Any, i: int) -> None:
+        """``quorum`` only on an action that restarts or deletes pods (unchecked without a catalogue)."""
+        if quorum is None or self._catalogue is None or action not in self._catalogue.actions:
+            return
+        if action not in self._catalogue.quorum_actions:
+            allowed = ", ".join(sorted(self._catalogue.quorum_actions))
+            self._add(
+                ("remediate", i, "quorum"),
+                f"quorum applies only to actions that restart or delete a workload's pods ({allowed});"
+                f" {action} does not",
+            )
+
+    def depends_on(self, entries: Any, name: Any, probe_ids: Mapping[str, int]) -> None:
+        """A rule may not depend on itself; other rule names are checked against the set by ``loader``."""
+        for k, entry in _enumerate(entries):
+            if isinstance(entry, str) and entry == name and entry not in probe_ids:
+                self._add(("depends_on", k), f"{entry!r} is this rule: a rule may not depend on itself")
+
     def _probe(self, probe: str, j: int) -> type[pydantic.BaseModel] | None:
         """The params model of a known probe; an unknown one is a problem (unchecked without a catalogue)."""
         if self._catalogue is None:
             return None
         model = self._catalogue.probes.get(probe)
         if model is None:
-            hint = _did_you_mean(probe, set(self._catalogue.probes))
+            hint = did_you_mean(probe, set(self._catalogue.probes))
             self._add(("diagnose", j, "probe"), f"unknown probe {probe!r}{hint}")
         return model
 
@@ -233,7 +282,7 @@ class _Checker:
             return None
         known_action = self._catalogue.actions.get(action)
         if known_action is None:
-            hint = _did_you_mean(action, set(self._catalogue.actions))
+            hint = did_you_mean(action, set(self._catalogue.actions))
             self._add(("remediate", i, "action"), f"unknown action {action!r}{hint}")
         elif safety == "safe" and not known_action.safe_capable:
             self._add(
@@ -310,7 +359,7 @@ def _translate(exc: pydantic.ValidationError) -> list[Problem]:
             parent, key = loc[:-1], loc[-1]
             shape = tuple(part for part in parent if isinstance(part, str))
             model = _MODELS.get(shape)
-            hint = _did_you_mean(key, _field_names(model)) if model is not None else ""
+            hint = did_you_mean(key, _field_names(model)) if model is not None else ""
             message = f"unknown field {key!r}{hint}"
             problems.append(Problem(loc, f"{_where(parent)}: {message}" if parent else message))
         elif kind == "missing":
@@ -328,7 +377,7 @@ def _field_names(model: type[pydantic.BaseModel]) -> set[str]:
     return {info.alias or name for name, info in model.model_fields.items()}
 
 
-def _did_you_mean(word: str, known: frozenset[str] | set[str]) -> str:
+def did_you_mean(word: str, known: frozenset[str] | set[str]) -> str:
     close = difflib.get_close_matches(word, sorted(known), n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""
 

@@ -2,7 +2,9 @@
 
 Owns finding the rule files (``*.yaml`` and ``*.yml`` directly in the directory, sorted by file name;
 hidden files such as editor backups or a ConfigMap's ``..data`` are skipped), parsing them, mapping each
-problem to ``file:line``, checks across files (duplicate rule names) and the review-age warning.
+problem to ``file:line``, checks across files (duplicate rule names; every ``depends_on`` entry that is not
+one of the rule's own probe ids names a rule of the set, and rule dependencies make no cycle) and the
+warnings (review age, no ``runbook_url``).
 ``load_rules`` raises ``RuleLoadError`` listing every error of every file; ``lint`` returns them. Both check
 probe and action names and their ``with:`` params against the ``catalogue.Catalogue`` the caller passes in.
 Reads files; never writes, never imports a network or database library.
@@ -51,7 +53,8 @@ def parse_rule(
 ) -> CompiledRule:
     """Compile one rule from YAML text (for tests); raise ``RuleLoadError``.
 
-    Without ``catalogue`` probe and action names and their params are not checked.
+    Without ``catalogue`` probe and action names, their params and ``quorum`` are not checked; the rule
+    names of ``depends_on`` never are (there is no set to look in).
     """
     result = _lint_text(text, file, templates.TemplateCompiler(), today=None, catalogue=catalogue)
     errors = [problem for problem in result.problems if problem.severity == "error"]
@@ -62,18 +65,43 @@ def parse_rule(
 
 @dataclass
 class _FileResult:
+    file: str
     rule: compiled.CompiledRule | None = None
     name: str | None = None
     name_line: int = 0
+    #: ``(index, entry, line)`` of each ``depends_on`` entry naming another rule (not an own probe id)
+    depends_on: list[tuple[int, str, int]] = field(default_factory=list)
     problems: list[LintError] = field(default_factory=list)
+
+    def add(self, line: int, message: str) -> None:
+        """An error found by a check across files: the rule no longer loads."""
+        self.problems.append(LintError(self.file, line, message))
+        self.rule = None
 
 
 def _load(
     directory: Path, today: date, catalogue: known.Catalogue
 ) -> tuple[list[compiled.CompiledRule], list[LintError]]:
+    paths, problem = _rule_paths(directory)
+    if problem is not None:
+        return [], [problem]
+    compiler_ = templates.TemplateCompiler()
+    results = [_lint_file(path, compiler_, today, catalogue) for path in paths]
+    _check_names(results)
+    _check_dependencies(results)
+    rules: list[compiled.CompiledRule] = []
+    problems: list[LintError] = []
+    for result in results:
+        problems.extend(sorted(result.problems, key=lambda problem: problem.line))
+        if result.rule is not None:
+            rules.append(result.rule)
+    return rules, problems
+
+
+def _rule_paths(directory: Path) -> tuple[list[Path], LintError | None]:
     if not directory.is_dir():
         reason = "does not exist" if not directory.exists() else "is not a directory"
-        return [], [LintError(str(directory), 0, f"rules directory {str(directory)!r} {reason}")]
+        return [], LintError(str(directory), 0, f"rules directory {str(directory)!r} {reason}")
     try:
         paths = sorted(
             (
@@ -84,35 +112,80 @@ def _load(
             key=lambda p: p.name,
         )
     except OSError as exc:
-        return [], [LintError(str(directory), 0, f"cannot list rules directory: {exc}")]
-    compiler_ = templates.TemplateCompiler()
-    rules: list[compiled.CompiledRule] = []
-    problems: list[LintError] = []
-    first_seen: dict[str, tuple[str, int]] = {}
-    for path in paths:
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            problems.append(LintError(str(path), 0, f"cannot read rule file: {exc}"))
+        return [], LintError(str(directory), 0, f"cannot list rules directory: {exc}")
+    return paths, None
+
+
+def _lint_file(
+    path: Path, compiler_: templates.TemplateCompiler, today: date, catalogue: known.Catalogue
+) -> _FileResult:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        return _FileResult(str(path), problems=[LintError(str(path), 0, f"cannot read rule file: {exc}")])
+    return _lint_text(text, str(path), compiler_, today=today, catalogue=catalogue)
+
+
+def _check_names(results: list[_FileResult]) -> None:
+    """A rule name may appear in one file only; the later files are errors."""
+    first_seen: dict[str, _FileResult] = {}
+    for result in results:
+        if result.name is None:
             continue
-        result = _lint_text(text, str(path), compiler_, today=today, catalogue=catalogue)
+        first = first_seen.setdefault(result.name, result)
+        if first is not result:
+            where = f"{first.file}:{first.name_line}"
+            result.add(result.name_line, f"duplicate rule name {result.name!r} (also in {where})")
+
+
+def _check_dependencies(results: list[_FileResult]) -> None:
+    """Every ``depends_on`` rule name is a rule of the set, and rule dependencies make no cycle."""
+    names: dict[str, _FileResult] = {}
+    for result in results:
         if result.name is not None:
-            if result.name in first_seen:
-                other, line = first_seen[result.name]
-                result.problems.append(
-                    LintError(
-                        str(path),
-                        result.name_line,
-                        f"duplicate rule name {result.name!r} (also in {other}:{line})",
-                    )
+            names.setdefault(result.name, result)  # a duplicate name is reported by _check_names
+    for result in results:
+        for index, entry, line in result.depends_on:
+            if entry not in names:
+                hint = compiler.did_you_mean(entry, set(names))
+                result.add(
+                    line,
+                    f"depends_on[{index}]: {entry!r} is neither a probe id of this rule nor a rule in the"
+                    f" set{hint}",
                 )
-                result.rule = None
-            else:
-                first_seen[result.name] = (str(path), result.name_line)
-        problems.extend(sorted(result.problems, key=lambda problem: problem.line))
-        if result.rule is not None:
-            rules.append(result.rule)
-    return rules, problems
+    graph = {
+        name: [entry for _, entry, _ in result.depends_on if entry in names] for name, result in names.items()
+    }
+    for cycle in _cycles(graph):
+        first = names[cycle[0]]
+        line = next(line for _, entry, line in first.depends_on if entry == cycle[1])
+        path = " -> ".join(cycle)
+        first.add(line, f"depends_on: dependency cycle {path}; each would wait for the other to recover")
+
+
+def _cycles(graph: dict[str, list[str]]) -> list[list[str]]:
+    """A cycle, as ``[a, b, …, a]``, for each edge that closes one in a depth-first walk in ``graph`` order.
+
+    Each group of rules that depend on each other is reported at least once, starting at its first rule in
+    ``graph`` order; no walk is repeated, so it stays linear however many paths the rules make."""
+    on_path: list[str] = []
+    done: set[str] = set()
+    found: list[list[str]] = []
+
+    def walk(name: str) -> None:
+        on_path.append(name)
+        for nxt in graph[name]:
+            if nxt in on_path:
+                found.append([*on_path[on_path.index(nxt) :], nxt])
+            elif nxt not in done:
+                walk(nxt)
+        on_path.pop()
+        done.add(name)
+
+    for start in graph:
+        if start not in done:
+            walk(start)
+    return found
 
 
 def _lint_text(
@@ -123,7 +196,7 @@ def _lint_text(
     today: date | None,
     catalogue: known.Catalogue | None,
 ) -> _FileResult:
-    result = _FileResult()
+    result = _FileResult(file)
     try:
         root, data = positions.parse(text)
     except yaml.MarkedYAMLError as exc:
@@ -153,6 +226,11 @@ def _lint_text(
             result.name, result.name_line = data["name"], positions.line_of(root, ("name",))
         if today is not None:
             result.problems.extend(_review_warning(data, root, file, today))
+            result.problems.extend(_runbook_warning(data, root, file))
+    result.depends_on = [
+        (k, entry, positions.line_of(root, ("depends_on", k)))
+        for k, entry in compiler.rule_dependencies(data)
+    ]
     result.rule = rule if not any(p.severity == "error" for p in result.problems) else None
     return result
 
@@ -169,3 +247,10 @@ def _review_warning(data: dict[str, Any], root: yaml.Node, file: str, today: dat
         " review it and update reviewed:"
     )
     return [LintError(file, positions.line_of(root, ("reviewed",)), message, severity="warning")]
+
+
+def _runbook_warning(data: dict[str, Any], root: yaml.Node, file: str) -> list[LintError]:
+    if data.get("runbook_url"):
+        return []
+    message = "no runbook_url: add the link to the runbook's page; bundles, pages and reports link it"
+    return [LintError(file, positions.line_of(root, ("runbook",)), message, severity="warning")]

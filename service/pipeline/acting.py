@@ -4,6 +4,7 @@ human approved runs through the engine's same path (``run_approved``)."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from service.decision import plan as planning
@@ -14,7 +15,12 @@ from service.pipeline.handing import Handing
 from service.records import actions as journal
 from service.records import findings
 from service.records import incidents as incident_rows
+from service.records.sqlite_inline import Conn
 from service.remediation import engine as remediation
+
+
+def _clock(at: float) -> str:
+    return datetime.fromtimestamp(at, UTC).strftime("%H:%M:%S UTC")
 
 
 class Acting(Handing):
@@ -49,13 +55,30 @@ class Acting(Handing):
                 conn, case.opened.incident_id, now=now
             ):
                 plan = proposals_only(plan)  # resolved while it was diagnosed: nothing runs on it
+            elif plan.apply is not None and not guards.dry_run:
+                await self._announce(conn, case, found, plan.apply, now=now)
         if plan.apply is None:
             special = not case.target.valid or case.row.truncated
             await self._escalate(
                 case, found, escalation_reason(case.target, case.row.truncated) if special else plan.reason
             )
             return
+        self.on_notify()  # the announcement, committed
         await self._act(case, prepared, found, plan, diagnosed)
+
+    async def _announce(
+        self, conn: Conn, case: Case, found: list[incidents.Finding], step: planning.Step, *, now: float
+    ) -> None:
+        """Tell the information channels at once that an automatic action starts and how long it verifies;
+        the page goes out at the deadline (alert start + min(5 min, MTTR target)) unless mitigated first."""
+        check = case.rule.rule.remediate[step.index].verify
+        until = f", verifying until {_clock(now + check.within.total_seconds())}" if check else ""
+        message = f"automatic remediation in progress: {step.action}{until}"
+        document = await self._document(conn, case, found, reason=message, state="remediating", now=now)
+        due = self.lifecycle.page_deadline(case.opened.started_at, case.rule.rule.mttr_target.total_seconds())
+        await self.lifecycle.announce(
+            conn, case.opened.incident_id, document=document, message=message, page_due_at=due, now=now
+        )
 
     async def run_approved(self, incident_id: str, record: Mapping[str, Any], who: str) -> str:
         """A proposal a human approved: rebuild its incident's rule, target and context from the store, then

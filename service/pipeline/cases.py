@@ -9,7 +9,7 @@ from typing import Any
 from service.decision import plan as planning
 from service.lifecycle import transitions as lifecycle
 from service.matching.loader import CompiledRule
-from service.model import alerts, incidents
+from service.model import alerts, incidents, severity
 from service.records import inbox
 
 NO_AUTOMATION = "no automatic remediation is available for this rule yet: a human must act"
@@ -24,6 +24,7 @@ class Opened:
     incident_id: str
     opened_at: float
     state: str
+    started_at: float  # the earliest startsAt of its alerts: the MTTR clock starts here
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,10 @@ def new_incident(
     now: float,
     *,
     opened_by: int,
+    alert: alerts.Alert,
 ) -> dict[str, Any]:
+    """The row of a new incident: its severity is the alert's (the rule's when the alert has none), its
+    clock starts when the alert started firing (never later than now, whatever the sender's clock says)."""
     return {
         "id": incident_id,
         "rule": rule.rule.name,
@@ -84,7 +88,9 @@ def new_incident(
         "target_valid": target.valid,
         "target_error": target.error,
         "state": "diagnosing",
-        "severity": rule.rule.severity,
+        "severity": severity.of_alert(alert.labels, rule.rule.severity),
+        "root_severity": rule.rule.severity,
+        "started_at": min(alert.starts_at.timestamp(), now),
         "runbook": rule.rule.runbook,
         "mttr_target_s": rule.rule.mttr_target.total_seconds(),
         "reason": None,

@@ -32,6 +32,7 @@ from service.records import actions as journal
 from service.records import findings, inbox
 from service.records import incidents as incident_rows
 from service.records.ids import new_id
+from service.records.incidents import clock_start
 from service.records.sqlite_inline import Conn
 from service.records.store import Store
 from service.remediation import engine as remediation
@@ -152,10 +153,11 @@ class Pipeline(Acting):
         open_key = f"{rule.rule.name}|{target.key}"
         existing = await incident_rows.find_open(conn, open_key)
         if existing is None:
-            values = new_incident(new_id(now), rule, target, open_key, now, opened_by=row.id)
+            values = new_incident(new_id(now), rule, target, open_key, now, opened_by=row.id, alert=alert)
             created = await self.lifecycle.open(
                 conn,
                 values,
+                depends_on=rule.rule.dependency_rules(),
                 alert=alert,
                 target=target,
                 fingerprint=row.fingerprint,
@@ -164,13 +166,13 @@ class Pipeline(Acting):
                 now=now,
             )
             if created is not None:
-                return Opened(created.id, created.opened_at, created.state)
+                return Opened(created.id, created.opened_at, created.state, created.clock_start)
             existing = await incident_rows.find_open(conn, open_key)  # another worker won the race
             if existing is None:  # …and it was resolved since: roll back; the row is retried
                 raise RuntimeError(f"incident for {open_key} changed under us; retrying")
         if existing["opened_by"] == row.id and existing["state"] in (*DIAGNOSING, *ACTING):
             log.info("incident.resumed", incident_id=existing["id"], state=existing["state"])  # we died on it
-            return Opened(existing["id"], existing["opened_at"], existing["state"])
+            return Opened(existing["id"], existing["opened_at"], existing["state"], clock_start(existing))
         await self._attach(conn, row, alert, existing, now=now)
         log.info(
             "alert.processed",
@@ -188,7 +190,7 @@ class Pipeline(Acting):
         flap, handed back to humans."""
         fresh = await self.lifecycle.attach(
             conn,
-            existing["id"],
+            existing,
             alert=alert,
             fingerprint=row.fingerprint,
             starts_at=row.starts_at,

@@ -13,6 +13,7 @@ from service.pipeline.base import Stages
 from service.pipeline.cases import Case, proposals_only
 from service.records import actions as journal
 from service.records import findings, inbox
+from service.records import incidents as incident_rows
 from service.records.coordination import CoordinationUnavailable
 from service.records.sqlite_inline import Conn
 from service.remediation import engine as remediation
@@ -47,7 +48,13 @@ class Handing(Stages):
                     data=remediation.plan_data(proposals),
                 )
             document = await self._document(conn, case, found, reason=reason, state="escalated", now=now)
-            await self.lifecycle.escalate(conn, incident_id, document=document, reason=reason, now=now)
+            handed = await self.lifecycle.escalate(
+                conn, incident_id, document=document, reason=reason, now=now
+            )
+            if handed is None:  # already with a human (paged at the deadline while it verified)
+                await self.lifecycle.note(
+                    conn, incident_id, "decision", f"still escalated: {reason}", now=now
+                )
             await inbox.finish(conn, case.row.id, outcome=outcome, incident_id=incident_id, now=now)
         self.metrics.incidents_opened.labels(rule=case.rule.rule.name).inc()
         self.on_notify()
@@ -73,7 +80,7 @@ class Handing(Stages):
             await self.lifecycle.mitigate(
                 conn,
                 incident_id,
-                opened_at=case.opened.opened_at,
+                started_at=case.opened.started_at,
                 summary=f"mitigated by {step.action}",
                 now=now,
                 document=document,
@@ -110,6 +117,8 @@ class Handing(Stages):
         now: float,
     ) -> incidents.Bundle:
         records = remediation.action_records(await journal.of_incident(conn, case.opened.incident_id))
+        row = await incident_rows.get_row(conn, case.opened.incident_id)
+        caused_by, effects = await incident_rows.links_of(conn, row) if row else (None, [])
         return self.lifecycle.document(
             lifecycle.Facts(
                 incident_id=case.opened.incident_id,
@@ -123,5 +132,10 @@ class Handing(Stages):
                 now=now,
                 actions=records,
                 state=state,
+                started_at=incident_rows.clock_start(row) if row else case.opened.started_at,
+                severity=row["severity"] if row else None,
+                caused_by=caused_by,
+                effects=effects,
+                page_due_at=row["page_due_at"] if row else None,
             )
         )

@@ -80,6 +80,11 @@ class IncidentRow:
     page_due_at: float | None
     root_severity: str | None
 
+    @property
+    def clock_start(self) -> float:
+        """Where the MTTR clock starts (see ``clock_start``)."""
+        return self.started_at if self.started_at is not None else self.opened_at
+
     @classmethod
     def of(cls, row: Mapping[str, Any]) -> IncidentRow:
         return cls(**{name: row[name] for name in cls.__slots__})
@@ -212,6 +217,7 @@ def target_of(row: dict[str, Any]) -> dict[str, Any]:
 def summary(row: dict[str, Any], *, now: float) -> dict[str, Any]:
     """The list view of an incident (DESIGN §3.1)."""
     end = row["mitigated_at"] or row["resolved_at"]
+    start = clock_start(row)
     return {
         "id": row["id"],
         "rule": row["rule"],
@@ -225,12 +231,22 @@ def summary(row: dict[str, Any], *, now: float) -> dict[str, Any]:
         "acked_at": iso(row.get("acked_at")),
         "acked_by": row.get("acked_by"),
         "opened_at": iso(row["opened_at"]),
+        "started_at": iso(start),
+        "detected_at": iso(row["opened_at"]),
+        "caused_by": row.get("caused_by"),
         "escalated_at": iso(row["escalated_at"]),
         "mitigated_at": iso(row["mitigated_at"]),
         "resolved_at": iso(row["resolved_at"]),
         "mttr_target_s": row["mttr_target_s"],
-        "elapsed_s": round((end or now) - row["opened_at"], 3),
+        "elapsed_s": round((end or now) - start, 3),
     }
+
+
+def clock_start(row: Mapping[str, Any]) -> float:
+    """Where the incident's MTTR clock starts: the earliest ``startsAt`` of its alerts (DESIGN §6), the
+    opening for incidents stored before that was recorded."""
+    started = row.get("started_at")
+    return float(started) if started is not None else float(row["opened_at"])
 
 
 def encode_cursor(opened_at: float, incident_id: str) -> str:
@@ -264,7 +280,8 @@ async def list_incidents(
     if rule:
         stmt = stmt.where(T.c.rule == rule)
     if over_target is not None:  # time to mitigate (or resolve, or so far) against the rule's MTTR target
-        elapsed = sa.func.coalesce(T.c.mitigated_at, T.c.resolved_at, now) - T.c.opened_at
+        start = sa.func.coalesce(T.c.started_at, T.c.opened_at)  # the MTTR clock starts with the alert
+        elapsed = sa.func.coalesce(T.c.mitigated_at, T.c.resolved_at, now) - start
         stmt = stmt.where(elapsed > T.c.mttr_target_s if over_target else elapsed <= T.c.mttr_target_s)
     if cursor:
         opened_at, last_id = decode_cursor(cursor)
@@ -333,3 +350,32 @@ async def count_by_state(store: Store) -> dict[str, int]:
     async with store.read() as conn:
         rows = await conn.execute(sa.select(T.c.state, sa.func.count()).group_by(T.c.state))
         return {state: int(n) for state, n in rows.all()}
+
+
+def link_ref(row: Mapping[str, Any]) -> model.LinkRef:
+    """How another incident is shown from this one's bundle."""
+    target = f"{row['target_kind']}/{row['target_namespace']}/{row['target_name']}"
+    return model.LinkRef(incident_id=row["id"], rule=row["rule"], target=target, state=row["state"])
+
+
+async def effects_of(conn: Conn, incident_id: str) -> list[dict[str, Any]]:
+    """The incidents linked to this one (``caused_by`` it), oldest first."""
+    stmt = sa.select(T).where(T.c.caused_by == incident_id).order_by(T.c.opened_at, T.c.id)
+    return [plain(r) for r in (await conn.execute(stmt)).mappings()]
+
+
+async def links_of(conn: Conn, row: Mapping[str, Any]) -> tuple[model.LinkRef | None, list[model.LinkRef]]:
+    """The incident's cause (``caused_by``) and its effects, as the bundle shows them."""
+    cause = await get_row(conn, row["caused_by"]) if row.get("caused_by") else None
+    effects = await effects_of(conn, row["id"])
+    return (link_ref(cause) if cause else None), [link_ref(e) for e in effects]
+
+
+async def ticks_of(conn: Conn, incident_id: str) -> dict[str, dict[str, Any]]:
+    """The checklist items ticked on this incident: item id → {by, at} (from its timeline)."""
+    stmt = sa.select(E.c.at, E.c.data).where(E.c.incident_id == incident_id, E.c.kind == "checklist.ticked")
+    ticks: dict[str, dict[str, Any]] = {}
+    for at, data in (await conn.execute(stmt)).all():
+        value = orjson.loads(data)
+        ticks.setdefault(str(value.get("item")), {"by": value.get("by"), "at": at})
+    return ticks

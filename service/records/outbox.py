@@ -99,9 +99,14 @@ async def mark_in(
 
 
 async def triggered_channels(conn: Conn, incident_id: str) -> list[str]:
-    """The channels that were paged for this incident (resolve and acknowledge go there too)."""
+    """The channel keys that were paged for this incident, at any level (its ``trigger`` or an
+    ``escalate:N`` entry), in the order they were first queued: resolve and acknowledge go there too."""
+    paged = sa.or_(O.c.event == "trigger", O.c.event.like("escalate:%"))
     rows = await conn.execute(
-        sa.select(O.c.channel).where(O.c.incident_id == incident_id, O.c.event == "trigger").distinct()
+        sa.select(O.c.channel, sa.func.min(O.c.id).label("first"))
+        .where(O.c.incident_id == incident_id, paged)
+        .group_by(O.c.channel)
+        .order_by("first")
     )
     return [r[0] for r in rows]
 

@@ -20,7 +20,7 @@ T = schema.incidents
 
 @dataclass
 class RuleStats:
-    """What one rule did in the window. ``mttr_s`` is the median of opened → mitigated (else resolved)."""
+    """What one rule did in the window. ``mttr_s``: median of alert start → mitigated (else resolved)."""
 
     fired: int = 0
     mitigated: int = 0
@@ -35,7 +35,7 @@ async def rule_stats(store: Store, *, since: float, now: float) -> dict[str, Rul
     query = (
         sa.select(
             T.c.rule,
-            T.c.opened_at,
+            sa.func.coalesce(T.c.started_at, T.c.opened_at),  # the MTTR clock starts with the alert
             T.c.mitigated_at,
             T.c.resolved_at,
             T.c.escalated_at,
@@ -48,7 +48,7 @@ async def rule_stats(store: Store, *, since: float, now: float) -> dict[str, Rul
     durations: dict[str, list[float]] = {}
     async with store.read() as conn:
         rows = (await conn.execute(query)).all()
-    for rule, opened, mitigated, resolved, escalated, target in rows:
+    for rule, started, mitigated, resolved, escalated, target in rows:
         entry = stats.setdefault(rule, RuleStats())
         entry.fired += 1
         entry.mttr_target_s = target  # the rule's target as of its latest incident
@@ -58,7 +58,7 @@ async def rule_stats(store: Store, *, since: float, now: float) -> dict[str, Rul
             entry.escalated += 1
         ended = mitigated if mitigated is not None else resolved
         if ended is not None:
-            duration = max(0.0, ended - opened)
+            duration = max(0.0, ended - started)
             durations.setdefault(rule, []).append(duration)
             if duration > target:
                 entry.over_target += 1

@@ -30,6 +30,9 @@ class ActionContext:
     clients: Clients
     timeout_s: float
     dry_run: bool = False
+    #: the rule's ``quorum`` for this action: a disruptive action refuses while fewer than quorum + 1 of the
+    #: target's pods are ready (``common.check_quorum``)
+    quorum: int | None = None
 
 
 @dataclass(frozen=True)

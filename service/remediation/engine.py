@@ -3,7 +3,8 @@
 Order for one incident: guards are read (coordination + blast-radius preflights, reads only) → ``decide`` →
 for the chosen safe action: take the target lock, a budget slot and a storm-brake seat, journal the intent
 (committed), record the attempt, run the action, journal the result, then re-run the verify probe until it
-passes or ``within`` expires. Anything that cannot be done safely ends in an escalation with the reason.
+passes or ``within`` expires (with ``verify.advances``, the named counters must grow too). Anything that
+cannot be done safely ends in an escalation with the reason.
 If coordination is unreachable, nothing automatic runs (fail closed).
 """
 
@@ -20,6 +21,8 @@ from pydantic import ValidationError
 
 from service import errors
 from service.clients.hub import Clients
+from service.decision import advances
+from service.decision import dependencies as deps
 from service.decision import plan as planning
 from service.diagnosis import runner
 from service.diagnosis.base import ProbeDef
@@ -28,6 +31,7 @@ from service.matching.loader import CompiledRule
 from service.model import incidents
 from service.model.rules import ActionSpec
 from service.records import actions as journal
+from service.records import dependencies as open_incidents
 from service.records import switches
 from service.records.coordination import Coordination, CoordinationUnavailable
 from service.records.ids import new_id
@@ -119,8 +123,18 @@ class Engine:
         params = tuple(self.params_for(rule, index, context) for index in range(len(rule.rule.remediate)))
         return Prepared(rule, target, context, params)
 
-    async def guards(self, prepared: Prepared, *, truncated: int, now: float) -> planning.GuardState:
-        """Read every guard's input. Coordination errors make the state fail closed."""
+    async def guards(
+        self,
+        prepared: Prepared,
+        *,
+        truncated: int,
+        now: float,
+        found: Sequence[incidents.Finding] = (),
+    ) -> planning.GuardState:
+        """Read every guard's input. Coordination errors make the state fail closed.
+
+        ``found``: the findings the plan is decided on; with the open incidents of depended-on rules they
+        give the ``dependency`` guard its input (``dependencies``)."""
         rule, target, key = prepared.rule, prepared.target, prepared.key
         radius: dict[str, str | None] = {}
         for index, spec in enumerate(rule.rule.remediate):
@@ -163,8 +177,22 @@ class Engine:
             storm_brake=self.policy.storm_brake,
             flap_window_s=self.policy.flap_window_s,
             blast_radius=radius,
+            dependencies=await self.dependencies(prepared, found),
             **state,
         )
+
+    async def dependencies(self, prepared: Prepared, found: Sequence[incidents.Finding]) -> dict[str, str]:
+        """The rule's failing dependencies → the sentence a human reads: its dependency probes whose finding
+        is ``failed`` or ``error`` (unknown is not healthy: ``decision.dependencies``), and the open incidents
+        of the rules it depends on in the target's namespace."""
+        rule, target = prepared.rule.rule, prepared.target
+        causes: list[open_incidents.Cause] = []
+        if rule.dependency_rules() and target.valid:
+            async with self.store.read() as conn:
+                causes = await open_incidents.open_causes(
+                    conn, rules=rule.dependency_rules(), namespace=target.namespace
+                )
+        return deps.failing(rule, found, causes)
 
     async def preflight(self, prepared: Prepared, index: int) -> str | None:
         """The blast-radius refusal of step ``index`` on the target (reads only), or None."""
@@ -176,13 +204,19 @@ class Engine:
         if definition.preflight is None:
             return None
         try:
-            return await definition.preflight(self._context(target, dry_run=True), params)
+            return await definition.preflight(self._context(target, dry_run=True, quorum=spec.quorum), params)
         except errors.RemediatorError as exc:
             return f"could not check the blast radius: {exc}"
 
-    def _context(self, target: incidents.TargetRef, *, dry_run: bool) -> ActionContext:
+    def _context(
+        self, target: incidents.TargetRef, *, dry_run: bool, quorum: int | None = None
+    ) -> ActionContext:
         return ActionContext(
-            target=target, clients=self.clients, timeout_s=self.policy.action_timeout_s, dry_run=dry_run
+            target=target,
+            clients=self.clients,
+            timeout_s=self.policy.action_timeout_s,
+            dry_run=dry_run,
+            quorum=quorum,
         )
 
     async def execute(
@@ -354,9 +388,8 @@ class Engine:
     async def _run(self, run: _Run) -> tuple[str, Outcome | None]:
         """Run the action and journal its result."""
         try:
-            outcome = await run.definition.run(
-                self._context(run.target, dry_run=self.policy.dry_run), run.params
-            )
+            context = self._context(run.target, dry_run=self.policy.dry_run, quorum=run.spec.quorum)
+            outcome = await run.definition.run(context, run.params)
         except errors.Blocked as exc:
             await self._finish(run.action_id, "blocked", guard=exc.guard, reason=exc.reason)
             return "blocked", None
@@ -428,26 +461,64 @@ class Engine:
                     },
                 )
 
-    async def verify(self, prepared: Prepared, step: planning.Step) -> tuple[bool, list[incidents.Finding]]:
-        """Re-run the verify probe until it reports ok or ``within`` expires; (passed, last findings)."""
-        rule, target, context = prepared.rule, prepared.target, prepared.context
-        spec = rule.rule.remediate[step.index]
-        if spec.verify is None:
+    async def verify(
+        self,
+        prepared: Prepared,
+        step: planning.Step,
+        *,
+        acted_on: Sequence[incidents.Finding] = (),
+    ) -> tuple[bool, list[incidents.Finding]]:
+        """Re-run the verify probe, and every probe ``verify.advances`` names, each interval until the verify
+        probe is ok AND every advancing fact grew past its baseline (its value in ``acted_on``, the findings
+        the step was decided on, else in the first sample), or ``within`` expires; (passed, last findings).
+
+        The findings are the verify probe's, the advancing probes' and the ``advances`` check's
+        (``decision.advances``). When verification fails, the first one says why: the verify probe's own
+        finding when it is not ok, else the check's ("consensus.height did not advance: 1200 → 1200")."""
+        spec = prepared.rule.rule.remediate[step.index].verify
+        if spec is None:
             return True, []
-        index = next(i for i, p in enumerate(rule.rule.diagnose) if p.id == spec.verify.probe)
-        probe_spec = rule.rule.diagnose[index]
-        deadline = self.clock() + spec.verify.within.total_seconds()
-        found: list[incidents.Finding] = []
+        deadline = self.clock() + spec.within.total_seconds()
+        baseline = advances.baselines(spec.advances, acted_on)
         while True:
-            planned = [runner.plan_probe(probe_spec, rule.diagnose_params[index], context, target)]
-            found = await runner.run_all(
-                planned, registry=self.probes, target=target, clients=self.clients, limits=self.limits
-            )
-            if found and found[0].status == "ok":
+            found = await self._sample(prepared, [spec.probe, *advances.probe_ids(spec.advances)])
+            passed, found, baseline = _judge(spec.probe, spec.advances, baseline, found)
+            if passed:
                 return True, found
             if self.clock() + self.policy.verify_interval_s > deadline:
                 return False, found
             await asyncio.sleep(self.policy.verify_interval_s)
+
+    async def _sample(self, prepared: Prepared, ids: Sequence[str]) -> list[incidents.Finding]:
+        """One run of the rule's probes ``ids`` (each once, in that order; unknown ids are left out)."""
+        rule, target, context = prepared.rule, prepared.target, prepared.context
+        index = {p.id: i for i, p in enumerate(rule.rule.diagnose)}
+        planned = [
+            runner.plan_probe(rule.rule.diagnose[index[i]], rule.diagnose_params[index[i]], context, target)
+            for i in dict.fromkeys(ids)
+            if i in index
+        ]
+        return await runner.run_all(
+            planned, registry=self.probes, target=target, clients=self.clients, limits=self.limits
+        )
+
+
+def _judge(
+    probe: str,
+    entries: Sequence[str],
+    baseline: dict[str, float | None],
+    found: list[incidents.Finding],
+) -> tuple[bool, list[incidents.Finding], dict[str, float | None]]:
+    """One verification sample: (passed, its findings with the reason first, the baseline filled in)."""
+    main = next((f for f in found if f.id == probe), None)
+    healthy = main is not None and main.status == "ok"
+    if not entries:
+        return healthy, found, baseline
+    baseline = advances.fill(baseline, found)
+    checked = advances.check(baseline, found)
+    if healthy and checked.status != "ok":
+        return False, [checked, *found], baseline
+    return healthy and checked.status == "ok", [*found, checked], baseline
 
 
 def plan_data(result: planning.Plan) -> dict[str, Any]:

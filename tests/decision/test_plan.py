@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from hypothesis import given, settings
@@ -121,6 +122,7 @@ def test_guard_order_and_codes() -> None:
         ("paused", "automatic actions are paused", {"paused": True}),
         ("namespace", "namespace shop is not in", {"allowed_namespaces": frozenset({"billing"})}),
         ("blast_radius", "Alertmanager truncated the group", {"truncated": 2}),
+        ("dependency", "dependency: probe db", {"dependencies": {"db": "probe db (tcp.connect) failed"}}),
         ("flap", "flapping", {"last_mitigated": NOW - 600}),
         (
             "blast_radius",
@@ -212,6 +214,7 @@ guard_states = st.builds(
     budget_left=st.integers(-1, 3),
     acting=st.integers(0, 8),
     last_mitigated=st.one_of(st.none(), st.floats(NOW - 7200, NOW)),
+    dependencies=st.sampled_from([{}, {}, {"db": "probe db (tcp.connect) failed"}]),
 )
 
 
@@ -219,6 +222,18 @@ guard_states = st.builds(
 @given(rule=rules(), guards=guard_states, crashlooping=st.integers(0, 3))
 def test_properties_of_every_plan(rule: object, guards: plan.GuardState, crashlooping: int) -> None:
     result = plan.decide(rule, ALERT, found(crashlooping), guards, now=NOW)  # type: ignore[arg-type]
+    healthy = replace(guards, dependencies={})
+    without = plan.decide(rule, ALERT, found(crashlooping), healthy, now=NOW)  # type: ignore[arg-type]
+    assert result.proposals == without.proposals, "a failing dependency never changes the proposals"
+    earlier = (
+        not guards.target.valid
+        or guards.target.namespace == "kube-system"
+        or not guards.coordination_ok
+        or guards.paused
+        or guards.truncated
+    )
+    if guards.dependencies and not earlier:
+        assert all(s.guard == "dependency" for s in result.blocked), "the dependency guard speaks first"
     applied = result.apply
     if applied is None:
         assert result.escalate
@@ -233,4 +248,5 @@ def test_properties_of_every_plan(rule: object, guards: plan.GuardState, crashlo
     assert last is None or NOW - last >= spec.cooldown.total_seconds(), "the cooldown is never broken"
     assert guards.attempts.get(applied.action, 0) < spec.max_attempts.count
     assert guards.last_mitigated is None or NOW - guards.last_mitigated >= guards.flap_window_s
+    assert not guards.dependencies, "nothing automatic while a dependency fails"
     assert sum(1 for s in result.steps if s.status == "planned") == 1

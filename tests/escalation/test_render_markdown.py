@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from service.escalation import bundle as bundles
 from service.escalation import links
 from service.escalation.render import markdown, text
-from service.model import alerts, incidents
+from service.model import alerts, incidents, rules
 
 GOLDEN = Path(__file__).parent / "golden"
 BASE_URL = "https://remediator.example.com"
@@ -38,11 +38,29 @@ LINKS = links.policy(["prometheus.example.com", "runbooks.example.com", "x.examp
 TARGET = incidents.TargetRef(
     kind="Deployment", namespace="shop", name="coordinator", selector="app.kubernetes.io/name=coordinator"
 )
-CHECKLIST = [
-    "Find the change that raised the error rate (deploy, config, dependency).",
-    "Add a test or alert that would have caught it earlier.",
-    "Decide whether kube.rollout_undo should become automatic for this service.",
-]
+CHECKLIST = rules.Checklist(
+    immediate=["Service fully restored", "Stakeholders notified"],
+    short_term=[
+        "Find the change that raised the error rate (deploy, config, dependency).",
+        "Runbooks updated",
+    ],
+    long_term=[
+        "Add a test or alert that would have caught it earlier.",
+        "Decide whether kube.rollout_undo should become automatic for this service.",
+    ],
+).items()
+#: the sample alert's startsAt (2026-03-14 09:25:30 UTC): 70 s before the service opened the incident
+STARTED = OPENED - 70.0
+#: the rule's runbook page (the sample alert's own runbook_url annotation wins over it)
+RULE_RUNBOOK = "https://docs.example.org/runbooks/high-error-rate"
+#: an incident this one caused: opened while it was open, linked to it, paging through it
+EFFECT = incidents.LinkRef(
+    incident_id="01JPBM4A7TQ2XH3M6P9S1V4Y7B",
+    rule="checkout-latency",
+    target="Deployment/shop/checkout",
+    state="escalated",
+)
+HOLDERS = ["L1 pagerduty:primary", "L1 slack"]
 
 
 def at(offset: float) -> datetime:
@@ -159,11 +177,19 @@ def sample_bundle(
     actions: list[incidents.ActionRecord] | None = None,
     suggested: list[incidents.SuggestedCommand] | None = None,
     reason: str | None = REASON,
-    checklist: list[str] | None = None,
+    checklist: list[rules.ChecklistItem] | None = None,
     state: incidents.IncidentState = "escalated",
     now: float = NOW,
+    **extra: Any,
 ) -> incidents.Bundle:
-    """The bundle of the sample incident, escalated 250 s after opening."""
+    """The bundle of the sample incident, escalated 250 s after opening (320 s after its alert started);
+    ``extra`` facts (caused_by, page_due_at …) go to ``bundle.build`` as they are."""
+    facts: dict[str, Any] = {
+        "started_at": STARTED,
+        "effects": [EFFECT],
+        "holders": HOLDERS,
+        **extra,
+    }
     return bundles.build(
         incident_id=INCIDENT_ID,
         rule_name="high-error-rate",
@@ -185,6 +211,7 @@ def sample_bundle(
         checklist=CHECKLIST if checklist is None else checklist,
         next_level=2 if state == "escalated" else None,
         next_at=now + 900.0 if state == "escalated" else None,
+        **facts,
     )
 
 
@@ -404,3 +431,64 @@ def test_hostile_user_data_renders_to_safe_html(document: incidents.Bundle) -> N
     assert "<script" not in html.lower()
     assert "<img" not in html.lower()
     assert not re.search(r"href=\"\s*(?!https?://)", html)
+
+
+def facts_of(rendered: str) -> dict[str, str]:
+    """The facts table of a rendered bundle: name → cell."""
+    rows = re.findall(r"^\| \*\*(.+?)\*\* \| (.*) \|$", rendered, flags=re.M)
+    return dict(rows)
+
+
+def test_the_clock_counts_from_the_alert_start_and_detection_is_shown() -> None:
+    facts = facts_of(markdown.render(sample_bundle()))
+    assert facts["Started"] == "2026-03-14 09:25:30 UTC"
+    assert facts["Detected"] == "2026-03-14 09:26:40 UTC"
+    assert facts["MTTR (from the alert's start)"] == "open for 5 min 20 s — over the 5 min target by 20 s"
+    unknown = facts_of(markdown.render(sample_bundle(started_at=None)))
+    assert unknown["Started"] == "—"
+    assert unknown["MTTR (from detection)"] == "open for 4 min 10 s — within the 5 min target \\(50 s left\\)"
+
+
+def test_paging_facts_name_the_cause_the_effects_and_who_holds_the_page() -> None:
+    cause = EFFECT.model_copy(
+        update={"incident_id": "01JPBM0ROOT", "rule": "database-failure", "state": "open"}
+    )
+    facts = facts_of(
+        markdown.render(sample_bundle(caused_by=cause, page_due_at=OPENED + 230, state="verifying"))
+    )
+    base = f"{BASE_URL}/v1/incidents"
+    assert facts["Paging"] == "Paging at 09:30 UTC unless mitigated"
+    assert facts["Caused by"] == (
+        f"incident [01JPBM0ROOT]({base}/01JPBM0ROOT) (database-failure on Deployment/shop/checkout, open)"
+        " — paged through it"
+    )
+    assert facts["Linked incidents"] == (
+        f"[{EFFECT.incident_id}]({base}/{EFFECT.incident_id}) (checkout-latency on Deployment/shop/checkout, escalated)"
+    )
+    assert facts["Already paged"] == "L1 pagerduty:primary, L1 slack"
+
+
+def test_the_rules_runbook_is_linked_unless_the_alert_has_its_own() -> None:
+    bare_alert = sample_alert(annotations={"summary": "5xx"})
+    own = facts_of(markdown.render(sample_bundle(alert=bare_alert, runbook_url=RULE_RUNBOOK)))
+    assert own["Runbook"] == f"[High HTTP Error Rate]({RULE_RUNBOOK})"
+    alerts_wins = sample_bundle(runbook_url=RULE_RUNBOOK)
+    assert alerts_wins.links["runbook"] == RUNBOOK
+    refused = sample_alert(annotations={"runbook_url": "https://evil.example/rb"})
+    assert sample_bundle(alert=refused, runbook_url=RULE_RUNBOOK).links["runbook"] == RULE_RUNBOOK
+    assert "runbook" not in sample_bundle(alert=bare_alert, runbook_url="javascript:alert(1)").links
+
+
+def test_a_hostile_linked_incident_forms_no_link_but_ours() -> None:
+    evil = incidents.LinkRef(
+        incident_id="](javascript:alert(1))", rule="<script>", target="[x](https://evil.example)"
+    )
+    rendered = markdown.render(
+        sample_bundle(caused_by=evil, effects=[evil], holders=["<img src=x>", "| a |"])
+    )
+    facts = facts_of(rendered)
+    assert facts["Caused by"].startswith(
+        f"incident [\\]\\(javascript:alert\\(1\\)\\)]({BASE_URL}/v1/incidents/%5D%28"
+    )
+    assert "<script>" not in rendered and "<img" not in rendered and "](https://evil" not in rendered
+    assert facts["Already paged"] == "&lt;img src=x&gt;, \\| a \\|"

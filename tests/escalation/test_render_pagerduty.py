@@ -12,9 +12,11 @@ from hypothesis import given
 from service.escalation.render import pagerduty
 from service.model import incidents
 from tests.escalation.test_render_markdown import (
+    EFFECT,
     FINDINGS,
     HOSTILE_SETTINGS,
     INCIDENT_ID,
+    OPENED,
     check_golden,
     hostile_bundles,
     sample_alert,
@@ -47,9 +49,51 @@ def test_an_escalation_re_triggers_the_same_alert() -> None:
     assert body["event_action"] == "trigger" and body["dedup_key"] == INCIDENT_ID
 
 
-def test_mitigated_has_no_pagerduty_action() -> None:
+def test_mitigated_resolves_the_page() -> None:
+    """A page made while an automatic action verified is resolved when verification succeeds."""
+    assert render(sample_bundle(state="mitigated"), "mitigated") == {
+        "routing_key": KEY,
+        "event_action": "resolve",
+        "dedup_key": INCIDENT_ID,
+    }
+
+
+@pytest.mark.parametrize("event", ["announce", "linked"])
+def test_information_events_are_not_pages(event: str) -> None:
     with pytest.raises(ValueError, match="no PagerDuty event_action"):
-        render(sample_bundle(), "mitigated")
+        render(sample_bundle(), event)
+    with pytest.raises(ValueError, match="no PagerDuty event_action"):
+        pagerduty.bare(INCIDENT_ID, event=event, routing_key=KEY)
+
+
+def test_the_details_lead_with_the_clock_and_who_holds_the_page() -> None:
+    cause = EFFECT.model_copy(
+        update={"incident_id": "01JPBM0ROOT", "rule": "database-failure", "state": "open"}
+    )
+    body = render(sample_bundle(caused_by=cause, page_due_at=OPENED + 230))
+    details = body["payload"]["custom_details"]
+    assert list(details)[:4] == ["started", "detected", "mttr", "paging"]
+    assert details["started"] == "2026-03-14 09:25:30 UTC"
+    assert details["detected"] == "2026-03-14 09:26:40 UTC"
+    assert details["mttr"] == "open for 5 min 20 s — over the 5 min target by 20 s (from the alert's start)"
+    assert details["paging"] == [
+        "Paging at 09:30 UTC unless mitigated",
+        "Caused by incident 01JPBM0ROOT (database-failure on Deployment/shop/checkout, open) — paged through it",
+        f"Linked incidents: {EFFECT.incident_id} (checkout-latency on Deployment/shop/checkout, escalated)",
+        "Already paged: L1 pagerduty:primary, L1 slack",
+    ]
+    assert details["started_at"] == "2026-03-14T09:25:30Z" and details["caused_by"] == cause.model_dump()
+    base = "https://remediator.example.com/v1/incidents"
+    assert {"href": f"{base}/01JPBM0ROOT", "text": "caused by: incident 01JPBM0ROOT"} in body["links"]
+    assert {"href": f"{base}/{EFFECT.incident_id}", "text": f"linked: incident {EFFECT.incident_id}"} in body[
+        "links"
+    ]
+
+
+def test_the_rules_runbook_is_linked_when_the_alert_has_none() -> None:
+    alert = sample_alert(annotations={"summary": "5xx"})
+    body = render(sample_bundle(alert=alert, runbook_url="https://docs.example.org/runbooks/high-error-rate"))
+    assert {"href": "https://docs.example.org/runbooks/high-error-rate", "text": "runbook"} in body["links"]
 
 
 @pytest.mark.parametrize(

@@ -31,7 +31,7 @@ from service.escalation import bundle as bundles
 from service.escalation import links
 from service.escalation.render import markdown, pagerduty, report, slack
 from service.matching import loader, templates
-from service.model import alerts, incidents
+from service.model import alerts, incidents, rules
 from tests.escalation.test_render_markdown import (
     ACTIONS,
     BASE_URL,
@@ -42,7 +42,7 @@ from tests.escalation.test_render_markdown import (
     label_value,
     sample_alert,
 )
-from tests.escalation.test_render_slack import LINK, assert_within_limits, texts
+from tests.escalation.test_render_slack import LINK, assert_within_limits, header, texts
 
 #: REMEDIATOR_LINK_HOSTS of this test; the base URL's host is allowed too
 HOSTS = ["prometheus.example.com", "*.grafana.example.com"]
@@ -145,6 +145,10 @@ OUR_HEADINGS = {"Findings", "Actions tried", "Awaiting approval", "Suggested com
 REPORT_HEADINGS = {"Time to recover", "Timeline", "Findings", "Actions taken", "Post-incident checklist"}
 
 
+#: the line of configured mentions a message starts with: only well-formed user and group ids
+MENTION = re.compile(r"^(?:(?:<@[UW][A-Z0-9]{2,20}>|<!subteam\^S[A-Z0-9]{2,20}>) ?)+")
+
+
 def allowed(url: str) -> bool:
     """The allow-list, checked independently of ``links``."""
     parts = urllib.parse.urlsplit(url)
@@ -195,11 +199,28 @@ def cases(draw: st.DrawFn) -> tuple[alerts.Alert, incidents.Bundle]:
         link_policy=POLICY,
         findings=findings,
         actions=actions,
-        checklist=[draw(TEXT), "Find the cause"],
+        checklist=[
+            rules.ChecklistItem(
+                id="hostile", band=draw(st.sampled_from(rules.BANDS)), text="Check " + draw(TEXT)
+            ),
+            rules.ChecklistItem(id="find-the-cause", band="short_term", text="Find the cause"),
+        ],
         next_level=2,
         next_at=NOW + 900,
+        started_at=OPENED - 600,
+        runbook_url=draw(st.sampled_from([None, "https://prometheus.example.com/runbooks/x"])),
+        caused_by=draw(st.one_of(st.none(), link_refs())),
+        effects=draw(st.lists(link_refs(), max_size=3)),
+        holders=draw(st.lists(TEXT, max_size=3)),
+        page_due_at=draw(st.sampled_from([None, NOW + 60])),
     )
     return alert, built
+
+
+@st.composite
+def link_refs(draw: st.DrawFn) -> incidents.LinkRef:
+    """Another incident, its id, rule and target hostile (a stored bundle may hold anything)."""
+    return incidents.LinkRef(incident_id=draw(TEXT) or "x", rule=draw(TEXT), target=draw(TEXT))
 
 
 def walk(tokens: list[Token]) -> list[Token]:
@@ -225,7 +246,11 @@ def check_markdown(rendered: str, headings: set[str], commands: list[str]) -> No
             if token.tag == "h1":
                 assert index == 0, title  # the one title, first
             else:
-                assert title in headings or title.startswith("Findings at opening ("), title
+                assert (
+                    title in headings
+                    or title.startswith("Findings at opening (")
+                    or title.startswith(tuple(f"{t} — " for t in rules.BAND_TITLES.values()))
+                ), title
         if token.type == "fence":
             for line in token.content.splitlines():
                 assert line in commands or line.startswith("# "), line
@@ -277,6 +302,18 @@ def test_markdown_forms_no_foreign_link_html_heading_or_cell(
         "timeline": [
             {"at": NOW, "kind": "incident.escalated", "message": built.reason, "data": {"channels": ["log"]}},
             {"at": NOW, "kind": built.alerts[0].labels["pod"], "message": built.title, "data": {}},
+            {
+                "at": NOW,
+                "kind": "checklist.ticked",
+                "message": "",
+                "data": {"item": "hostile", "by": built.alerts[0].labels["pod"]},
+            },
+            {
+                "at": NOW,
+                "kind": "incident.linked",
+                "message": built.alerts[0].annotations["summary"],
+                "data": {"caused_by": built.alerts[0].labels["namespace"], "rule": built.title},
+            },
         ],
         "alerts": [
             {
@@ -287,9 +324,9 @@ def test_markdown_forms_no_foreign_link_html_heading_or_cell(
         "findings": document["findings"],
         "actions": document["actions"],
     }
-    check_markdown(
-        report.render(detail, built, checklist=[], now=NOW), REPORT_HEADINGS | {"Latest check"}, []
-    )
+    rendered = report.render(detail, built, checklist=[], now=NOW)
+    check_markdown(rendered, REPORT_HEADINGS | {"Latest check"}, [])
+    assert "\n- [x] Check" in rendered.split("## Post-incident checklist", 1)[1]  # ticked, by anyone
 
 
 @SETTINGS
@@ -299,15 +336,16 @@ def test_slack_keeps_its_limits_and_links_only_allowed_hosts(
 ) -> None:
     _alert, built = case
     commands = {s.command for s in built.suggested}
-    for event in ("trigger", "escalate:2", "resolve"):
-        payload = slack.render(built, event=event)
+    mentions = ["U024BE7LH", "S0614TZR7", *(c for c in built.alerts[0].labels.values())]
+    for event in ("trigger", "escalate:2", "resolve", "announce", "linked"):
+        payload = slack.render(built, event=event, mentions=mentions)
         assert_within_limits(payload)
         orjson.dumps(payload)
-        assert "<" not in payload["blocks"][0]["text"]["text"]
+        assert "<" not in header(payload)["text"]["text"]
         for content in texts(payload):
             for url in re.findall(r"<(https?://[^|>]+)\|", content):
                 assert allowed(url), url
-            prose = LINK.sub("", content)
+            prose = LINK.sub("", MENTION.sub("", content, count=1))
             assert "<" not in prose and ">" not in prose, prose[:300]  # Slack's <…> only in our links
             blocks = re.findall(r"```\n(.*?)\n```", prose, flags=re.S)
             for block in blocks:

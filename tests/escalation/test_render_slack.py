@@ -13,8 +13,10 @@ from hypothesis import given
 from service.escalation.render import slack, text
 from service.model import incidents
 from tests.escalation.test_render_markdown import (
+    EFFECT,
     FINDINGS,
     HOSTILE_SETTINGS,
+    OPENED,
     check_golden,
     hostile_bundles,
     sample_alert,
@@ -36,14 +38,20 @@ def texts(payload: dict[str, Any]) -> list[str]:
     return found
 
 
+def header(payload: dict[str, Any]) -> dict[str, Any]:
+    """The header block: the first, or the second after the line of mentions."""
+    blocks = payload["blocks"]
+    return blocks[1] if blocks[0]["type"] == "section" else blocks[0]
+
+
 def assert_within_limits(payload: dict[str, Any]) -> None:
     blocks = payload["blocks"]
     for block in blocks:  # Slack parses nothing in user data of its own accord (no auto-links, no @here)
         objects = [block.get("text"), *block.get("fields", []), *block.get("elements", [])]
         assert all(o.get("verbatim") is True for o in objects if o and o["type"] == "mrkdwn")
     assert len(blocks) <= 50
-    header = blocks[0]
-    assert header["type"] == "header" and text.units(header["text"]["text"]) <= 150
+    head = header(payload)
+    assert head["type"] == "header" and text.units(head["text"]["text"]) <= 150
     for block in blocks:
         if block["type"] == "section":
             assert "text" in block or "fields" in block
@@ -71,6 +79,8 @@ def test_golden_slack_trigger() -> None:
         ("mitigated", "MITIGATED: "),
         ("escalate:2", "ESCALATED to level 2: "),
         ("escalate", "ESCALATED to level 1: "),
+        ("announce", "AUTOMATIC REMEDIATION IN PROGRESS: "),
+        ("linked", "LINKED: "),
     ],
 )
 def test_the_header_says_which_event(event: str, prefix: str) -> None:
@@ -166,3 +176,65 @@ def test_hostile_user_data_stays_text_and_within_limits(document: incidents.Bund
         for mrkdwn in [*texts(payload), payload["blocks"][0]["text"]["text"]]:
             assert "<" not in LINK.sub("", mrkdwn), mrkdwn[:500]  # every < starts one of our links
             assert mrkdwn.count("```") % 2 == 0  # code blocks stay closed
+
+
+def test_mentions_start_the_message_and_only_slack_ids_are_mentioned() -> None:
+    mentions = ["U024BE7LH", "W012A3CDE", "S0614TZR7", "<!channel>", "@here", "u024be7lh", "U1", "U024BE7LH"]
+    payload = slack.render(sample_bundle(), event="escalate:2", mentions=mentions)
+    first = payload["blocks"][0]
+    assert first["type"] == "section"
+    assert first["text"]["text"] == "<@U024BE7LH> <@W012A3CDE> <!subteam^S0614TZR7>"
+    assert payload["text"].startswith("<@U024BE7LH> <@W012A3CDE> <!subteam^S0614TZR7> ESCALATED to level 2")
+    dumped = json.dumps(payload)
+    assert "<!channel>" not in dumped and "@here" not in dumped and "u024be7lh" not in dumped
+    assert_within_limits(payload)
+
+
+def test_without_mentions_the_message_starts_with_its_header() -> None:
+    for mentions in ((), ["not-an-id", "<@U024BE7LH>"]):
+        payload = slack.render(sample_bundle(), event="trigger", mentions=mentions)
+        assert payload["blocks"][0]["type"] == "header"
+        assert payload["text"].startswith("TRIGGERED: ")
+
+
+def test_the_clock_counts_from_the_alert_start_and_detection_is_shown() -> None:
+    fields = {
+        f["text"].split("\n")[0]: f["text"]
+        for f in slack.render(sample_bundle(), event="trigger")["blocks"][1]["fields"]
+    }
+    assert fields["*Started*"] == "*Started*\n2026-03-14 09:25:30 UTC"
+    assert fields["*Detected*"] == "*Detected*\n2026-03-14 09:26:40 UTC"
+    # escalated 250 s after detection, 320 s after the alert started: over the 5 min target
+    assert fields["*MTTR (from the alert's start)*"].endswith(
+        "open for 5 min 20 s — over the 5 min target by 20 s"
+    )
+
+
+def test_the_paging_section_says_who_holds_it_and_what_it_is_linked_to() -> None:
+    cause = EFFECT.model_copy(
+        update={"incident_id": "01JPBM0ROOT", "rule": "database-failure", "state": "open"}
+    )
+    bundle = sample_bundle(caused_by=cause, page_due_at=OPENED + 230, state="verifying")
+    paging = next(t for t in texts(slack.render(bundle, event="announce")) if t.startswith("*Paging*"))
+    lines = paging.split("\n")
+    assert lines[1] == "Paging at 09:30 UTC unless mitigated"
+    assert lines[2] == (
+        "Caused by incident <https://remediator.example.com/v1/incidents/01JPBM0ROOT|01JPBM0ROOT>"
+        " (database-failure on Deployment/shop/checkout, open) — paged through it"
+    )
+    assert lines[3] == (
+        "Linked incidents: <https://remediator.example.com/v1/incidents/01JPBM4A7TQ2XH3M6P9S1V4Y7B"
+        "|01JPBM4A7TQ2XH3M6P9S1V4Y7B> (checkout-latency on Deployment/shop/checkout, escalated)"
+    )
+    assert lines[4] == "Already paged: L1 pagerduty:primary, L1 slack"
+
+
+def test_a_hostile_linked_incident_stays_text_and_links_only_to_us() -> None:
+    evil = incidents.LinkRef(
+        incident_id="x/../../evil|<!here>", rule="<!channel>", target="[a](javascript:1)"
+    )
+    bundle = sample_bundle(caused_by=evil, effects=[evil], holders=["<@U123> https://evil.example"])
+    paging = next(t for t in texts(slack.render(bundle, event="linked")) if t.startswith("*Paging*"))
+    assert "<https://remediator.example.com/v1/incidents/x%2F..%2F..%2Fevil%7C%3C%21here%3E|" in paging
+    assert "<!channel>" not in paging and "<!here>" not in paging and "<@U123>" not in paging
+    assert "https[:]//evil.example" in paging

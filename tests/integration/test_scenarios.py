@@ -120,8 +120,9 @@ async def test_coordinator_outage_is_restarted_and_verified(
     health = await http_server(
         {"/v1/health": lambda: (200, {"ok": True}) if restarted() else (503, {"ok": False})}
     )
-    with procs.start_postgres(Path(kubeconfig).parent) as pg:
-        localize(
+    workdir = Path(kubeconfig).parent
+    with procs.start_postgres(workdir) as pg, procs.start_redis(workdir) as redis_server:
+        localize(  # its dependencies (PostgreSQL, Redis) are up: the restart is the coordinator's own fix
             rules_dir,
             "coordinator-api-outage",
             {
@@ -129,9 +130,11 @@ async def test_coordinator_outage_is_restarted_and_verified(
                     health.make_url("/v1/health")
                 ),
                 'host: "postgresql.{{ target.namespace }}", port: 5432': f'host: "127.0.0.1", port: {pg.port}',
+                '{host: "redis.{{ target.namespace }}"}': f'{{host: "127.0.0.1", port: {redis_server.port}}}',
             },
         )
-        client = await aiohttp_client(create_app(settings_for(make_settings, kubeconfig)))
+        settings = settings_for(make_settings, kubeconfig, monitor_redis_url=redis_server.url)
+        client = await aiohttp_client(create_app(settings))
         detail = await fire(client, "CoordinatorDown")
     await health.close()
     assert detail["state"] == "mitigated", detail["reason"]
@@ -145,6 +148,7 @@ async def test_coordinator_outage_is_restarted_and_verified(
     )
     opening = next(e for e in detail["timeline"] if e["kind"] == "diagnosis.finished")["data"]["findings"]
     assert opening["pods"] == "failed" and opening["health"] == "failed" and opening["db"] == "ok"
+    assert opening["redis"] == "ok"
     assert findings(detail)["health"]["status"] == "ok", "the verify probe passed"
 
 

@@ -13,12 +13,20 @@ import sqlalchemy as sa
 from service import keys
 from service.app import create_app
 from service.escalation.channels import base
-from service.escalation.render import pagerduty, slack
+from service.escalation.render import markdown, pagerduty, report, slack
 from service.model import incidents
 from service.records import incidents as incident_rows
 from service.records import schema
 from service.records.outbox import Delivery
-from tests.escalation.test_render_markdown import ACTIONS, sample_bundle
+from tests.escalation.test_render_markdown import (
+    ACTIONS,
+    EFFECT,
+    HOLDERS,
+    NOW,
+    OPENED,
+    STARTED,
+    sample_bundle,
+)
 from tests.lifecycle.test_timers import ALICE, AUTH, escalated_at, open_incident, timers_of
 
 
@@ -118,3 +126,57 @@ def test_an_incident_never_handed_over_is_announced_without_a_bundle() -> None:
         "event_action": "acknowledge",
         "dedup_key": "inc-1",
     }
+
+
+def test_the_new_facts_round_trip_and_the_clock_counts_from_the_alert_start() -> None:
+    cause = incidents.LinkRef(
+        incident_id="01JPBM0ROOT", rule="database-failure", target="StatefulSet/shop/postgresql", state="open"
+    )
+    bundle = sample_bundle(state="verifying", caused_by=cause, page_due_at=OPENED + 230)
+    assert bundle.started_at == datetime.fromtimestamp(STARTED, UTC)
+    assert bundle.detected_at == bundle.opened_at == datetime.fromtimestamp(OPENED, UTC)
+    assert bundle.elapsed_s == NOW - STARTED  # 320 s from the alert's start, not 250 from detection
+    assert bundle.page_due_at == datetime.fromtimestamp(OPENED + 230, UTC)
+    assert (bundle.caused_by, bundle.effects, bundle.holders) == (cause, [EFFECT], HOLDERS)
+    text = incident_rows.dump_bundle(bundle)
+    loaded = incident_rows.load_bundle(text)
+    assert loaded == bundle and loaded is not None and incident_rows.dump_bundle(loaded) == text
+    assert loaded.checklist[0] == incidents.ChecklistEntry(
+        id="service-fully-restored", band="immediate", text="Service fully restored"
+    )
+    without = sample_bundle(started_at=None)
+    assert (without.started_at, without.elapsed_s) == (None, NOW - OPENED)
+
+
+def test_a_bundle_stored_before_the_bands_shows_its_checklist_in_the_immediate_band() -> None:
+    document = sample_bundle().model_dump(mode="json")
+    for key in ("started_at", "detected_at", "caused_by", "effects", "holders", "page_due_at"):
+        document.pop(key)
+    document["checklist"] = ["Post-mortem scheduled", "Find the change that raised the error rate"]
+    loaded = incident_rows.load_bundle(orjson.dumps(document).decode())
+    assert loaded is not None and loaded.started_at is None and loaded.holders == []
+    assert [(e.id, e.band) for e in loaded.checklist] == [
+        ("post-mortem-scheduled", "immediate"),
+        ("find-the-change-that-raised-the-error-rate", "immediate"),
+    ]
+    rendered = report.render({"id": loaded.incident_id}, loaded, checklist=[], now=OPENED + 60)
+    assert "### Immediate (0-1 hour) — 0 of 2 done\n\n- [ ] Post-mortem scheduled\n" in rendered
+    assert "- **Counted from** detection (2026-03-14 09:26:40 UTC)" in rendered
+    fields = slack.render(loaded, event="trigger")["blocks"][1]["fields"]
+    assert {"type": "mrkdwn", "text": "*Started*\n—", "verbatim": True} in fields
+
+
+async def test_an_opened_incident_counts_from_its_alerts_start(
+    aiohttp_client: Any, make_settings: Any
+) -> None:
+    client = await aiohttp_client(create_app(make_settings()))
+    incident = await open_incident(client)
+    _text, bundle = await stored(client, incident["id"])
+    starts = [a.starts_at for a in bundle.alerts]
+    assert bundle.started_at == min(starts)  # the alert's startsAt, before the service saw it
+    assert bundle.detected_at == bundle.opened_at and bundle.started_at < bundle.opened_at
+    assert bundle.elapsed_s >= (bundle.opened_at - bundle.started_at).total_seconds()
+    shown = markdown.render(bundle)
+    assert f"| **Started** | {bundle.started_at.strftime('%Y-%m-%d %H:%M:%S')} UTC |" in shown
+    assert "| **MTTR (from the alert's start)** | open for " in shown
+    assert bundle.checklist and {e.band for e in bundle.checklist} == {"immediate", "short_term", "long_term"}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pydantic
 import pytest
@@ -127,9 +128,17 @@ def write(directory: Path, files: dict[str, str]) -> Path:
     return directory
 
 
+def lint_errors(directory: Path, **kwargs: Any) -> list[loader.LintError]:
+    """What ``rules lint`` reports as errors (warnings, such as a missing ``runbook_url``, are tested apart)."""
+    return [problem for problem in loader.lint(directory, **kwargs) if problem.severity == "error"]
+
+
 def test_design_example_loads_without_a_single_lint_error(tmp_path: Path) -> None:
     write(tmp_path, {"coordinator.yaml": DESIGN_EXAMPLE})
-    assert loader.lint(tmp_path, catalogue=CATALOGUE, today=date(2024, 5, 1)) == []
+    # the example predates runbook_url: its only remark is a warning, which never stops loading
+    assert [
+        (p.severity, p.line, p.message.split(":")[0]) for p in loader.lint(tmp_path, catalogue=CATALOGUE)
+    ] == [("warning", 2, "no runbook_url")]
     ruleset = loader.load_rules(tmp_path, catalogue=CATALOGUE, today=date(2024, 5, 1))
     rule = ruleset.by_name("coordinator-api-outage")
     assert rule is not None
@@ -145,7 +154,7 @@ def test_design_example_loads_without_a_single_lint_error(tmp_path: Path) -> Non
 def test_lint_reports_file_and_line_of_every_broken_rule(tmp_path: Path) -> None:
     for index, (name, (text, _, _)) in enumerate(BROKEN.items()):
         (tmp_path / name).write_text(text.replace("{name}", f"broken-{index}"))
-    errors = loader.lint(tmp_path, catalogue=CATALOGUE, today=date(2024, 5, 1))
+    errors = lint_errors(tmp_path, catalogue=CATALOGUE, today=date(2024, 5, 1))
     assert [(Path(e.file).name, e.line) for e in errors] == [
         (name, line) for name, (_, line, _) in BROKEN.items()
     ]
@@ -192,7 +201,7 @@ remediate:
 """
         },
     )
-    found = [(e.line, e.message.split(":")[0]) for e in loader.lint(tmp_path, catalogue=CATALOGUE)]
+    found = [(e.line, e.message.split(":")[0]) for e in lint_errors(tmp_path, catalogue=CATALOGUE)]
     assert found == [
         (3, "mttr_target"),
         (4, "unknown field 'colour'"),
@@ -222,7 +231,7 @@ remediate:
 """
         },
     )
-    assert [(e.line, e.message) for e in loader.lint(tmp_path, catalogue=CATALOGUE)] == [
+    assert [(e.line, e.message) for e in lint_errors(tmp_path, catalogue=CATALOGUE)] == [
         (1, "runbook: required field is missing"),
         (4, "target.name: required field is missing"),
         (7, "remediate[0].safety: required field is missing"),
@@ -231,7 +240,7 @@ remediate:
 
 def test_wrong_type_is_reported_at_its_key(tmp_path: Path) -> None:
     write(tmp_path, {"types.yaml": HEAD.format(name="types") + "severity: urgent\ndiagnose: {id: pods}\n"})
-    assert [(e.line, e.message) for e in loader.lint(tmp_path, catalogue=CATALOGUE)] == [
+    assert [(e.line, e.message) for e in lint_errors(tmp_path, catalogue=CATALOGUE)] == [
         (8, "severity: Input should be 'critical', 'high', 'warning' or 'info' (got 'urgent')"),
         (9, "diagnose: Input should be a valid list"),
     ]
@@ -240,7 +249,7 @@ def test_wrong_type_is_reported_at_its_key(tmp_path: Path) -> None:
 def test_constant_target_fields_are_checked_at_load(tmp_path: Path) -> None:
     text = HEAD.format(name="const").replace("name: coordinator", "name: Coordinator\n  selector: '*'")
     write(tmp_path, {"const.yaml": text})
-    assert [(e.line, e.message.split(":")[0]) for e in loader.lint(tmp_path, catalogue=CATALOGUE)] == [
+    assert [(e.line, e.message.split(":")[0]) for e in lint_errors(tmp_path, catalogue=CATALOGUE)] == [
         (7, "target.name"),
         (8, "target.selector"),
     ]
@@ -248,21 +257,21 @@ def test_constant_target_fields_are_checked_at_load(tmp_path: Path) -> None:
 
 def test_match_mapping_gets_a_hint(tmp_path: Path) -> None:
     write(tmp_path, {"hint.yaml": HEAD.format(name="hint").replace('- alertname="X"', "- alertname: X")})
-    assert [(e.line, e.message) for e in loader.lint(tmp_path, catalogue=CATALOGUE)] == [
+    assert [(e.line, e.message) for e in lint_errors(tmp_path, catalogue=CATALOGUE)] == [
         (5, 'match[0]: expected a matcher string; for "alertname: X" write alertname="X"'),
     ]
 
 
 def test_duplicate_keys_are_reported(tmp_path: Path) -> None:
     write(tmp_path, {"dup.yaml": HEAD.format(name="dup") + "severity: high\nseverity: critical\n"})
-    assert [(e.line, e.message) for e in loader.lint(tmp_path, catalogue=CATALOGUE)] == [
+    assert [(e.line, e.message) for e in lint_errors(tmp_path, catalogue=CATALOGUE)] == [
         (9, "duplicate key 'severity' (first at line 8)"),
     ]
 
 
 def test_duplicate_rule_names_across_files(tmp_path: Path) -> None:
     write(tmp_path, {"a.yaml": HEAD.format(name="same"), "b.yaml": "# comment\n" + HEAD.format(name="same")})
-    errors = loader.lint(tmp_path, catalogue=CATALOGUE)
+    errors = lint_errors(tmp_path, catalogue=CATALOGUE)
     assert [str(e) for e in errors] == [
         f"{tmp_path / 'b.yaml'}:2: error: duplicate rule name 'same' (also in {tmp_path / 'a.yaml'}:1)"
     ]
@@ -270,7 +279,7 @@ def test_duplicate_rule_names_across_files(tmp_path: Path) -> None:
 
 def test_file_that_is_not_a_mapping(tmp_path: Path) -> None:
     write(tmp_path, {"list.yaml": "- name: x\n", "empty.yaml": "# nothing yet\n"})
-    assert [(Path(e.file).name, e.line, e.message) for e in loader.lint(tmp_path, catalogue=CATALOGUE)] == [
+    assert [(Path(e.file).name, e.line, e.message) for e in lint_errors(tmp_path, catalogue=CATALOGUE)] == [
         ("empty.yaml", 1, "empty rule file: expected one rule (name:, match:, target:, …)"),
         ("list.yaml", 1, "a rule file holds one mapping (name:, match:, target:, …), got list"),
     ]
@@ -278,7 +287,7 @@ def test_file_that_is_not_a_mapping(tmp_path: Path) -> None:
 
 def test_two_documents_in_one_file_is_an_error(tmp_path: Path) -> None:
     write(tmp_path, {"two.yaml": HEAD.format(name="one") + "---\n" + HEAD.format(name="two")})
-    [error] = loader.lint(tmp_path, catalogue=CATALOGUE)
+    [error] = lint_errors(tmp_path, catalogue=CATALOGUE)
     assert (error.line, error.message) == (
         8,
         "YAML syntax error: but found another document (expected a single document in the stream at line 1)",
@@ -313,7 +322,7 @@ target: {name: coordinator}
 def test_bad_any_is_an_error(tmp_path: Path, any_value: str) -> None:
     text = HEAD.format(name="bad-any").replace('- alertname="X"', f"- any: {any_value}")
     write(tmp_path, {"any.yaml": text})
-    [error] = loader.lint(tmp_path, catalogue=CATALOGUE)
+    [error] = lint_errors(tmp_path, catalogue=CATALOGUE)
     assert error.line == 5
     assert error.message.startswith("match[0].any")
 
@@ -324,13 +333,14 @@ def test_verify_must_name_a_diagnose_id(tmp_path: Path) -> None:
         "    verify: {probe: health}\n"
     )
     write(tmp_path, {"verify.yaml": text})
-    assert [(e.line, e.message) for e in loader.lint(tmp_path, catalogue=CATALOGUE)] == [
+    assert [(e.line, e.message) for e in lint_errors(tmp_path, catalogue=CATALOGUE)] == [
         (13, "remediate[0].verify.probe: 'health' names no diagnose id (known: pods)")
     ]
 
 
 def test_review_age_warning_uses_the_given_day_and_does_not_block_loading(tmp_path: Path) -> None:
-    write(tmp_path, {"old.yaml": HEAD.format(name="old") + "reviewed: 2024-03-01\n"})
+    text = HEAD.format(name="old") + "reviewed: 2024-03-01\nrunbook_url: https://runbooks.example/old\n"
+    write(tmp_path, {"old.yaml": text})
     assert loader.lint(tmp_path, catalogue=CATALOGUE, today=date(2024, 4, 1)) == []  # 31 days: still fine
     [warning] = loader.lint(tmp_path, catalogue=CATALOGUE, today=date(2024, 4, 2))
     assert str(warning) == (
@@ -402,7 +412,7 @@ remediate:
 
 def test_action_params_are_checked_against_their_model_with_file_and_line(tmp_path: Path) -> None:
     write(tmp_path, {"params.yaml": ACTION_PARAMS})
-    assert [(e.line, e.message.split(": Input")[0]) for e in loader.lint(tmp_path, catalogue=CATALOGUE)] == [
+    assert [(e.line, e.message.split(": Input")[0]) for e in lint_errors(tmp_path, catalogue=CATALOGUE)] == [
         (11, "remediate[0].with.replicas: bad params for kube.scale"),
         (
             15,
@@ -437,7 +447,7 @@ def test_names_and_safety_come_from_the_catalogue_handed_in(tmp_path: Path) -> N
         "  - {action: custom.act, safety: safe, with: {depth: x}}\n"
     )
     write(tmp_path, {"custom.yaml": text})
-    assert [(e.line, e.message.split(" (")[0]) for e in loader.lint(tmp_path, catalogue=custom)] == [
+    assert [(e.line, e.message.split(" (")[0]) for e in lint_errors(tmp_path, catalogue=custom)] == [
         (10, "diagnose[1].probe: unknown probe 'kube.pods'"),
         (
             13,

@@ -504,3 +504,34 @@ async def test_expand_refuses_shrink_equal_missing_and_non_expandable(
     for size in ("lots", "-5Gi", "10GB", "0", "1e3", ""):
         with pytest.raises(ValidationError):
             expand_pvc.ExpandPvcParams.model_validate({"claim": "data", "size": size})
+
+
+# ------------------------------------------------------------------------------------- quorum
+
+
+async def test_quorum_refuses_restart_delete_and_evicting_a_ready_pod_while_too_few_are_ready(
+    clients: Clients, standin: KubeStandin
+) -> None:
+    unready, other, _ = sorted(pod_names(standin))
+    standin.set_pod_state(NS, unready, "unready")
+    standin.clear_requests()
+    quorum = ActionContext(target=TARGET, clients=clients, timeout_s=3.0, dry_run=True, quorum=2)
+    sentence = "coordinator: 2 of 3 pods ready; quorum 2 needs 3 ready before {} takes one down"
+
+    restart, delete, evict = rollout_restart.rollout_restart, delete_pods.delete_pods, evict_pod.evict_pod
+    assert restart.preflight is not None and delete.preflight is not None and evict.preflight is not None
+    assert await restart.preflight(quorum, restart.params()) == sentence.format("a rolling restart")
+    assert await delete.preflight(quorum, delete.params()) == sentence.format("deleting its pods")
+    ready_pod = evict.params.model_validate({"pod": other})
+    assert await evict.preflight(quorum, ready_pod) == sentence.format("an eviction")
+    assert await evict.preflight(quorum, evict.params()) is None, "evicting the unready pod loses no member"
+    for definition, params in ((restart, restart.params()), (delete, delete.params())):
+        with pytest.raises(errors.Blocked):
+            await definition.run(
+                ActionContext(target=TARGET, clients=clients, timeout_s=3.0, quorum=2), params
+            )
+    assert standin.writes() == []
+
+    # quorum 1 needs 2 ready: two are, so the restart may take one down
+    relaxed = ActionContext(target=TARGET, clients=clients, timeout_s=3.0, quorum=1)
+    assert (await restart.run(relaxed, restart.params())).ok

@@ -1,11 +1,15 @@
-"""The PagerDuty channel: one Events API v2 alert per incident (``dedup_key`` = incident id).
+"""The PagerDuty channel: one Events API v2 alert per incident and service (``dedup_key`` = incident id).
 
-This module sends; ``render.pagerduty`` builds the body.
+This module sends; ``render.pagerduty`` builds the body. One notifier per routing key: ``pagerduty`` for
+``REMEDIATOR_PAGERDUTY_ROUTING_KEY`` and ``pagerduty:NAME`` for each named service of
+``REMEDIATOR_PAGERDUTY_ROUTING_KEYS`` (the escalation levels page them); the same incident id is the
+dedup key in each service, where it is a separate alert.
 
-Outbox event → PagerDuty ``event_action``: ``trigger`` and ``escalate:N`` → ``trigger`` (the same
-``dedup_key``, so a re-trigger updates the open alert instead of paging again), ``acknowledge`` →
-``acknowledge``, ``resolve`` → ``resolve``; ``mitigated`` is not sent (PagerDuty has no such state: the
-alert stays open until the incident resolves).
+Outbox event → PagerDuty ``event_action`` (``render.pagerduty.event_action``): ``trigger`` and
+``escalate:N`` → ``trigger`` (the same ``dedup_key``: in one service a re-trigger updates the open alert;
+with escalation levels each level pages its own service, where it is a new alert), ``acknowledge`` →
+``acknowledge``, ``resolve`` and ``mitigated`` → ``resolve``; an event the renderer has no action for
+(``announce``, ``linked``: information, not a page) is not sent.
 
 Answers: 202 delivered; 429 and 5xx retried (Retry-After honoured); 400 is an invalid event and is not
 retried — PagerDuty's ``errors`` are recorded. Each request carries the delivery id as ``Idempotency-Key``.
@@ -32,11 +36,16 @@ DEFAULT_URL = "https://events.pagerduty.com/v2/enqueue"
 class PagerDutyNotifier:
     """Sends incidents to a PagerDuty service through its Events API v2 routing key."""
 
-    name = CHANNEL
-
     def __init__(
-        self, session: aiohttp.ClientSession, *, routing_key: str, url: str = DEFAULT_URL, source: str
+        self,
+        session: aiohttp.ClientSession,
+        *,
+        routing_key: str,
+        url: str = DEFAULT_URL,
+        source: str,
+        name: str = CHANNEL,
     ) -> None:
+        self.name = name  # the outbox channel key: ``pagerduty`` or ``pagerduty:NAME``
         self._session = session
         self._routing_key = routing_key
         self._url = url
@@ -45,10 +54,10 @@ class PagerDutyNotifier:
     async def send(self, delivery: Delivery) -> None:
         try:
             render.event_action(delivery.event)  # ValueError: an event PagerDuty has no use for
-        except ValueError:  # "mitigated": PagerDuty has no such state, the alert stays open until resolve
+        except ValueError:  # "announce", "linked": information for the other channels, not a page
             log.info(
                 "notify.skipped",
-                channel=CHANNEL,
+                channel=self.name,
                 notification=delivery.event,  # "event" is the log event's own name
                 incident_id=delivery.incident_id,
             )
@@ -63,11 +72,11 @@ class PagerDutyNotifier:
         document["dedup_key"] = delivery.incident_id  # one alert per incident, whatever the bundle says
         data = orjson.dumps(document)
         headers = {"Content-Type": "application/json", "Idempotency-Key": delivery.delivery_id}
-        answer = await http.post(self._session, self._url, data, headers, channel=CHANNEL)
+        answer = await http.post(self._session, self._url, data, headers, channel=self.name)
         if 200 <= answer.status < 300:
             return
-        http.busy(self._scrubbed(answer), CHANNEL)
-        raise errors.Permanent(f"pagerduty answered {answer.status}: {self._reason(answer)}")
+        http.busy(self._scrubbed(answer), self.name)
+        raise errors.Permanent(f"{self.name} answered {answer.status}: {self._reason(answer)}")
 
     def _reason(self, answer: http.Answer) -> str:
         """PagerDuty's ``message`` and ``errors`` from a rejection, else the start of the body."""

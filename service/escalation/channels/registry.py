@@ -1,4 +1,5 @@
-"""The channels that are on, built once at start from the settings, by channel name."""
+"""The channels that are on, built once at start from the settings, by outbox channel key: ``log``,
+``webhook``, ``slack``, ``pagerduty`` and one ``pagerduty:NAME`` per named PagerDuty service."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from service.settings import Settings
 
 
 def build(settings: Settings, session: aiohttp.ClientSession) -> dict[str, base.Notifier]:
-    """The notifiers of ``settings.notify_channels``, by channel name."""
+    """The notifiers of ``settings.notify_channels`` and of every named PagerDuty service, by key."""
     notifiers: dict[str, base.Notifier] = {"log": log.LogNotifier()}
     if settings.notify_webhook_url:
         token = settings.notify_webhook_token.get_secret_value() if settings.notify_webhook_token else None
@@ -28,5 +29,14 @@ def build(settings: Settings, session: aiohttp.ClientSession) -> dict[str, base.
             routing_key=settings.pagerduty_routing_key.get_secret_value(),
             url=settings.pagerduty_url,
             source=settings.base_url,
+        )
+    for service, key in settings.pagerduty_services.items():
+        name = f"{pagerduty.CHANNEL}:{service}"
+        notifiers[name] = pagerduty.PagerDutyNotifier(
+            session,
+            routing_key=key.get_secret_value(),
+            url=settings.pagerduty_url,
+            source=settings.base_url,
+            name=name,
         )
     return notifiers

@@ -1,6 +1,8 @@
 """The Slack channel: Block Kit messages to an incoming webhook, at most one per second.
 
-This module sends; ``render.slack`` builds the message.
+This module sends; ``render.slack`` builds the message. An escalation level's Slack recipient may mention
+people: the outbox entry carries their ids (``"mentions": ["U0123ABC", "S0456DEF"]``, checked when the
+settings loaded and again here), which the message shows as ``<@U…>`` / ``<!subteam^S…>``.
 
 Slack allows an incoming webhook about one message per second. The outbox worker sends deliveries
 concurrently, so this notifier serialises them itself: one lock, and the time before which the next
@@ -27,9 +29,19 @@ import orjson
 from service import errors
 from service.escalation.channels import base, http
 from service.escalation.render import slack as render
+from service.model import levels
 from service.records.outbox import Delivery
 
 CHANNEL = "slack"
+
+
+def mentions(delivery: Delivery) -> tuple[str, ...]:
+    """The Slack user and user-group ids the entry's message mentions; anything that is not an id is
+    dropped (the payload is stored data, and a mention is the only markup it may add)."""
+    ids = delivery.payload.get("mentions")
+    if not isinstance(ids, list):
+        return ()
+    return tuple(i for i in ids if isinstance(i, str) and levels.SLACK_ID.match(i))
 
 
 class SlackNotifier:
@@ -54,11 +66,13 @@ class SlackNotifier:
 
     async def send(self, delivery: Delivery) -> None:
         bundle = base.bundle_of(delivery)
-        message = (
-            render.render(bundle, event=delivery.event)
-            if bundle is not None
-            else render.bare(delivery.incident_id, event=delivery.event)
-        )
+        who = mentions(delivery)
+        if bundle is None:
+            message = render.bare(delivery.incident_id, event=delivery.event)
+        elif who:
+            message = render.render(bundle, event=delivery.event, mentions=who)
+        else:
+            message = render.render(bundle, event=delivery.event)
         data = orjson.dumps(message)
         headers = {"Content-Type": "application/json"}
         async with self._lock:

@@ -7,8 +7,11 @@ of its own under its hazard), the alerts and the links. User data is escaped by 
 gone; bare URLs, ``www.`` and e-mail addresses defanged so GFM auto-links nothing), so it forms no HTML,
 link, image, heading or table cell; commands stay literal inside fences they cannot close, or are replaced
 by a ``#`` note when they cannot be shown whole (``text.command``). The only links are the bundle's: our
-own incident and approve/reject URLs, and alert URLs that passed the allow-list when the bundle was built;
-an alert URL that did not is shown as defanged text with the reason. The table and list helpers here are
+own incident and approve/reject URLs (and those of the incidents this one is linked to: "Caused by …
+— paged through it", "Linked incidents"), alert URLs that passed the allow-list when the bundle was built
+and the rule's runbook_url; an alert URL that did not is shown as defanged text with the reason. The facts
+show when the alert started and when it was detected, the MTTR clock counted from the start, when the
+incident pages unless mitigated, and who already holds the page. The table and list helpers here are
 shared with the incident report.
 """
 
@@ -145,17 +148,49 @@ def _facts(bundle: incidents.Bundle) -> list[tuple[str, str]]:
             f"{text.md_text(text.clock(bundle.next_escalation_at))} unless acknowledged"
         )
     mttr = text.mttr_line(bundle.state, text.number(bundle.elapsed_s), text.number(bundle.mttr_target_s))
+    started = text.md_text(text.clock(bundle.started_at)) if bundle.started_at else "—"
     return [
         ("Severity", text.md_text(bundle.severity, 40)),
         ("State", text.md_text(bundle.state, 40)),
         ("Target", target_cell),
         ("Rule", text.md_code(bundle.rule, 200)),
         ("Runbook", text.md_link(text.clip(bundle.runbook, ITEM) or "runbook", bundle.links.get("runbook"))),
-        ("Opened", text.md_text(text.clock(bundle.opened_at))),
-        ("MTTR", text.md_text(mttr)),
+        ("Started", started),
+        ("Detected", text.md_text(text.clock(bundle.detected_at or bundle.opened_at))),
+        (f"MTTR ({text.clock_origin(bundle.started_at)})", text.md_text(mttr)),
         ("Escalation", escalation),
+        *_paging(bundle),
         ("Incident", text.md_code(bundle.incident_id, 100)),
     ]
+
+
+def _paging(bundle: incidents.Bundle) -> list[tuple[str, str]]:
+    """When it pages, the incident it was caused by and those it caused (linked to our own incident
+    URLs), and who already holds the page."""
+    own = bundle.links.get("incident")
+    rows = [("Paging", text.md_text(text.page_due_text(bundle.page_due_at)))] if bundle.page_due_at else []
+    cause = bundle.caused_by
+    if cause is not None:
+        note = text.md_text(text.ref_note(cause), ITEM)
+        rows.append(
+            ("Caused by", f"incident {incident_link(own, cause.incident_id)} ({note}) — paged through it")
+        )
+    if bundle.effects:
+        shown = [
+            f"{incident_link(own, r.incident_id)} ({text.md_text(text.ref_note(r), ITEM)})"
+            for r in bundle.effects[:20]
+        ]
+        more = f" and {len(bundle.effects) - 20} more" if len(bundle.effects) > 20 else ""
+        rows.append(("Linked incidents", ", ".join(shown) + more))
+    if bundle.holders:
+        rows.append(("Already paged", text.md_text(text.holders_text(bundle.holders), 2 * ITEM)))
+    return rows
+
+
+def incident_link(own: str | None, incident_id: str, suffix: str = "") -> str:
+    """An incident id as a link to our own URL of it (``own`` is the bundle's incident link; ``suffix``
+    ``/report`` links its report); the escaped id alone when there is no such URL."""
+    return text.md_link(text.clip(incident_id, 100), text.incident_url(own, incident_id, suffix))
 
 
 def _proposals(bundle: incidents.Bundle) -> str:

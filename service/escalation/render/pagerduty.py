@@ -2,10 +2,18 @@
 
 ``trigger`` (and ``escalate``/``escalate:N``, a re-trigger that updates the same alert) carries a
 ``payload``: summary (at most 1024 characters, one line, bare URLs defanged so PagerDuty links none),
-severity, source, component, group, class, the bundle as ``custom_details`` and the links — only the
-bundle's, which passed the host allow-list when it was built, http(s) and percent-encoded; no ``images``.
-``acknowledge`` and ``resolve`` carry only routing key, action and dedup key. ``mitigated`` has no
-PagerDuty counterpart and is refused (the notifier does not send it).
+severity, source, component, group, class, the bundle as ``custom_details`` — led by what a human reads
+first, as defanged text: ``started``/``detected`` times, ``mttr`` (counted from the alert's start) and
+``paging`` ("Paging at … unless mitigated", "Caused by incident … — paged through it", "Linked
+incidents: …", "Already paged: …") — and the links: only the bundle's (which passed the host allow-list
+when it was built, or are our own, or the rule's runbook), and our own URLs of the incidents this one is
+linked to; http(s) and percent-encoded; no ``images``.
+
+``acknowledge`` and ``resolve`` carry only routing key, action and dedup key. ``mitigated`` maps to
+``resolve``: a page made while an automatic action verified (the page was due before verification could
+finish) is resolved when verification succeeds. ``announce`` (automatic remediation in progress) and
+``linked`` (the incident pages through the one that caused it) are information, not pages: refused
+(ValueError), so the notifier does not send them.
 
 PagerDuty refuses events over 512 KB, so ``custom_details`` is shrunk step by step — finding evidence
 first, then long strings and long lists everywhere — until the whole body fits, and says what was cut under
@@ -34,6 +42,7 @@ ACTIONS = {
     "escalate": "trigger",
     "acknowledge": "acknowledge",
     "resolve": "resolve",
+    "mitigated": "resolve",
 }
 LINK_TEXTS = {"incident": "incident in remediator", "graph": "alert graph", "runbook": "runbook"}
 SEVERITIES = {"critical": "critical", "high": "error", "warning": "warning", "info": "info"}
@@ -44,7 +53,8 @@ EVIDENCE = 1000
 
 
 def event_action(event: str) -> str:
-    """The ``event_action`` of an event; ValueError for one PagerDuty has no use for (``mitigated``)."""
+    """The ``event_action`` of an event; ValueError for one PagerDuty has no use for (``announce``,
+    ``linked``: information, not a page)."""
     name, _level = text.event_name(event)
     if name not in ACTIONS:
         raise ValueError(f"no PagerDuty event_action for event {event!r}")
@@ -82,7 +92,10 @@ def render(bundle: incidents.Bundle, *, event: str, routing_key: str, source: st
     shown = _links(bundle)
     if shown:
         body["links"] = shown
-    for details in _shrunk(bundle.model_dump(mode="json")):  # the bundle's JSON form: PagerDuty shows it
+    document = _readable(bundle) | bundle.model_dump(
+        mode="json"
+    )  # the bundle's JSON form: PagerDuty shows it
+    for details in _shrunk(document):
         payload["custom_details"] = details
         if len(orjson.dumps(body)) <= MAX_BYTES:
             break
@@ -93,6 +106,20 @@ def bare(incident_id: str, *, event: str, routing_key: str) -> dict[str, Any]:
     """The body for an incident that has no bundle (it was never handed over, so never triggered):
     routing key, action and dedup key — all that acknowledge and resolve carry."""
     return {"routing_key": routing_key, "event_action": event_action(event), "dedup_key": incident_id}
+
+
+def _readable(bundle: incidents.Bundle) -> dict[str, Any]:
+    """What a human reads first in ``custom_details``, as defanged one-line text."""
+    mttr = text.mttr_line(bundle.state, text.number(bundle.elapsed_s), text.number(bundle.mttr_target_s))
+    readable: dict[str, Any] = {
+        "started": text.clock(bundle.started_at) if bundle.started_at else "unknown",
+        "detected": text.clock(bundle.detected_at or bundle.opened_at),
+        "mttr": f"{mttr} ({text.clock_origin(bundle.started_at)})",
+    }
+    paging = [links.defang(line) for line in text.paging_lines(bundle)]
+    if paging:
+        readable["paging"] = paging
+    return readable
 
 
 def _summary(bundle: incidents.Bundle) -> str:
@@ -106,6 +133,13 @@ def _links(bundle: incidents.Bundle) -> list[dict[str, str]]:
     """Incident API URL, graph (generatorURL) and runbook, of the bundle and of each alert; http(s) only."""
     candidates: list[tuple[str, str | None]] = [
         (LINK_TEXTS.get(name, name), url) for name, url in bundle.links.items()
+    ]
+    own = bundle.links.get("incident")
+    related = [("caused by", bundle.caused_by)] if bundle.caused_by else []
+    related += [("linked", ref) for ref in bundle.effects]
+    candidates += [
+        (f"{kind}: incident {text.clip(ref.incident_id, 60)}", text.incident_url(own, ref.incident_id))
+        for kind, ref in related
     ]
     for alert in bundle.alerts:
         name = text.clip(alert.name, 100)

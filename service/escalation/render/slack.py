@@ -8,12 +8,20 @@ does not fit ends with ``… (truncated)``. Every value from alerts, probes or r
 cannot close, or a ``#`` note says why one is not shown (``text.mrkdwn_code``). Text objects are
 ``verbatim``: Slack auto-links no URL and parses no ``@here`` of its own accord. The only links are the
 bundle's: http(s) alert links (generatorURL, runbook_url) that passed the allow-list when the bundle was
-built — shown, never fetched; a refused one is defanged text with the reason — and the incident and
-approve/reject links from our own base URL. Never sends anything.
+built or the rule's runbook_url — shown, never fetched; a refused one is defanged text with the reason —
+and the incident and
+approve/reject links from our own base URL, which also link the incidents this one is linked to. The only
+mentions are the ones the caller passes (``mentions``: the escalation level's Slack user and user-group
+ids from settings), on a line of their own before the message; a value that is not such an id is dropped,
+never shown raw. Events: ``trigger``, ``escalate[:N]``, ``acknowledge``, ``mitigated``, ``resolve``,
+``announce`` (automatic remediation in progress; the bundle's reason says which action, verifying until
+when) and ``linked`` (the reason says to which incident). Never sends anything.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from typing import Any
 
 from service.escalation.render import text
@@ -30,12 +38,18 @@ ITEM = 400
 #: unless most are ``&``); a section still holds it with its hazard line
 COMMAND = 2000
 
+#: Slack user ids (``U…``, ``W…`` on Enterprise Grid) and user-group ids (``S…``): the only mentions made
+_USER = re.compile(r"[UW][A-Z0-9]{2,20}")
+_GROUP = re.compile(r"S[A-Z0-9]{2,20}")
+
 HEADLINES = {
     "trigger": "TRIGGERED",
     "escalate": "ESCALATED",
     "acknowledge": "ACKNOWLEDGED",
     "mitigated": "MITIGATED",
     "resolve": "RESOLVED",
+    "announce": "AUTOMATIC REMEDIATION IN PROGRESS",
+    "linked": "LINKED",
 }
 
 
@@ -55,15 +69,31 @@ def title(bundle: incidents.Bundle) -> str:
     return text.one_line(bundle.title or fallback or bundle.incident_id or "incident")
 
 
-def render(bundle: incidents.Bundle, *, event: str) -> dict[str, Any]:
-    """The webhook payload: ``text`` (the notification fallback) and the ``blocks``."""
+def mention_line(mentions: Sequence[str]) -> str:
+    """``<@U123> <!subteam^S456>`` for the user and user-group ids among ``mentions``; anything else is
+    dropped, never shown raw (a configured value is still not trusted to be an id)."""
+    shown = []
+    for value in mentions:
+        if _USER.fullmatch(value):
+            shown.append(f"<@{value}>")
+        elif _GROUP.fullmatch(value):
+            shown.append(f"<!subteam^{value}>")
+    return " ".join(dict.fromkeys(shown))
+
+
+def render(bundle: incidents.Bundle, *, event: str, mentions: Sequence[str] = ()) -> dict[str, Any]:
+    """The webhook payload: ``text`` (the notification fallback) and the ``blocks``; with ``mentions``
+    (Slack user or user-group ids) the message starts with a line mentioning them."""
     head = f"{headline(bundle, event)}: {title(bundle)}"
+    who = mention_line(mentions)
     blocks = [
+        {"type": "section", "text": mrkdwn(fit(who, SECTION))} if who else None,
         {
             "type": "header",
             "text": {"type": "plain_text", "text": text.truncate(text.mrkdwn(head), HEADER), "emoji": True},
         },
         _facts(bundle),
+        _section("Paging", _paging(bundle)),
         _section("Reason", [text.mrkdwn_line(bundle.reason, 2 * ITEM)] if bundle.reason else []),
         {"type": "divider"},
         _section("Findings", [_finding(f) for f in bundle.findings]),
@@ -73,8 +103,9 @@ def render(bundle: incidents.Bundle, *, event: str) -> dict[str, Any]:
         _section("Alerts", [_alert(a) for a in bundle.alerts]),
         _links(bundle),
     ]
+    fallback = text.mrkdwn(head) if not who else f"{who} {text.mrkdwn(head)}"
     return {
-        "text": text.truncate(text.mrkdwn(head), FALLBACK),
+        "text": fit(fallback, FALLBACK),
         "blocks": [b for b in blocks if b][:MAX_BLOCKS],
         "unfurl_links": False,
         "unfurl_media": False,
@@ -126,10 +157,11 @@ def _facts(bundle: incidents.Bundle) -> dict[str, Any]:
         ("State", text.mrkdwn_line(bundle.state, ITEM) or "—"),
         ("Target", target_line),
         ("Runbook", text.slack_link(runbook, bundle.links.get("runbook"))),
-        ("MTTR", text.mrkdwn(mttr)),
+        (f"MTTR ({text.clock_origin(bundle.started_at)})", text.mrkdwn(mttr)),
         ("Escalation", text.mrkdwn(escalation)),
         ("Rule", text.mrkdwn_line(bundle.rule, ITEM) or "—"),
-        ("Opened", text.mrkdwn(text.clock(bundle.opened_at))),
+        ("Started", text.mrkdwn(text.clock(bundle.started_at)) if bundle.started_at else "—"),
+        ("Detected", text.mrkdwn(text.clock(bundle.detected_at or bundle.opened_at))),
     ]
     return {
         "type": "section",
@@ -155,6 +187,34 @@ def _section(heading: str, entries: list[str]) -> dict[str, Any] | None:
             body += f"\n{text.MARKER}: {rest} more not shown"
         break
     return {"type": "section", "text": mrkdwn(fit(body, SECTION))}
+
+
+def _paging(bundle: incidents.Bundle) -> list[str]:
+    """When it pages, the incident it was caused by and those it caused (linked to our own incident
+    URLs), and who already holds the page."""
+    own = bundle.links.get("incident")
+    lines = [text.mrkdwn(text.page_due_text(bundle.page_due_at))] if bundle.page_due_at else []
+    cause = bundle.caused_by
+    if cause is not None:
+        lines.append(
+            f"Caused by incident {_incident(own, cause.incident_id)}"
+            f" ({text.mrkdwn_line(text.ref_note(cause), ITEM)}) — paged through it"
+        )
+    if bundle.effects:
+        shown = [
+            f"{_incident(own, r.incident_id)} ({text.mrkdwn_line(text.ref_note(r), ITEM)})"
+            for r in bundle.effects[:10]
+        ]
+        more = f" and {len(bundle.effects) - 10} more" if len(bundle.effects) > 10 else ""
+        lines.append(f"Linked incidents: {', '.join(shown)}{more}")
+    if bundle.holders:
+        lines.append(f"Already paged: {text.mrkdwn_line(text.holders_text(bundle.holders), 2 * ITEM)}")
+    return lines
+
+
+def _incident(own: str | None, incident_id: str) -> str:
+    """An incident id as a link to our own incident URL (the id escaped either way)."""
+    return text.slack_link(text.clip(incident_id, 100), text.incident_url(own, incident_id))
 
 
 def _finding(finding: incidents.Finding) -> str:

@@ -324,6 +324,68 @@ def event_name(event: str) -> tuple[str, int | None]:
     return name, int(level) if level.isdigit() else None
 
 
+def hhmm(value: Any) -> str:
+    """``09:31 UTC``; unparsable values as cleaned-up text."""
+    parsed = moment(value)
+    return parsed.strftime("%H:%M UTC") if parsed else clip(value, 40)
+
+
+def clock_origin(started_at: Any) -> str:
+    """What the MTTR clock counts from: ``from the alert's start`` (the earliest ``startsAt``), or
+    ``from detection`` for a bundle that does not know it."""
+    return "from the alert's start" if moment(started_at) else "from detection"
+
+
+def incident_url(own: Any, incident_id: Any, suffix: str = "") -> str | None:
+    """Our own URL of another incident: ``own`` (an incident link ``…/v1/incidents/<id>`` of the bundle)
+    with the id replaced by ``incident_id`` as one percent-encoded path segment, then ``suffix``
+    (``/report``); None when ``own`` is no such link or the id is empty."""
+    href = links.usable(own)
+    ident = string(incident_id)
+    if href is None or not ident:
+        return None
+    head, sep, _ = href.rstrip("/").rpartition("/v1/incidents/")
+    return f"{head}/v1/incidents/{urllib.parse.quote(ident, safe='')}{suffix}" if sep else None
+
+
+def ref_note(ref: incidents.LinkRef | Mapping[str, Any]) -> str:
+    """``database-failure on StatefulSet/shop/postgresql`` (``, resolved`` when its state is known)."""
+    rule, target = clip(field(ref, "rule"), 200), clip(field(ref, "target"), 300)
+    note = " on ".join(p for p in (rule, target) if p) or "unknown rule"
+    state = clip(field(ref, "state"), 20)
+    return f"{note}, {state}" if state else note
+
+
+def holders_text(holders: Any, limit: int = 20) -> str:
+    """``L1 pagerduty:primary, L2 slack`` — at most ``limit`` holders, then how many more."""
+    names = [clip(h, 100) for h in holders if clip(h, 100)] if isinstance(holders, list) else []
+    more = f" and {len(names) - limit} more" if len(names) > limit else ""
+    return ", ".join(names[:limit]) + more
+
+
+def page_due_text(page_due_at: Any) -> str:
+    """``Paging at 09:31 UTC unless mitigated``."""
+    return f"Paging at {hhmm(page_due_at)} unless mitigated"
+
+
+def paging_lines(bundle: incidents.Bundle, limit: int = 20) -> list[str]:
+    """The bundle's paging facts as plain text, one line each (each renderer escapes): when it pages,
+    the incident it was caused by, the incidents it caused, and who already holds the page."""
+    lines = [page_due_text(bundle.page_due_at)] if bundle.page_due_at else []
+    if bundle.caused_by is not None:
+        cause = bundle.caused_by
+        lines.append(
+            f"Caused by incident {clip(cause.incident_id, 100)} ({ref_note(cause)}) — paged through it"
+        )
+    if bundle.effects:
+        shown = [f"{clip(r.incident_id, 100)} ({ref_note(r)})" for r in bundle.effects[:limit]]
+        more = f" and {len(bundle.effects) - limit} more" if len(bundle.effects) > limit else ""
+        lines.append(f"Linked incidents: {', '.join(shown)}{more}")
+    if bundle.holders:
+        lines.append(f"Already paged: {holders_text(bundle.holders, limit)}")
+    return lines
+
+
 def mttr_line(state: str, elapsed: float | None, target: float | None) -> str:
     """``resolved in 3 min 10 s — over the 2 min target by 1 min 10 s``; an open incident counts so far."""
     if elapsed is None:

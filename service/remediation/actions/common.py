@@ -138,6 +138,21 @@ def terminating(pod: dict[str, Any]) -> bool:
     return bool((pod.get("metadata") or {}).get("deletionTimestamp"))
 
 
+async def check_quorum(ctx: ActionContext, kube: KubeClient, doing: str) -> None:
+    """Refuse ``doing`` (``a rolling restart``) on a consensus workload (``ctx.quorum`` set) while fewer than
+    quorum + 1 of its pods are ready: taking one down then loses quorum. A terminating pod is not ready."""
+    if ctx.quorum is None:
+        return
+    _selector, pods = await target_pods(ctx, kube)
+    ready = sum(1 for p in pods if kube_fields.is_ready(p) and not terminating(p))
+    needed = ctx.quorum + 1
+    if ready < needed:
+        raise refuse(
+            f"{ctx.target.name}: {ready} of {len(pods)} pods ready; quorum {ctx.quorum} needs {needed} ready "
+            f"before {doing} takes one down"
+        )
+
+
 # -- PostgreSQL -----------------------------------------------------------------------------------------
 
 

@@ -6,7 +6,8 @@ the DeleteOptions kubectl sends. ``force: true`` sends ``gracePeriodSeconds: 0``
 possible only because a human approved this action. ``grace_period_s`` sets another grace period
 (without force).
 
-Refuses: no selector for the target, or one without a ``key=value`` requirement; no pod matching it.
+Refuses: no selector for the target, or one without a ``key=value`` requirement; no pod matching it; with
+the rule's ``quorum: Q``, fewer than Q + 1 ready pods.
 A pod already gone when its turn comes is counted in ``already_gone``, not an error.
 Result: ``deleted`` (names), ``already_gone``, ``grace_period_seconds``.
 Never deletes anything but the pods listed for this target; never retries.
@@ -43,10 +44,12 @@ class DeletePodsParams(Params):
 
 async def check(ctx: ActionContext, params: DeletePodsParams) -> tuple[str, list[str]]:
     """``(selector, pod names)`` of the target; refused when there is no pod."""
-    selector, found = await common.target_pods(ctx, common.kube_of(ctx))
+    kube = common.kube_of(ctx)
+    selector, found = await common.target_pods(ctx, kube)
     names = [kube_fields.name(p) for p in found]
     if not names:
         raise common.refuse(f"no pod of {ctx.target.key} matches {selector}")
+    await common.check_quorum(ctx, kube, "deleting its pods")
     return selector, names
 
 

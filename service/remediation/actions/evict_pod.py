@@ -8,7 +8,8 @@ controller then creates a replacement.
 
 Refuses: no selector for the target, or one without a ``key=value`` requirement; a ``pod`` that is not one of
 the target's pods; no pod that is not ready or has restarted (nothing to fix by evicting); a pod already
-terminating. A budget that does not allow the disruption is ``errors.Blocked("pdb", <the API's message>)``.
+terminating; with the rule's ``quorum: Q``, a ready pod while fewer than Q + 1 pods are ready. A budget that
+does not allow the disruption is ``errors.Blocked("pdb", <the API's message>)``.
 Result: ``pod``, ``node``, ``ready``, ``restarts``.
 Never DELETEs a pod, never retries an eviction the budget refused, never evicts a pod of another workload.
 """
@@ -45,7 +46,8 @@ def worst(candidates: list[dict[str, Any]]) -> dict[str, Any] | None:
 
 async def check(ctx: ActionContext, params: EvictPodParams) -> dict[str, Any]:
     """The pod to evict, if there is one within the blast radius; else refused."""
-    selector, found = await common.target_pods(ctx, common.kube_of(ctx))
+    kube = common.kube_of(ctx)
+    selector, found = await common.target_pods(ctx, kube)
     if params.pod is not None:
         chosen = next((p for p in found if kube_fields.name(p) == params.pod), None)
         if chosen is None:
@@ -58,6 +60,8 @@ async def check(ctx: ActionContext, params: EvictPodParams) -> dict[str, Any]:
             )
     if common.terminating(chosen):
         raise common.refuse(f"pod {kube_fields.name(chosen)} is already terminating")
+    if kube_fields.is_ready(chosen):  # evicting an unready pod takes no ready member down
+        await common.check_quorum(ctx, kube, "an eviction")
     return chosen
 
 

@@ -7,7 +7,8 @@ Deployment controller replaces every pod through a normal rolling update (maxSur
 Refuses: a target that is not a Deployment; a paused Deployment; a rollout in progress
 (``observedGeneration < generation`` or ``updatedReplicas < spec.replicas`` — a crashloop with every pod
 already updated is not a rollout); fewer than 2 replicas, since restarting a single replica is an outage,
-unless ``allow_single_replica: true``.
+unless ``allow_single_replica: true``; with the rule's ``quorum: Q`` (a consensus workload), fewer than Q + 1
+ready pods (the restart takes one down: quorum is lost).
 Result: ``generation`` (of the patched Deployment), ``restarted_at``, ``replicas``.
 Never deletes a pod, never changes anything but that one annotation.
 """
@@ -43,7 +44,8 @@ def rfc3339(moment: datetime) -> str:
 
 async def check(ctx: ActionContext, params: RolloutRestartParams) -> dict[str, Any]:
     """The target Deployment, if a restart of it is within the blast radius; else refused."""
-    deployment = await common.target_deployment(ctx, common.kube_of(ctx))
+    kube = common.kube_of(ctx)
+    deployment = await common.target_deployment(ctx, kube)
     common.check_not_paused(deployment)
     common.check_no_rollout(deployment)
     count = common.replicas(deployment)
@@ -52,6 +54,7 @@ async def check(ctx: ActionContext, params: RolloutRestartParams) -> dict[str, A
             f"deployment {ctx.target.name} has {count} replica(s): restarting fewer than 2 is an outage "
             "(allow_single_replica: true to accept it)"
         )
+    await common.check_quorum(ctx, kube, "a rolling restart")
     return deployment
 
 

@@ -1,0 +1,172 @@
+"""Local stand-ins for the SaaS receivers the service pages: PagerDuty's Events API v2 and a Slack
+incoming webhook. Each checks what the real API checks, answers as it answers, and records what it got.
+
+PagerDuty (``POST /v2/enqueue``): JSON content type; ``routing_key`` of 32 characters (and, when
+``known_keys`` is given, one of them); ``event_action`` trigger, acknowledge or resolve; ``dedup_key`` a
+string of at most 255 (required for acknowledge and resolve); a trigger needs ``payload.summary`` (at most
+1024), ``payload.source`` and ``payload.severity`` (critical, error, warning, info). Answers 202
+``{"status": "success", "dedup_key": …}``, 400 with ``errors``, or 429 with Retry-After when one routing
+key sends more than ``rate`` events within ``window_s``.
+
+Slack (``POST /hooks``): a JSON object with ``text`` or ``blocks``; 200 ``ok``, or 400 ``invalid_payload``
+(not JSON / not an object) or ``no_text``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+PD_ACTIONS = ("trigger", "acknowledge", "resolve")
+PD_SEVERITIES = ("critical", "error", "warning", "info")
+PD_STATES = {"trigger": "triggered", "acknowledge": "acknowledged", "resolve": "resolved"}
+
+
+def _invalid(*problems: str) -> web.Response:
+    return web.json_response(
+        {"status": "invalid event", "message": "Event object is invalid", "errors": list(problems)},
+        status=400,
+    )
+
+
+@dataclass
+class PagerDuty:
+    """The Events API v2 stand-in: ``events`` (accepted, in order) and ``alerts`` by (routing key, dedup
+    key) → triggered | acknowledged | resolved, as PagerDuty would show them."""
+
+    known_keys: frozenset[str] | None = None
+    rate: int = 120
+    window_s: float = 60.0
+    events: list[dict[str, Any]] = field(default_factory=list)
+    refused: list[tuple[int, Any]] = field(default_factory=list)
+    alerts: dict[tuple[str, str], str] = field(default_factory=dict)
+    _sent: dict[str, list[float]] = field(default_factory=dict)
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_post("/v2/enqueue", self.handle)
+        return app
+
+    def actions(self, routing_key: str) -> list[str]:
+        """The ``event_action`` of every accepted event sent with ``routing_key``, in order."""
+        return [e["event_action"] for e in self.events if e["routing_key"] == routing_key]
+
+    async def handle(self, request: web.Request) -> web.Response:
+        raw = await request.read()
+        if request.content_type != "application/json":
+            self.refused.append((400, raw))
+            return _invalid("Content-Type must be application/json")
+        try:
+            event = json.loads(raw)
+        except ValueError:
+            self.refused.append((400, raw))
+            return _invalid("Malformed JSON")
+        problems = self._problems(event)
+        if problems:
+            self.refused.append((400, event))
+            return _invalid(*problems)
+        if self._throttled(event["routing_key"]):
+            self.refused.append((429, event))
+            return web.json_response(
+                {
+                    "status": "throttle exceeded",
+                    "message": "Requests for this service are arriving too quickly. Please retry later.",
+                },
+                status=429,
+                headers={"Retry-After": "1"},
+            )
+        key = event.get("dedup_key") or uuid.uuid4().hex
+        self.events.append({**event, "dedup_key": key})
+        self.alerts[(event["routing_key"], key)] = PD_STATES[event["event_action"]]
+        return web.json_response(
+            {"status": "success", "message": "Event processed", "dedup_key": key}, status=202
+        )
+
+    def _problems(self, event: Any) -> list[str]:
+        if not isinstance(event, dict):
+            return ["Event object must be a JSON object"]
+        routing_key = event.get("routing_key")
+        if not isinstance(routing_key, str) or len(routing_key) != 32:
+            return ["Length of 'routing_key' is incorrect (should be 32 characters)"]
+        if self.known_keys is not None and routing_key not in self.known_keys:
+            return ["Invalid routing key"]
+        action = event.get("event_action")
+        if action not in PD_ACTIONS:
+            return ["'event_action' is missing or blank"]
+        key = event.get("dedup_key")
+        if action != "trigger" and not key:
+            return ["'dedup_key' is required for acknowledge and resolve"]
+        if key is not None and (not isinstance(key, str) or len(key) > 255):
+            return ["'dedup_key' must be a string of at most 255 characters"]
+        return self._payload_problems(event.get("payload")) if action == "trigger" else []
+
+    @staticmethod
+    def _payload_problems(payload: Any) -> list[str]:
+        if not isinstance(payload, dict):
+            return ["'payload' is missing"]
+        problems = [f"'payload.{f}' is missing or blank" for f in ("summary", "source") if not payload.get(f)]
+        if payload.get("severity") not in PD_SEVERITIES:
+            problems.append("'payload.severity' must be one of critical, error, warning, info")
+        if len(str(payload.get("summary", ""))) > 1024:
+            problems.append("'payload.summary' is longer than 1024 characters")
+        return problems
+
+    def _throttled(self, routing_key: str) -> bool:
+        now = time.monotonic()
+        recent = [t for t in self._sent.get(routing_key, []) if now - t < self.window_s]
+        if len(recent) >= self.rate:
+            self._sent[routing_key] = recent
+            return True
+        self._sent[routing_key] = [*recent, now]
+        return False
+
+
+@dataclass
+class Slack:
+    """The incoming-webhook stand-in: ``messages`` it accepted, in order."""
+
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    refused: list[tuple[str, bytes]] = field(default_factory=list)
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_post("/hooks", self.handle)
+        return app
+
+    def texts(self) -> list[str]:
+        """Every message as one string: its ``text`` and the text of its blocks."""
+        return [json.dumps(m, ensure_ascii=False) for m in self.messages]
+
+    async def handle(self, request: web.Request) -> web.Response:
+        raw = await request.read()
+        try:
+            message = json.loads(raw)
+        except ValueError:
+            message = None
+        if not isinstance(message, dict):
+            self.refused.append(("invalid_payload", raw))
+            return web.Response(status=400, text="invalid_payload")
+        if not message.get("text") and not message.get("blocks"):
+            self.refused.append(("no_text", raw))
+            return web.Response(status=400, text="no_text")
+        self.messages.append(message)
+        return web.Response(status=200, text="ok")
+
+
+@asynccontextmanager
+async def serving(app: web.Application, path: str) -> AsyncIterator[str]:
+    """Serve ``app`` on a free local port; yields the URL of ``path``."""
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    try:
+        yield str(server.make_url(path))
+    finally:
+        await server.close()
