@@ -10,8 +10,9 @@ event                   who hears it
 ``trigger`` (level 1)   the route's channels, its ``pagerduty`` replaced by level 1's recipients
                         (information channels still follow the route), Slack with level 1's mentions
 ``escalate:N``          exactly level N's recipients: a new page to them (unset: the route's channels)
-``acknowledge``,        the route's channels (minus ``pagerduty`` when levels are set) and every
-``resolve``             channel paged for the incident, so an ack at level 2 acknowledges both pages
+``acknowledge``,        the route's information channels and every channel paged for the incident
+``resolve``             (at any level), so an ack at level 2 acknowledges both pages; PagerDuty
+                        hears no ack or resolve of an alert it never got (a held, linked incident)
 ``mitigated``           the route's information channels and every PagerDuty service already paged
 ``announce``,           the route's information channels only: PagerDuty never gets them
 ``linked`` (and others)
@@ -76,8 +77,7 @@ class Paging:
         if name in ("trigger", "escalate"):
             return [Notice(c) for c in channels]
         if name in TO_PAGED:
-            kept = _info(channels) if self.levels_set else channels
-            return [Notice(c) for c in dict.fromkeys([*kept, *paged])]
+            return [Notice(c) for c in dict.fromkeys([*_info(channels), *paged])]
         if name == "mitigated":
             return [Notice(c) for c in dict.fromkeys([*_info(channels), *filter(_pages, paged)])]
         return [Notice(c) for c in _info(channels)]

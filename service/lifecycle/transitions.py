@@ -27,8 +27,8 @@ from service.matching.loader import CompiledRule
 from service.model import alerts, incidents, severity
 from service.model.rules import ChecklistItem
 from service.observability import Metrics
-from service.records import incidents as incident_rows
 from service.records import dependencies, outbox, schema
+from service.records import incidents as incident_rows
 from service.records.incidents import IncidentRow
 from service.records.sqlite_inline import Conn
 from service.records.store import Store
@@ -56,6 +56,15 @@ NoteKind = Literal[
 
 def _all_channels(channels: Sequence[str]) -> Callable[[str, str], Sequence[str]]:
     return lambda _severity, _rule: channels
+
+
+@dataclass(frozen=True)
+class Episode:
+    """One firing episode of an alert as the inbox stored it."""
+
+    fingerprint: str
+    starts_at: str
+    payload: str
 
 
 @dataclass(frozen=True)
@@ -105,7 +114,7 @@ class Lifecycle:
         """The bundle of an incident, as stored and sent (pure)."""
         rule, now, state = facts.rule, facts.now, facts.state
         level = facts.severity or rule.rule.severity
-        following = matrix.next_level(1, level, now) if state == "escalated" else None
+        following = matrix.next_level(1, level, now, top=self._top) if state == "escalated" else None
         return bundles.build(
             incident_id=facts.incident_id,
             rule_name=rule.rule.name,
@@ -143,9 +152,7 @@ class Lifecycle:
         *,
         alert: alerts.Alert,
         target: incidents.TargetRef,
-        fingerprint: str,
-        starts_at: str,
-        payload: str,
+        episode: Episode,
         now: float,
         depends_on: Sequence[str] = (),
     ) -> IncidentRow | None:
@@ -157,13 +164,14 @@ class Lifecycle:
         if created is None:
             return None
         incident_id = created.id
+        fingerprint = episode.fingerprint
         await incident_rows.attach_alert(
             self.store,
             conn,
             incident_id,
             fingerprint=fingerprint,
-            starts_at=starts_at,
-            payload=payload,
+            starts_at=episode.starts_at,
+            payload=episode.payload,
             now=now,
         )
         await self._event(
@@ -407,7 +415,7 @@ class Lifecycle:
         cause = await self._holding_cause(conn, incident_id)
         if cause is not None:
             return await self._hold(conn, incident_id, cause, document=document, reason=reason, now=now)
-        following = matrix.next_level(1, document.severity if document else "", now)
+        following = matrix.next_level(1, document.severity if document else "", now, top=self._top)
         holders = self._holders(1, document)
         document = _changed(document, holders=holders, page_due_at=None)
         return await self._move(
@@ -426,6 +434,20 @@ class Lifecycle:
             },
             event=("incident.escalated", reason, {"level": 1, "channels": list(self._channels(document))}),
             notify=("trigger", document),
+        )
+
+    async def restate(
+        self, conn: Conn, incident_id: str, *, document: incidents.Bundle | None, reason: str, now: float
+    ) -> IncidentRow | None:
+        """An incident already with humans (paged at the deadline while its action verified) learns more —
+        the action failed, or its result is unknown: the reason and the stored bundle say so now."""
+        return await self._move(
+            conn,
+            incident_id,
+            now=now,
+            from_states={"escalated"},
+            values={"reason": reason, **_stored(document)},
+            event=("incident.updated", reason, None),
         )
 
     async def _holding_cause(self, conn: Conn, incident_id: str) -> dict[str, Any] | None:
@@ -473,13 +495,16 @@ class Lifecycle:
             notify=("linked", held),
         )
 
+    @property
+    def _top(self) -> int:
+        """The last level of the matrix of people (the runbooks' 4 when levels are unset)."""
+        return self.paging.top if self.paging else matrix.TOP
+
     def _holders(self, level: int, document: incidents.Bundle | None) -> list[str]:
         """Who is paged at ``level``: the paging plan's recipients, else the channels of the incident."""
         severity_, rule = (document.severity, document.rule) if document else ("", "")
-        paging = getattr(self, "paging", None)
-        if paging is not None:
-            return list(paging.holders(level, severity_, rule))
-        return [f"L{level} {c}" for c in self._channels(document) if c != "log"]
+        plan = self.paging or paging.unset(self.route or _all_channels(self.channels))
+        return plan.holders(level, severity_, rule)
 
     async def reescalate(
         self, conn: Conn, incident: dict[str, Any], *, reason: str, now: float
@@ -644,7 +669,7 @@ class Lifecycle:
             + (f" — {incident['reason']}" if incident.get("reason") else "")
         )
         stored = incident_rows.load_bundle(incident["bundle"])
-        following = matrix.next_level(1, str(incident["severity"]), now)
+        following = matrix.next_level(1, str(incident["severity"]), now, top=self._top)
         document = _changed(
             stored,
             state="escalated",

@@ -31,7 +31,7 @@ class Acting(Handing):
             await self._escalate(case, found, escalation_reason(case.target, case.row.truncated))
             return
         prepared = self.engine.prepare(case.rule, case.target, case.context)  # params rendered once
-        guards = await self.engine.guards(prepared, truncated=case.row.truncated, now=now)
+        guards = await self.engine.guards(prepared, truncated=case.row.truncated, now=now, found=found)
         plan = planning.decide(case.rule, case.alert, found, guards, now=now)
         async with self.store.write() as conn:
             await self.engine.record_plan(
@@ -133,7 +133,7 @@ class Acting(Handing):
                 await self.lifecycle.verifying(
                     conn, incident_id, message=f"{step.action}: {summary}", now=self.clock()
                 )
-            passed, checked = await self.engine.verify(prepared, step)
+            passed, checked = await self.engine.verify(prepared, step, acted_on=found)
             if passed:
                 await self._mitigated(case, step, checked)
                 return

@@ -15,6 +15,9 @@ from service.records import inbox
 NO_AUTOMATION = "no automatic remediation is available for this rule yet: a human must act"
 DIAGNOSING = ("open", "diagnosing")
 ACTING = ("remediating", "verifying")
+#: the opening row found unfinished in these states died while acting: its action's result is unknown.
+#: ``escalated`` too: the page deadline may have paged it while the action ran (the row finishes only after)
+INTERRUPTED = (*ACTING, "escalated")
 
 
 @dataclass(frozen=True)

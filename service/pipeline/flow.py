@@ -14,15 +14,15 @@ import structlog
 from service.clients.hub import Clients
 from service.diagnosis import runner
 from service.diagnosis.base import ProbeDef
-from service.lifecycle.transitions import Lifecycle
+from service.lifecycle.transitions import Episode, Lifecycle
 from service.matching import select, templates
 from service.matching.loader import CompiledRule, RuleSet
 from service.model import alerts, incidents
 from service.observability import Metrics
 from service.pipeline.acting import Acting
 from service.pipeline.cases import (
-    ACTING,
     DIAGNOSING,
+    INTERRUPTED,
     Case,
     Opened,
     diagnosis_summary,
@@ -80,7 +80,7 @@ class Pipeline(Acting):
         case = await self._case(row, alert, rule)
         if case is None:
             return
-        if case.opened.state in ACTING:
+        if case.opened.state in INTERRUPTED:
             async with self.store.write() as conn:
                 await journal.mark_unknown(conn, case.opened.incident_id, now=self.clock())
         await self._escalate(case, [], reason, outcome="quarantined")
@@ -113,7 +113,7 @@ class Pipeline(Acting):
         case = await self._case(row, alert, rule)
         if case is None:
             return
-        if case.opened.state in ACTING:  # we died while acting: never repeat, escalate
+        if case.opened.state in INTERRUPTED:  # we died while acting: never repeat, escalate
             await self._interrupted(case)
             return
         found, diagnosed = await self._diagnosed(case)
@@ -160,9 +160,7 @@ class Pipeline(Acting):
                 depends_on=rule.rule.dependency_rules(),
                 alert=alert,
                 target=target,
-                fingerprint=row.fingerprint,
-                starts_at=row.starts_at,
-                payload=row.payload,
+                episode=Episode(row.fingerprint, row.starts_at, row.payload),
                 now=now,
             )
             if created is not None:
@@ -170,7 +168,7 @@ class Pipeline(Acting):
             existing = await incident_rows.find_open(conn, open_key)  # another worker won the race
             if existing is None:  # …and it was resolved since: roll back; the row is retried
                 raise RuntimeError(f"incident for {open_key} changed under us; retrying")
-        if existing["opened_by"] == row.id and existing["state"] in (*DIAGNOSING, *ACTING):
+        if existing["opened_by"] == row.id and existing["state"] in (*DIAGNOSING, *INTERRUPTED):
             log.info("incident.resumed", incident_id=existing["id"], state=existing["state"])  # we died on it
             return Opened(existing["id"], existing["opened_at"], existing["state"], clock_start(existing))
         await self._attach(conn, row, alert, existing, now=now)

@@ -52,9 +52,7 @@ class Handing(Stages):
                 conn, incident_id, document=document, reason=reason, now=now
             )
             if handed is None:  # already with a human (paged at the deadline while it verified)
-                await self.lifecycle.note(
-                    conn, incident_id, "decision", f"still escalated: {reason}", now=now
-                )
+                await self.lifecycle.restate(conn, incident_id, document=document, reason=reason, now=now)
             await inbox.finish(conn, case.row.id, outcome=outcome, incident_id=incident_id, now=now)
         self.metrics.incidents_opened.labels(rule=case.rule.rule.name).inc()
         self.on_notify()

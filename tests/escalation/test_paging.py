@@ -77,6 +77,7 @@ def test_unset_levels_keep_todays_routes_for_every_level() -> None:
     for event in ("trigger", "escalate:2", "escalate:4"):
         assert heard(plan, event) == ["log", "pagerduty", "slack", "webhook"]
     assert heard(plan, "resolve", "warning", paged=("pagerduty",)) == ["log", "slack", "pagerduty"]
+    assert heard(plan, "resolve") == ["log", "slack", "webhook"], "no resolve of a page never made"
     assert heard(plan, "mitigated", paged=("log", "pagerduty")) == ["log", "slack", "webhook", "pagerduty"]
     assert plan.holders(1, "high", "r") == ["L1 pagerduty"]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -26,9 +27,15 @@ async def incidents(client: Any, query: str = "", headers: dict[str, str] | None
     return result
 
 
+#: (client, fingerprint) → the episode's startsAt: now when it first fires (the MTTR clock starts there)
+_STARTS: dict[tuple[int, str], str] = {}
+
+
 async def post_alert(client: Any, fingerprint: str, service: str, *, status: str = "firing") -> None:
     payload = load_fixture("am-0.25-firing.json" if status == "firing" else "am-0.25-resolved.json")
     payload["alerts"][0]["fingerprint"] = fingerprint
+    started = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    payload["alerts"][0]["startsAt"] = _STARTS.setdefault((id(client), fingerprint), started)
     payload["alerts"][0]["labels"]["service"] = service
     response = await client.post(
         "/v1/alerts", data=json.dumps(payload), headers={**AUTH, "Content-Type": "application/json"}
@@ -217,7 +224,7 @@ async def test_report_and_mttr_accounting(aiohttp_client: Any, make_settings: An
     report = await response.text()
     assert "High HTTP Error Rate" in report and "Deployment/default/checkout" in report
     assert "within" in report  # resolved within the 5 min target
-    assert "- [ ] Find the change that raised the error rate" in report, "the rule's checklist"
+    assert "- [ ] Root cause identified" in report and "Long-term" in report, "the rule's checklist, by band"
     assert "incident.resolved" in report or "resolved" in report.lower()
     assert (await client.get("/v1/incidents/nope/report", headers=AUTH)).status == 404
     assert (await client.get(f"/v1/incidents/{incident['id']}/report")).status == 401

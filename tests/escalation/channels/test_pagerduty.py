@@ -243,7 +243,7 @@ def _delivery(event: str, incident_id: str = "inc-1") -> Delivery:
     return Delivery(1, f"d-{event}", incident_id, "pagerduty", event, {"bundle": _bundle(incident_id)}, 1)
 
 
-async def test_escalations_retrigger_the_same_alert_acknowledge_acknowledges_mitigated_is_not_sent(
+async def test_escalations_retrigger_the_same_alert_acknowledge_acknowledges_information_is_not_sent(
     pagerduty_factory: Any,
 ) -> None:
     receiver, url = await pagerduty_factory()
@@ -252,7 +252,7 @@ async def test_escalations_retrigger_the_same_alert_acknowledge_acknowledges_mit
             session, routing_key=ROUTING_KEY, url=url, source="http://remediator.example"
         )
         with capture_logs() as logs:
-            for event in ("trigger", "escalate:2", "mitigated", "acknowledge", "escalate:3", "resolve"):
+            for event in ("trigger", "escalate:2", "announce", "acknowledge", "escalate:3", "resolve"):
                 await notifier.send(_delivery(event))
     assert [(e["event_action"], e["dedup_key"]) for e in receiver.events] == [
         ("trigger", "inc-1"),
@@ -264,7 +264,7 @@ async def test_escalations_retrigger_the_same_alert_acknowledge_acknowledges_mit
     assert receiver.alerts == {"inc-1": "resolved"}
     assert all(e["routing_key"] == ROUTING_KEY for e in receiver.events)
     [skipped] = [e for e in logs if e["event"] == "notify.skipped"]
-    assert skipped["notification"] == "mitigated"
+    assert skipped["notification"] == "announce"  # information for the other channels, not a page
     assert ROUTING_KEY not in repr(logs)
 
 
