@@ -2,6 +2,7 @@
 # Install the system packages the test-suite needs on a fresh Debian 12 machine.
 #
 #   redis-server, prometheus, prometheus-alertmanager (apt, --no-install-recommends)
+#   chromium + chromium-driver: the headless browser the console's browser test drives (never downloaded by a test)
 #   PostgreSQL 15 binaries in /usr/lib/postgresql/15/bin (apt postgresql-15 if missing)
 #
 # Idempotent and fast when everything is present: `apt-get update` runs only when a package is missing.
@@ -11,7 +12,7 @@ set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 
 PG_BIN=/usr/lib/postgresql/15/bin
-APT_PACKAGES=(redis-server prometheus prometheus-alertmanager wrk)
+APT_PACKAGES=(redis-server prometheus prometheus-alertmanager wrk chromium chromium-driver)
 
 SUDO=()
 if [[ "$(id -u)" -ne 0 ]]; then
@@ -42,7 +43,7 @@ if ((${#missing[@]} > 0)); then
 fi
 
 # Verify and report one line per component.
-for bin in redis-server prometheus prometheus-alertmanager amtool wrk promtool; do
+for bin in redis-server prometheus prometheus-alertmanager amtool wrk promtool chromium chromedriver; do
     command -v "$bin" >/dev/null 2>&1 || { echo "install-system-deps: $bin not found after install" >&2; exit 1; }
 done
 [[ -x "$PG_BIN/postgres" ]] || { echo "install-system-deps: $PG_BIN/postgres not found after install" >&2; exit 1; }
@@ -53,3 +54,4 @@ echo "redis-server            $(redis-server --version | grep -oE 'v=[0-9.]+' | 
 echo "prometheus              $(prometheus --version 2>&1 | first_version)"
 echo "prometheus-alertmanager $(prometheus-alertmanager --version 2>&1 | first_version)"
 echo "postgresql              $("$PG_BIN/postgres" --version | first_version) ($PG_BIN)"
+echo "chromium                $(chromium --version 2>/dev/null | first_version)"
