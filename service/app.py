@@ -21,7 +21,7 @@ from service.dispatcher import Dispatcher, worker_name
 from service.escalation import links, paging, routes
 from service.escalation.channels import registry as channels
 from service.escalation.outbox import OutboxWorker
-from service.intake import api, checklist, control, limits, responses, webhook
+from service.intake import api, control, limits, responses, webhook
 from service.intake.committer import GroupCommitter
 from service.intake.gauges import GaugeRefresher
 from service.lifecycle.timers import EscalationTimers
@@ -65,7 +65,7 @@ def create_app(
     app.router.add_get("/v1/incidents/{id}", api.get_incident)
     app.router.add_post("/v1/incidents/{id}/actions/{action}/{verb:approve|reject}", control.decide_action)
     app.router.add_post("/v1/incidents/{id}/ack", control.acknowledge)
-    app.router.add_post("/v1/incidents/{id}/checklist/{item}", checklist.tick)
+    app.router.add_post("/v1/incidents/{id}/checklist/{item}", control.tick)
     app.router.add_get("/v1/incidents/{id}/report", api.incident_report)
     app.router.add_post("/v1/pause", control.pause)
     app.router.add_post("/v1/resume", control.resume)

@@ -1,25 +1,17 @@
-"""Human control: approve or reject a proposed action, and the kill switch (``/v1/pause``, ``/v1/resume``).
+"""Human control over HTTP: approve or reject a proposed action, acknowledge, tick a checklist item, and the
+kill switch (``/v1/pause``, ``/v1/resume``).
 
 Every endpoint here takes an approver token (``REMEDIATOR_APPROVER_TOKENS``); the approver's name is written
-to the journal and the timeline. The webhook token is known but not allowed here (403).
+to the journal and the timeline. The webhook token is known but not allowed here (403). What each decision
+does is ``intake.humans`` (shared with the console and Slack); this module only authenticates and answers.
 """
 
 from __future__ import annotations
 
-import time
-
-import sqlalchemy as sa
-import structlog
 from aiohttp import web
 
-from service import errors, keys
-from service.intake import auth, responses
-from service.records import actions as journal
-from service.records import incidents as incident_rows
-from service.records import schema, switches
-from service.records.coordination import CoordinationUnavailable
-
-log = structlog.get_logger(__name__)
+from service import keys
+from service.intake import auth, humans, responses
 
 
 def approver(request: web.Request) -> str | web.Response:
@@ -38,6 +30,13 @@ def approver(request: web.Request) -> str | web.Response:
     return auth.unauthorized(auth.INVALID)
 
 
+def answer(outcome: humans.Outcome) -> web.Response:
+    """The API's JSON answer to a human decision: the body when it went through, else the error."""
+    if outcome.ok or (outcome.status == 409 and outcome.body and outcome.where is None):
+        return responses.json_response(outcome.body, status=outcome.status)
+    return responses.error(outcome.status, outcome.message, field=outcome.where)
+
+
 async def pause(request: web.Request) -> web.Response:
     return await _switch(request, paused=True)
 
@@ -50,21 +49,7 @@ async def _switch(request: web.Request, *, paused: bool) -> web.Response:
     who = approver(request)
     if isinstance(who, web.Response):
         return who
-    now = time.time()
-    try:
-        await switches.set_paused(request.app[keys.STORE], paused, by=who, now=now)  # survives restarts
-    except errors.StoreUnavailable:
-        return responses.error(503, "store unavailable; the switch was not changed")
-    try:
-        await request.app[keys.COORDINATION].set_paused(
-            paused, by=who, now=now
-        )  # seen by every replica at once
-    except CoordinationUnavailable:
-        log.warning(
-            "automation.switch_not_shared", paused=paused
-        )  # automation fails closed without it anyway
-    log.warning("automation.paused" if paused else "automation.resumed", by=who)
-    return responses.json_response({"paused": paused, "by": who})
+    return answer(await humans.switch(request.app, paused=paused, who=who))
 
 
 async def acknowledge(request: web.Request) -> web.Response:
@@ -72,78 +57,24 @@ async def acknowledge(request: web.Request) -> web.Response:
     who = approver(request)
     if isinstance(who, web.Response):
         return who
-    incident_id = request.match_info["id"]
-    app = request.app
-    try:
-        async with app[keys.STORE].write() as conn:
-            incident = await incident_rows.get_row(conn, incident_id)
-            if incident is None:
-                return responses.error(404, f"no incident {incident_id!r}", field="id")
-            if incident["resolved_at"] is not None or incident["acked_at"] is not None:
-                state = (
-                    "resolved"
-                    if incident["resolved_at"] is not None
-                    else f"acknowledged by {incident['acked_by']}"
-                )
-                return responses.error(409, f"incident {incident_id} is already {state}", field="id")
-            await app[keys.LIFECYCLE].acknowledge(conn, incident, by=who, now=time.time())
-    except errors.StoreUnavailable:
-        return responses.error(503, "store unavailable; retry later")
-    app[keys.OUTBOX].wake()
-    return responses.json_response({"id": incident_id, "acknowledged_by": who})
+    return answer(await humans.acknowledge(request.app, request.match_info["id"], who))
 
 
 async def decide_action(request: web.Request) -> web.Response:
+    """``POST /v1/incidents/{id}/actions/{action}/approve|reject``: approve runs the action now."""
     who = approver(request)
     if isinstance(who, web.Response):
         return who
-    incident_id, action_id = request.match_info["id"], request.match_info["action"]
-    verb = request.match_info["verb"]
-    app = request.app
-    store = app[keys.STORE]
-    now = time.time()
-    try:
-        async with store.write() as conn:
-            record = await journal.get(conn, incident_id, action_id)
-            if record is None:
-                return responses.error(
-                    404, f"no action {action_id!r} on incident {incident_id!r}", field="action"
-                )
-            if record["status"] != "awaiting_approval":
-                return responses.error(
-                    409, f"action {action_id} is already {record['status']}", field="action"
-                )
-            if verb == "approve":
-                incident = await incident_rows.get_row(conn, incident_id)
-                if incident is None or incident["resolved_at"] is not None:
-                    return responses.error(
-                        409,
-                        f"incident {incident_id} is resolved: its proposals can no longer be approved",
-                        field="id",
-                    )
-            new_status = "approved" if verb == "approve" else "rejected"
-            A = schema.actions
-            changed = await conn.execute(
-                sa.update(A)
-                .where(A.c.id == action_id, A.c.status == "awaiting_approval")
-                .values(status=new_status, approver=who)
-            )
-            if not changed.rowcount:
-                return responses.error(409, f"action {action_id} was decided meanwhile", field="action")
-            await app[keys.LIFECYCLE].note(
-                conn,
-                incident_id,
-                "action.approved" if verb == "approve" else "action.rejected",
-                f"{record['action']} {new_status} by {who}",
-                now=now,
-                data={"action_id": action_id, "approver": who},
-            )
-    except errors.StoreUnavailable:
-        return responses.error(503, "store unavailable; retry later")
-    if verb == "reject":
-        async with store.read() as conn:
-            return responses.json_response(await journal.get(conn, incident_id, action_id))
-    status = await app[keys.PIPELINE].run_approved(incident_id, record, who)
-    async with store.read() as conn:
-        result = await journal.get(conn, incident_id, action_id)
-    return responses.json_response(result, status=200 if status in ("succeeded", "skipped") else 409)
+    verb: humans.Verb = "approve" if request.match_info["verb"] == "approve" else "reject"
+    outcome = await humans.decide(
+        request.app, request.match_info["id"], request.match_info["action"], verb, who
+    )
+    return answer(outcome)
+
+
+async def tick(request: web.Request) -> web.Response:
+    """``POST /v1/incidents/{id}/checklist/{item}``: tick a post-incident checklist item (``checklist``)."""
+    who = approver(request)
+    if isinstance(who, web.Response):
+        return who
+    return answer(await humans.tick(request.app, request.match_info["id"], request.match_info["item"], who))

@@ -1,0 +1,169 @@
+"""What a human decides, whichever door it came through — the JSON API, the console, a Slack button, the CLI:
+approve or reject a proposal, acknowledge, tick a checklist item, pause or resume automation.
+
+Each function takes the application and the person (an approver's name, already authenticated by the
+caller), writes through the lifecycle and the journal exactly as the API always did, and returns an
+``Outcome``: the HTTP status the API answers, a sentence a human reads, the field at fault, and the body.
+Callers only translate it (JSON, an HTML flash message, a Slack reply). Approving records the decision and
+then runs the action through the pipeline's approved path; ``run_approved`` is separate so that Slack can
+answer within its 3 seconds and run the action in the background.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import sqlalchemy as sa
+import structlog
+from aiohttp import web
+
+from service import errors, keys
+from service.intake import checklist
+from service.records import actions as journal
+from service.records import incidents as incident_rows
+from service.records import schema, switches
+from service.records.coordination import CoordinationUnavailable
+from service.records.store import iso
+
+log = structlog.get_logger(__name__)
+
+Verb = Literal["approve", "reject"]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a human decision went: ``status`` as the API answers it (200 done, 404, 409, 503)."""
+
+    status: int
+    message: str
+    where: str | None = None  # the request field at fault (the API's ``field``)
+    body: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+
+def _unavailable() -> Outcome:
+    return Outcome(503, "store unavailable; retry later")
+
+
+async def record_decision(
+    app: web.Application, incident_id: str, action_id: str, verb: Verb, who: str
+) -> Outcome:
+    """Approve or reject a proposal in the journal (compare-and-set on ``awaiting_approval``) and note it in
+    the timeline; the action does not run here (``run_approved``). 409 names who decided before."""
+    try:
+        async with app[keys.STORE].write() as conn:
+            record = await journal.get(conn, incident_id, action_id)
+            if record is None:
+                return Outcome(404, f"no action {action_id!r} on incident {incident_id!r}", "action")
+            if record["status"] != "awaiting_approval":
+                by = f" by {record['approver']}" if record.get("approver") else ""
+                return Outcome(409, f"action {action_id} is already {record['status']}{by}", "action", record)
+            if verb == "approve":
+                incident = await incident_rows.get_row(conn, incident_id)
+                if incident is None or incident["resolved_at"] is not None:
+                    message = f"incident {incident_id} is resolved: its proposals can no longer be approved"
+                    return Outcome(409, message, "id")
+            new_status = "approved" if verb == "approve" else "rejected"
+            A = schema.actions
+            changed = await conn.execute(
+                sa.update(A)
+                .where(A.c.id == action_id, A.c.status == "awaiting_approval")
+                .values(status=new_status, approver=who)
+            )
+            if not changed.rowcount:
+                return Outcome(409, f"action {action_id} was decided meanwhile", "action")
+            await app[keys.LIFECYCLE].note(
+                conn,
+                incident_id,
+                "action.approved" if verb == "approve" else "action.rejected",
+                f"{record['action']} {new_status} by {who}",
+                now=time.time(),
+                data={"action_id": action_id, "approver": who},
+            )
+            decided = await journal.get(conn, incident_id, action_id)
+    except errors.StoreUnavailable:
+        return _unavailable()
+    return Outcome(200, f"{record['action']} {new_status} by {who}", body=decided or record)
+
+
+async def run_approved(app: web.Application, incident_id: str, record: dict[str, Any], who: str) -> Outcome:
+    """Run an approved proposal through the pipeline's approved path (guards, lock, journal, verify)."""
+    status = await app[keys.PIPELINE].run_approved(incident_id, record, who)
+    async with app[keys.STORE].read() as conn:
+        result = await journal.get(conn, incident_id, record["id"]) or record
+    done = status in ("succeeded", "skipped")
+    reason = f": {result.get('reason')}" if result.get("reason") and not done else ""
+    return Outcome(200 if done else 409, f"{record['action']} {status}{reason}", body=result)
+
+
+async def decide(app: web.Application, incident_id: str, action_id: str, verb: Verb, who: str) -> Outcome:
+    """Record the decision, and for an approval run the action now; the outcome of the run."""
+    decided = await record_decision(app, incident_id, action_id, verb, who)
+    if not decided.ok or verb == "reject":
+        return decided
+    return await run_approved(app, incident_id, decided.body, who)
+
+
+async def acknowledge(app: web.Application, incident_id: str, who: str) -> Outcome:
+    """Stop the escalation timers (PagerDuty is acknowledged); 409 when resolved or acknowledged before."""
+    try:
+        async with app[keys.STORE].write() as conn:
+            incident = await incident_rows.get_row(conn, incident_id)
+            if incident is None:
+                return Outcome(404, f"no incident {incident_id!r}", "id")
+            if incident["resolved_at"] is not None or incident["acked_at"] is not None:
+                state = (
+                    "resolved"
+                    if incident["resolved_at"] is not None
+                    else f"acknowledged by {incident['acked_by']}"
+                )
+                return Outcome(409, f"incident {incident_id} is already {state}", "id")
+            await app[keys.LIFECYCLE].acknowledge(conn, incident, by=who, now=time.time())
+    except errors.StoreUnavailable:
+        return _unavailable()
+    app[keys.OUTBOX].wake()
+    return Outcome(200, f"acknowledged by {who}", body={"id": incident_id, "acknowledged_by": who})
+
+
+async def tick(app: web.Application, incident_id: str, wanted: str, who: str) -> Outcome:
+    """Tick a post-incident checklist item (by id or number); 409 when ticked before, naming who and when."""
+    try:
+        async with app[keys.STORE].write() as conn:
+            incident = await incident_rows.get_row(conn, incident_id)
+            if incident is None:
+                return Outcome(404, f"no incident {incident_id!r}", "id")
+            item = checklist.find(checklist.items_of(incident, app[keys.RULES]), wanted)
+            if item is None:
+                return Outcome(404, f"incident {incident_id} has no checklist item {wanted[:80]!r}", "item")
+            now = time.time()
+            if await app[keys.LIFECYCLE].tick(conn, incident, item, by=who, now=now) is None:
+                first = (await incident_rows.ticks_of(conn, incident_id)).get(item.id, {})
+                message = f"{item.text!r} was already ticked by {first.get('by')} at {iso(first.get('at'))}"
+                return Outcome(409, message, "item")
+    except errors.StoreUnavailable:
+        return _unavailable()
+    body = {"id": incident_id, "item": item.id, "band": item.band, "text": item.text, "ticked_by": who}
+    return Outcome(200, f"{item.text!r} ticked by {who}", body={**body, "ticked_at": iso(now)})
+
+
+async def switch(app: web.Application, *, paused: bool, who: str) -> Outcome:
+    """The kill switch for every automatic action: kept in the store (survives restarts), shared through
+    the coordination backend (every replica sees it at once)."""
+    now = time.time()
+    try:
+        await switches.set_paused(app[keys.STORE], paused, by=who, now=now)
+    except errors.StoreUnavailable:
+        return Outcome(503, "store unavailable; the switch was not changed")
+    try:
+        await app[keys.COORDINATION].set_paused(paused, by=who, now=now)
+    except CoordinationUnavailable:
+        log.warning("automation.switch_not_shared", paused=paused)  # automation fails closed without it
+    log.warning("automation.paused" if paused else "automation.resumed", by=who)
+    return Outcome(
+        200, f"automation {'paused' if paused else 'resumed'} by {who}", body={"paused": paused, "by": who}
+    )
