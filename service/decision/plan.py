@@ -31,6 +31,8 @@ class GuardState:
     target: incidents.TargetRef
     dry_run: bool = False
     paused: bool = False
+    #: the maintenance window that pauses automation on this rule or target (the sentence a human reads)
+    window: str | None = None
     coordination_ok: bool = True
     allowed_namespaces: frozenset[str] | None = None  # None: every namespace but the denied ones
     denied_namespaces: frozenset[str] = frozenset({"kube-system"})
@@ -191,7 +193,9 @@ def _coordination_guard(_spec: ActionSpec, g: GuardState, _now: float) -> _Refus
 
 
 def _paused_guard(_spec: ActionSpec, g: GuardState, _now: float) -> _Refusal:
-    return ("paused", "automatic actions are paused (kill switch)") if g.paused else None
+    if g.paused:
+        return "paused", "automatic actions are paused (kill switch)"
+    return ("paused", g.window) if g.window else None
 
 
 def _namespace_guard(_spec: ActionSpec, g: GuardState, _now: float) -> _Refusal:

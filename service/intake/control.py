@@ -8,10 +8,14 @@ does is ``intake.humans`` (shared with the console and Slack); this module only 
 
 from __future__ import annotations
 
+from typing import Any
+
+import orjson
 from aiohttp import web
 
 from service import keys
 from service.intake import auth, humans, responses
+from service.records import windows
 
 
 def approver(request: web.Request) -> str | web.Response:
@@ -38,18 +42,66 @@ def answer(outcome: humans.Outcome) -> web.Response:
 
 
 async def pause(request: web.Request) -> web.Response:
-    return await _switch(request, paused=True)
-
-
-async def resume(request: web.Request) -> web.Response:
-    return await _switch(request, paused=False)
-
-
-async def _switch(request: web.Request, *, paused: bool) -> web.Response:
+    """``POST /v1/pause``: no body pauses every automatic action (kill switch); ``{"scope", "until",
+    "reason"}`` opens a maintenance window for one namespace, rule or target."""
     who = approver(request)
     if isinstance(who, web.Response):
         return who
-    return answer(await humans.switch(request.app, paused=paused, who=who))
+    body = await _body(request)
+    if isinstance(body, web.Response):
+        return body
+    if not body:
+        return answer(await humans.switch(request.app, paused=True, who=who))
+    for name in ("scope", "until"):
+        if not isinstance(body.get(name), str):
+            return responses.error(400, f"{name} is required (a string)", field=name)
+    reason = body.get("reason", "")
+    if not isinstance(reason, str) or len(reason) > windows.MAX_REASON:
+        return responses.error(
+            400, f"reason must be text of at most {windows.MAX_REASON} characters", field="reason"
+        )
+    opened = await humans.open_window(
+        request.app, scope=body["scope"], until=body["until"], reason=reason, who=who
+    )
+    return answer(opened)
+
+
+async def resume(request: web.Request) -> web.Response:
+    """``POST /v1/resume``: no body lifts the kill switch; ``{"window": ID}`` ends that maintenance window."""
+    who = approver(request)
+    if isinstance(who, web.Response):
+        return who
+    body = await _body(request)
+    if isinstance(body, web.Response):
+        return body
+    if not body:
+        return answer(await humans.switch(request.app, paused=False, who=who))
+    if not isinstance(body.get("window"), str):
+        return responses.error(400, "window is required (the id of a maintenance window)", field="window")
+    return answer(await humans.end_window(request.app, body["window"], who))
+
+
+async def automation(request: web.Request) -> web.Response:
+    """``GET /v1/pause``: the kill switch and the maintenance windows in force (any read token)."""
+    settings = request.app[keys.SETTINGS]
+    denial = auth.reader_denial(request, settings.webhook_token, settings.approver_tokens)
+    if denial is not None:
+        return auth.unauthorized(denial)
+    return responses.json_response(await humans.automation_state(request.app))
+
+
+async def _body(request: web.Request) -> dict[str, Any] | web.Response:
+    """The optional JSON object of a pause/resume request ({} when there is none)."""
+    raw = await request.read()
+    if not raw.strip():
+        return {}
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return responses.error(400, "the body must be a JSON object")
+    if not isinstance(body, dict):
+        return responses.error(400, "the body must be a JSON object")
+    return body
 
 
 async def acknowledge(request: web.Request) -> web.Response:

@@ -1,5 +1,6 @@
 """What a human decides, whichever door it came through — the JSON API, the console, a Slack button, the CLI:
-approve or reject a proposal, acknowledge, tick a checklist item, pause or resume automation.
+approve or reject a proposal, acknowledge, tick a checklist item, pause or resume automation (everywhere, or
+for one namespace, rule or target until a time: a maintenance window).
 
 Each function takes the application and the person (an approver's name, already authenticated by the
 caller), writes through the lifecycle and the journal exactly as the API always did, and returns an
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Literal
 
 import sqlalchemy as sa
@@ -21,9 +23,10 @@ from aiohttp import web
 
 from service import errors, keys
 from service.intake import checklist
+from service.model.rules import parse_duration
 from service.records import actions as journal
 from service.records import incidents as incident_rows
-from service.records import schema, switches
+from service.records import schema, switches, windows
 from service.records.coordination import CoordinationUnavailable
 from service.records.store import iso
 
@@ -167,3 +170,70 @@ async def switch(app: web.Application, *, paused: bool, who: str) -> Outcome:
     return Outcome(
         200, f"automation {'paused' if paused else 'resumed'} by {who}", body={"paused": paused, "by": who}
     )
+
+
+#: the longest maintenance window: a forgotten one must not switch automation off for good
+MAX_WINDOW_S = 7 * 24 * 3600.0
+
+
+def window_until(text: str, *, now: float) -> float:
+    """``until`` of a maintenance window: an RFC 3339 time or a duration from now (``2h``, ``90m``); raises
+    ValueError unless it is in the future and at most 7 days ahead."""
+    text = text.strip()
+    try:
+        until = now + parse_duration(text).total_seconds()
+    except ValueError:
+        try:
+            moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            raise ValueError("until must be an RFC 3339 time or a duration such as 2h or 90m") from None
+        if moment.tzinfo is None:
+            raise ValueError("until must carry a time zone (e.g. 2026-12-06T18:00:00Z)") from None
+        until = moment.timestamp()
+    if until <= now:
+        raise ValueError("until must be in the future")
+    if until - now > MAX_WINDOW_S:
+        raise ValueError("a maintenance window lasts at most 7 days")
+    return until
+
+
+async def open_window(app: web.Application, *, scope: str, until: str, reason: str, who: str) -> Outcome:
+    """Pause automation for one namespace, rule or target until a time (every replica sees it: the store)."""
+    now = time.time()
+    try:
+        kind, value = windows.parse_scope(scope)
+    except ValueError as exc:
+        return Outcome(400, str(exc), "scope")
+    try:
+        end = window_until(until, now=now)
+    except ValueError as exc:
+        return Outcome(400, str(exc), "until")
+    try:
+        window = await windows.open_window(
+            app[keys.STORE], kind=kind, value=value, until=end, by=who, reason=reason, now=now
+        )
+    except errors.StoreUnavailable:
+        return _unavailable()
+    log.warning("automation.window_opened", scope=window.scope, until=end, by=who)
+    return Outcome(200, window.sentence(), body={"window": window.public()})
+
+
+async def end_window(app: web.Application, window_id: str, who: str) -> Outcome:
+    """End a maintenance window early; 404 when there is no such window still in force."""
+    try:
+        ended = await windows.end_window(app[keys.STORE], window_id, by=who, now=time.time())
+    except errors.StoreUnavailable:
+        return _unavailable()
+    if ended is None:
+        return Outcome(404, f"no maintenance window {window_id[:40]!r} in force", "window")
+    log.warning("automation.window_ended", scope=ended.scope, by=who)
+    return Outcome(
+        200, f"maintenance window on {ended.scope} ended by {who}", body={"window": ended.public()}
+    )
+
+
+async def automation_state(app: web.Application) -> dict[str, Any]:
+    """The kill switch and the maintenance windows in force, as the API and the console show them."""
+    store = app[keys.STORE]
+    state = await switches.state(store)
+    return {**state, "windows": [w.public() for w in await windows.active(store, time.time())]}

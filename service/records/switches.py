@@ -7,7 +7,7 @@ import orjson
 import sqlalchemy as sa
 
 from service.records import schema
-from service.records.store import Store
+from service.records.store import Store, iso
 
 S = schema.service_state
 PAUSED = "paused"
@@ -27,3 +27,16 @@ async def paused(store: Store) -> bool:
     async with store.read() as conn:
         value = await conn.scalar(sa.select(S.c.value).where(S.c.key == PAUSED))
     return bool(value and orjson.loads(value).get("paused"))
+
+
+async def state(store: Store) -> dict[str, object]:
+    """The kill switch as stored: paused, by whom, since when (RFC 3339); not paused when never set."""
+    async with store.read() as conn:
+        value = await conn.scalar(sa.select(S.c.value).where(S.c.key == PAUSED))
+    data = orjson.loads(value) if value else {}
+    paused_ = bool(data.get("paused"))
+    return {
+        "paused": paused_,
+        "by": data.get("by"),
+        "since": iso(data.get("since")) if data.get("since") else None,
+    }

@@ -32,7 +32,7 @@ from service.model import incidents
 from service.model.rules import ActionSpec
 from service.records import actions as journal
 from service.records import dependencies as open_incidents
-from service.records import switches
+from service.records import switches, windows
 from service.records.coordination import Coordination, CoordinationUnavailable
 from service.records.ids import new_id
 from service.records.store import Store
@@ -178,8 +178,19 @@ class Engine:
             flap_window_s=self.policy.flap_window_s,
             blast_radius=radius,
             dependencies=await self.dependencies(prepared, found),
+            window=await self.window(prepared, now),
             **state,
         )
+
+    async def window(self, prepared: Prepared, now: float) -> str | None:
+        """The maintenance window in force on this rule or target, as a human reads it; None: none is."""
+        target = prepared.target
+        for window in await windows.active(self.store, now):
+            if window.covers(
+                rule=prepared.rule.rule.name, kind=target.kind, namespace=target.namespace, name=target.name
+            ):
+                return window.sentence()
+        return None
 
     async def dependencies(self, prepared: Prepared, found: Sequence[incidents.Finding]) -> dict[str, str]:
         """The rule's failing dependencies → the sentence a human reads: its dependency probes whose finding
