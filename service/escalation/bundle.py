@@ -22,6 +22,10 @@ from service.model import alerts, incidents
 from service.model.incidents import IncidentState
 from service.model.rules import ChecklistItem
 
+#: where a human opens an incident: its console page (a GET, where the Approve / Reject, Acknowledge and
+#: checklist buttons are, behind an approver sign-in); the JSON API stays at ``/v1/incidents/{id}``
+CONSOLE = "/ui/incidents"
+
 
 def alert_ref(alert: alerts.Alert, link_policy: link_rules.Policy) -> incidents.AlertRef:
     graph, refused_graph = link_policy.judge("graph", alert.generator_url)
@@ -82,7 +86,7 @@ def build(**facts: Unpack[Facts]) -> incidents.Bundle:
     ``link_policy`` decides which alert URLs are links; the incident and approve links are built here
     from ``base_url``, our own."""
     refs = [alert_ref(a, facts["link_policy"]) for a in facts["alert_list"]]
-    base = f"{facts['base_url'].rstrip('/')}/v1/incidents/{facts['incident_id']}"
+    base = f"{facts['base_url'].rstrip('/')}{CONSOLE}/{facts['incident_id']}"
     actions = facts.get("actions", ())
     started = facts.get("started_at")
     return incidents.Bundle(
@@ -109,7 +113,7 @@ def build(**facts: Unpack[Facts]) -> incidents.Bundle:
         next_escalation_at=_moment(facts.get("next_at")),
         links=_links(base, refs, facts.get("runbook_url")),
         approve_links={
-            a.id: {"approve": f"{base}/actions/{a.id}/approve", "reject": f"{base}/actions/{a.id}/reject"}
+            a.id: {"approve": f"{base}#action-{a.id}", "reject": f"{base}#action-{a.id}"}
             for a in actions
             if a.status == "awaiting_approval"
         },

@@ -456,7 +456,7 @@ def test_paging_facts_name_the_cause_the_effects_and_who_holds_the_page() -> Non
     facts = facts_of(
         markdown.render(sample_bundle(caused_by=cause, page_due_at=OPENED + 230, state="verifying"))
     )
-    base = f"{BASE_URL}/v1/incidents"
+    base = f"{BASE_URL}/ui/incidents"
     assert facts["Paging"] == "Paging at 09:30 UTC unless mitigated"
     assert facts["Caused by"] == (
         f"incident [01JPBM0ROOT]({base}/01JPBM0ROOT) (database-failure on Deployment/shop/checkout, open)"
@@ -488,7 +488,7 @@ def test_a_hostile_linked_incident_forms_no_link_but_ours() -> None:
     )
     facts = facts_of(rendered)
     assert facts["Caused by"].startswith(
-        f"incident [\\]\\(javascript:alert\\(1\\)\\)]({BASE_URL}/v1/incidents/%5D%28"
+        f"incident [\\]\\(javascript:alert\\(1\\)\\)]({BASE_URL}/ui/incidents/%5D%28"
     )
     assert "<script>" not in rendered and "<img" not in rendered and "](https://evil" not in rendered
     assert facts["Already paged"] == "&lt;img src=x&gt;, \\| a \\|"

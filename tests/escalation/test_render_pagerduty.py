@@ -83,7 +83,7 @@ def test_the_details_lead_with_the_clock_and_who_holds_the_page() -> None:
         "Already paged: L1 pagerduty:primary, L1 slack",
     ]
     assert details["started_at"] == "2026-03-14T09:25:30Z" and details["caused_by"] == cause.model_dump()
-    base = "https://remediator.example.com/v1/incidents"
+    base = "https://remediator.example.com/ui/incidents"
     assert {"href": f"{base}/01JPBM0ROOT", "text": "caused by: incident 01JPBM0ROOT"} in body["links"]
     assert {"href": f"{base}/{EFFECT.incident_id}", "text": f"linked: incident {EFFECT.incident_id}"} in body[
         "links"

@@ -219,11 +219,11 @@ def test_the_paging_section_says_who_holds_it_and_what_it_is_linked_to() -> None
     lines = paging.split("\n")
     assert lines[1] == "Paging at 09:30 UTC unless mitigated"
     assert lines[2] == (
-        "Caused by incident <https://remediator.example.com/v1/incidents/01JPBM0ROOT|01JPBM0ROOT>"
+        "Caused by incident <https://remediator.example.com/ui/incidents/01JPBM0ROOT|01JPBM0ROOT>"
         " (database-failure on Deployment/shop/checkout, open) — paged through it"
     )
     assert lines[3] == (
-        "Linked incidents: <https://remediator.example.com/v1/incidents/01JPBM4A7TQ2XH3M6P9S1V4Y7B"
+        "Linked incidents: <https://remediator.example.com/ui/incidents/01JPBM4A7TQ2XH3M6P9S1V4Y7B"
         "|01JPBM4A7TQ2XH3M6P9S1V4Y7B> (checkout-latency on Deployment/shop/checkout, escalated)"
     )
     assert lines[4] == "Already paged: L1 pagerduty:primary, L1 slack"
@@ -235,6 +235,6 @@ def test_a_hostile_linked_incident_stays_text_and_links_only_to_us() -> None:
     )
     bundle = sample_bundle(caused_by=evil, effects=[evil], holders=["<@U123> https://evil.example"])
     paging = next(t for t in texts(slack.render(bundle, event="linked")) if t.startswith("*Paging*"))
-    assert "<https://remediator.example.com/v1/incidents/x%2F..%2F..%2Fevil%7C%3C%21here%3E|" in paging
+    assert "<https://remediator.example.com/ui/incidents/x%2F..%2F..%2Fevil%7C%3C%21here%3E|" in paging
     assert "<!channel>" not in paging and "<!here>" not in paging and "<@U123>" not in paging
     assert "https[:]//evil.example" in paging

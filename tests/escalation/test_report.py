@@ -492,7 +492,7 @@ def test_without_a_known_start_the_clock_counts_from_detection() -> None:
     assert "| **Alert started** | — |" in text and "Since opening" in text
 
 
-def test_linked_incidents_link_to_their_reports() -> None:
+def test_linked_incidents_link_to_their_console_pages() -> None:
     source = escalated_detail()
     cause = incidents.LinkRef(
         incident_id="01JPBM0ROOT",
@@ -502,13 +502,13 @@ def test_linked_incidents_link_to_their_reports() -> None:
     )
     source["bundle"] = source["bundle"].model_copy(update={"caused_by": cause})
     text = render_report(source, checklist=[], now=OPENED + 3600)
-    base = "https://remediator.example.com/v1/incidents"
+    base = "https://remediator.example.com/ui/incidents"
     assert (
-        f"| **Caused by** | incident [01JPBM0ROOT]({base}/01JPBM0ROOT/report) "
+        f"| **Caused by** | incident [01JPBM0ROOT]({base}/01JPBM0ROOT) "
         "(database-failure on StatefulSet/shop/postgresql, resolved) — paged through it |"
     ) in text
     assert (
-        f"| **Linked incidents** | [{EFFECT.incident_id}]({base}/{EFFECT.incident_id}/report) "
+        f"| **Linked incidents** | [{EFFECT.incident_id}]({base}/{EFFECT.incident_id}) "
         "(checkout-latency on Deployment/shop/checkout, escalated) |"
     ) in text
     assert "| **Paged** | L1 pagerduty:primary, L1 slack |" in text

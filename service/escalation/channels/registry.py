@@ -1,17 +1,24 @@
 """The channels that are on, built once at start from the settings, by outbox channel key: ``log``,
-``webhook``, ``slack``, ``pagerduty`` and one ``pagerduty:NAME`` per named PagerDuty service."""
+``webhook``, ``slack``, ``slack_app``, ``pagerduty`` and one ``pagerduty:NAME`` per named PagerDuty
+service."""
 
 from __future__ import annotations
 
 import aiohttp
 
-from service.escalation.channels import base, log, pagerduty, slack, webhook
+from service.escalation.channels import base, log, pagerduty, slack, slack_app, webhook
+from service.records.store import Store
 from service.settings import Settings
 
 
-def build(settings: Settings, session: aiohttp.ClientSession) -> dict[str, base.Notifier]:
-    """The notifiers of ``settings.notify_channels`` and of every named PagerDuty service, by key."""
+def build(
+    settings: Settings, session: aiohttp.ClientSession, store: Store | None = None
+) -> dict[str, base.Notifier]:
+    """The notifiers of ``settings.notify_channels`` and of every named PagerDuty service, by key
+    (``slack_app`` needs the ``store``: where each incident's message is)."""
     notifiers: dict[str, base.Notifier] = {"log": log.LogNotifier()}
+    if settings.slack_bot_token is not None and store is not None:
+        notifiers[slack_app.CHANNEL] = slack_app.from_settings(settings, session, store)
     if settings.notify_webhook_url:
         token = settings.notify_webhook_token.get_secret_value() if settings.notify_webhook_token else None
         secret = settings.notify_webhook_secret

@@ -206,7 +206,7 @@ def _proposals(bundle: incidents.Bundle) -> str:
         lines.append(line)
     if not lines:
         return ""
-    return "\n".join(lines) + "\n\n_Approve and reject take a POST with an approver token._"
+    return "\n".join(lines) + "\n\n_Approve or reject on the incident's console page (approver sign-in)._"
 
 
 def _alert(alert: incidents.AlertRef) -> str:

@@ -148,10 +148,10 @@ def _related(detail: dict[str, Any], bundle: incidents.Bundle | None) -> list[tu
     cause = bundle.caused_by if bundle is not None else None
     if cause is not None:
         note = text.md_text(text.ref_note(cause), ITEM)
-        link = markdown.incident_link(own, cause.incident_id, "/report")
+        link = markdown.incident_link(own, cause.incident_id)
         rows.append(("Caused by", f"incident {link} ({note}) — paged through it"))
     elif isinstance(detail.get("caused_by"), str) and detail["caused_by"]:
-        link = markdown.incident_link(own, detail["caused_by"], "/report")
+        link = markdown.incident_link(own, detail["caused_by"])
         rows.append(("Caused by", f"incident {link} — paged through it"))
     effects = bundle.effects if bundle is not None else []
     if effects:
@@ -164,7 +164,7 @@ def _related(detail: dict[str, Any], bundle: incidents.Bundle | None) -> list[tu
 
 
 def _effect(own: str | None, ref: incidents.LinkRef) -> str:
-    link = markdown.incident_link(own, ref.incident_id, "/report")
+    link = markdown.incident_link(own, ref.incident_id)
     return f"{link} ({text.md_text(text.ref_note(ref), ITEM)})"
 
 

@@ -81,9 +81,18 @@ def mention_line(mentions: Sequence[str]) -> str:
     return " ".join(dict.fromkeys(shown))
 
 
-def render(bundle: incidents.Bundle, *, event: str, mentions: Sequence[str] = ()) -> dict[str, Any]:
+def render(
+    bundle: incidents.Bundle,
+    *,
+    event: str,
+    mentions: Sequence[str] = (),
+    console_url: str | None = None,
+    acknowledged: bool = False,
+) -> dict[str, Any]:
     """The webhook payload: ``text`` (the notification fallback) and the ``blocks``; with ``mentions``
-    (Slack user or user-group ids) the message starts with a line mentioning them."""
+    (Slack user or user-group ids) the message starts with a line mentioning them. With ``console_url``
+    (the Slack app's message) the proposals carry no POST links: an actions block of buttons follows them
+    (``controls``)."""
     head = f"{headline(bundle, event)}: {title(bundle)}"
     who = mention_line(mentions)
     blocks = [
@@ -98,7 +107,8 @@ def render(bundle: incidents.Bundle, *, event: str, mentions: Sequence[str] = ()
         {"type": "divider"},
         _section("Findings", [_finding(f) for f in bundle.findings]),
         _section("Actions tried", [_action(a) for a in bundle.actions]),
-        _proposals(bundle),
+        _proposals(bundle, buttons=console_url is not None),
+        controls(bundle, console_url=console_url, acknowledged=acknowledged) if console_url else None,
         _section("Suggested commands", _commands(bundle)),
         _section("Alerts", [_alert(a) for a in bundle.alerts]),
         _links(bundle),
@@ -245,10 +255,10 @@ def _action(action: incidents.ActionRecord) -> str:
     return line
 
 
-def _proposals(bundle: incidents.Bundle) -> dict[str, Any] | None:
+def _proposals(bundle: incidents.Bundle, *, buttons: bool = False) -> dict[str, Any] | None:
     entries = []
     for proposal in bundle.proposals:
-        pair = bundle.approve_links.get(proposal.id, {})
+        pair = {} if buttons else bundle.approve_links.get(proposal.id, {})
         line = f"• {text.mrkdwn_line(proposal.action, 100)} ({text.mrkdwn_line(proposal.safety, 20)})"
         if proposal.reason:
             line += f": {text.mrkdwn_line(proposal.reason, ITEM)}"
@@ -258,7 +268,9 @@ def _proposals(bundle: incidents.Bundle) -> dict[str, Any] | None:
         entries.append(line)
     if not entries:
         return None
-    entries.append("_approve and reject take a POST with an approver token_")
+    if buttons:
+        return _section("Awaiting approval", [*entries, "_approve or reject with the buttons below_"])
+    entries.append("_approve or reject on the incident's page in the console (approver sign-in)_")
     return _section("Awaiting approval", entries)
 
 
@@ -333,3 +345,80 @@ def fit(content: str, limit: int) -> str:
     if kept.rfind("<") > kept.rfind(">"):
         kept = kept[: kept.rfind("<")]
     return kept + text.MARKER
+
+
+# ---- the Slack app's message: buttons, thread replies ---------------------------------------------------
+
+#: proposals that get buttons (two each); an actions block holds at most 25 elements
+BUTTONED = 10
+BUTTON_TEXT = 75
+#: Slack ``action_id`` prefixes of our buttons; the value is ``<incident id>:<action id>`` (approve, reject)
+#: or the incident id (acknowledge)
+APPROVE, REJECT, ACKNOWLEDGE, OPEN = "approve:", "reject:", "acknowledge", "open"
+
+
+def controls(bundle: incidents.Bundle, *, console_url: str, acknowledged: bool = False) -> dict[str, Any]:
+    """The actions block: Approve / Reject per proposal and Acknowledge while the incident is open (and
+    not acknowledged), and always an "Open in console" link to ``console_url``."""
+    elements: list[dict[str, Any]] = []
+    if bundle.state != "resolved":
+        for proposal in bundle.proposals[:BUTTONED]:
+            value = f"{bundle.incident_id}:{proposal.id}"
+            approve = _button(f"Approve {proposal.action}", APPROVE + proposal.id, value, style="primary")
+            approve["confirm"] = {
+                "title": _plain("Run this action?"),
+                "text": _plain(text.truncate(f"{proposal.action} on {text.target_key(bundle.target)}", 300)),
+                "confirm": _plain("Approve"),
+                "deny": _plain("Cancel"),
+            }
+            elements += [
+                approve,
+                _button(f"Reject {proposal.action}", REJECT + proposal.id, value, style="danger"),
+            ]
+        if not acknowledged:
+            elements.append(_button("Acknowledge", ACKNOWLEDGE, bundle.incident_id))
+    elements.append(
+        {"type": "button", "text": _plain("Open in console"), "url": console_url, "action_id": OPEN}
+    )
+    return {"type": "actions", "block_id": "remediator", "elements": elements}
+
+
+def _button(label: str, action_id: str, value: str, *, style: str | None = None) -> dict[str, Any]:
+    button = {"type": "button", "text": _plain(label), "action_id": action_id[:255], "value": value[:2000]}
+    return {**button, "style": style} if style else button
+
+
+def _plain(content: str) -> dict[str, Any]:
+    return {"type": "plain_text", "text": text.truncate(text.one_line(content), BUTTON_TEXT), "emoji": False}
+
+
+def app_event(state: str, *, acknowledged: bool, held: bool = False) -> str:
+    """The event whose headline the Slack app's message shows for the incident's ``state`` (the message is
+    updated in place, so its headline says how the incident stands, not which event came last); ``held``:
+    a linked incident paged through its cause (escalation level 0)."""
+    if state in ("resolved", "mitigated"):
+        return "resolve" if state == "resolved" else "mitigated"
+    if acknowledged:
+        return "acknowledge"
+    if held:
+        return "linked"
+    return {"remediating": "announce", "verifying": "announce", "escalated": "escalate"}.get(state, "trigger")
+
+
+def reply(bundle: incidents.Bundle | None, event: str, *, acknowledged_by: str | None = None) -> str:
+    """The short thread reply that says what happened (``acknowledged by alice``, ``RESOLVED in …``)."""
+    name, level = text.event_name(event)
+    if name == "acknowledge":
+        return f"Acknowledged by {text.mrkdwn_line(acknowledged_by or 'someone', 100)}"
+    if bundle is None:
+        return text.mrkdwn(HEADLINES.get(name, name.upper()) + (f" to level {level}" if level else ""))
+    head = text.mrkdwn(headline(bundle, event) if name in HEADLINES else name.upper())
+    if name in ("resolve", "mitigated"):
+        elapsed, target = text.number(bundle.elapsed_s), text.number(bundle.mttr_target_s)
+        return f"{head} — {text.mrkdwn(text.mttr_line(bundle.state, elapsed, target))}"
+    return f"{head} — {text.mrkdwn_line(bundle.reason, ITEM)}" if bundle.reason else head
+
+
+def note(message: str) -> str:
+    """A sentence of ours (``kube.rollout_undo approved by alice: succeeded``) as a thread reply."""
+    return text.mrkdwn_line(message, 2 * ITEM)

@@ -337,15 +337,15 @@ def clock_origin(started_at: Any) -> str:
 
 
 def incident_url(own: Any, incident_id: Any, suffix: str = "") -> str | None:
-    """Our own URL of another incident: ``own`` (an incident link ``…/v1/incidents/<id>`` of the bundle)
+    """Our own URL of another incident: ``own`` (an incident link ``…/ui/incidents/<id>`` of the bundle)
     with the id replaced by ``incident_id`` as one percent-encoded path segment, then ``suffix``
     (``/report``); None when ``own`` is no such link or the id is empty."""
     href = links.usable(own)
     ident = string(incident_id)
     if href is None or not ident:
         return None
-    head, sep, _ = href.rstrip("/").rpartition("/v1/incidents/")
-    return f"{head}/v1/incidents/{urllib.parse.quote(ident, safe='')}{suffix}" if sep else None
+    head, sep, _ = href.rstrip("/").rpartition("/ui/incidents/")
+    return f"{head}/ui/incidents/{urllib.parse.quote(ident, safe='')}{suffix}" if sep else None
 
 
 def ref_note(ref: incidents.LinkRef | Mapping[str, Any]) -> str:
