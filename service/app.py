@@ -9,7 +9,7 @@ import aiohttp
 import structlog
 from aiohttp import web
 
-from service import keys, pipeline, registries
+from service import console, keys, pipeline, registries
 from service.clients import hub
 from service.clients.http import HttpClient
 from service.clients.kube import KubeClient
@@ -21,7 +21,7 @@ from service.dispatcher import Dispatcher, worker_name
 from service.escalation import links, paging, routes
 from service.escalation.channels import registry as channels
 from service.escalation.outbox import OutboxWorker
-from service.intake import api, control, limits, responses, webhook
+from service.intake import api, control, limits, responses, slack, webhook
 from service.intake.committer import GroupCommitter
 from service.intake.gauges import GaugeRefresher
 from service.lifecycle.timers import EscalationTimers
@@ -68,11 +68,14 @@ def create_app(
     app.router.add_post("/v1/incidents/{id}/checklist/{item}", control.tick)
     app.router.add_get("/v1/incidents/{id}/report", api.incident_report)
     app.router.add_post("/v1/pause", control.pause)
+    app.router.add_get("/v1/pause", control.automation)
     app.router.add_post("/v1/resume", control.resume)
+    slack.setup(app)  # POST /v1/slack/interactions: the Slack app's buttons
     app.router.add_get("/v1/openapi.json", api.openapi_document)
     app.router.add_get("/healthz", api.healthz)
     app.router.add_get("/readyz", api.readyz)
     app.router.add_get("/metrics", api.metrics)
+    console.setup(app)
     return app
 
 
@@ -143,7 +146,7 @@ async def _workers(app: web.Application) -> AsyncIterator[None]:
         table = routes.from_settings(settings)
         outbox = OutboxWorker(
             store,
-            channels.build(settings, session),
+            channels.build(settings, session, store),
             metrics,
             max_attempts=settings.outbox_max_attempts,
             backoff_s=settings.outbox_backoff_s,

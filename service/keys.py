@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from service.dispatcher import Dispatcher
     from service.escalation.outbox import OutboxWorker
     from service.intake.committer import GroupCommitter
+    from service.intake.slack import Interactions
     from service.lifecycle.transitions import Lifecycle
     from service.matching.loader import RuleSet
     from service.observability import Metrics
@@ -40,3 +41,5 @@ COORDINATION: web.AppKey[Coordination] = web.AppKey("coordination")
 ENGINE: web.AppKey[Engine] = web.AppKey("engine")
 LIFECYCLE: web.AppKey[Lifecycle] = web.AppKey("lifecycle")
 PIPELINE: web.AppKey[Pipeline] = web.AppKey("pipeline")
+#: the Slack interactions endpoint's verifier and background tasks (``intake.slack``)
+INTERACTIONS: web.AppKey[Interactions] = web.AppKey("slack_interactions")

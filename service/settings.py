@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
+import re
 from pathlib import Path
 from typing import Annotated
 
@@ -21,6 +22,9 @@ from service import errors
 from service.model import hostnames, levels, routes
 
 _KEYS_FILE = "REMEDIATOR_PAGERDUTY_ROUTING_KEYS_FILE"
+_SLACK_USER = re.compile(r"^[UW][A-Z0-9]{2,20}$")
+_SLACK_CHANNEL = re.compile(r"^[CGD][A-Z0-9]{2,20}$")
+_APPROVER_NAME = re.compile(r"^[A-Za-z0-9][-A-Za-z0-9._@]{0,63}$")
 
 
 class Settings(BaseSettings):
@@ -46,6 +50,23 @@ class Settings(BaseSettings):
     slack_webhook_url: SecretStr | None = Field(
         None, description="Slack incoming-webhook URL (the Slack notifier is on when set; 1 message/s)"
     )
+    slack_bot_token: SecretStr | None = Field(
+        None,
+        description="Slack app bot token (xoxb-…, scope chat:write): the slack_app channel is on when set, "
+        "posting one message per incident to slack_channel and updating it in place",
+    )
+    slack_signing_secret: SecretStr | None = Field(
+        None, description="Slack app signing secret: POST /v1/slack/interactions is on when set (buttons)"
+    )
+    slack_channel: str = Field(
+        "", description="Slack channel id the app posts to (C…; required with the token)"
+    )
+    slack_approvers: Annotated[dict[str, str], NoDecode] = Field(
+        default_factory=dict,
+        description="Slack user ids allowed to press Approve/Reject/Acknowledge, with the approver name the "
+        "timeline shows: U0123ABC=alice,U0456DEF=bob",
+    )
+    slack_api_url: str = Field("https://slack.com/api", description="Slack Web API base URL")
     pagerduty_routing_key: SecretStr | None = Field(
         None,
         description="PagerDuty Events v2 routing (integration) key (the PagerDuty notifier is on when set)",
@@ -141,6 +162,12 @@ class Settings(BaseSettings):
     )
     evidence_limit_bytes: int = Field(4096, ge=256, le=1_048_576, description="evidence kept per finding")
     public_url: str = Field("", description="base URL humans use to reach this service (links in bundles)")
+    session_secret: SecretStr | None = Field(
+        None,
+        description="HMAC key of the console's session cookies (empty: a random key per process, so sessions"
+        " do not survive a restart or span replicas)",
+    )
+    session_ttl_s: float = Field(43200, gt=0, le=604_800, description="how long a console session lasts")
     max_body_bytes: int = Field(1024 * 1024, ge=1024, description="largest accepted webhook body")
     body_timeout_s: float = Field(
         10.0, gt=0, le=300, description="a request body not received within this is answered 408"
@@ -196,7 +223,12 @@ class Settings(BaseSettings):
         return value
 
     @field_validator(
-        "webhook_token", "notify_webhook_token", "monitor_postgres_dsn", "monitor_redis_url", mode="before"
+        "webhook_token",
+        "notify_webhook_token",
+        "monitor_postgres_dsn",
+        "monitor_redis_url",
+        "session_secret",
+        mode="before",
     )
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
@@ -213,7 +245,36 @@ class Settings(BaseSettings):
     def _empty_notifier_secret_is_none(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
 
-    @field_validator("slack_webhook_url", "pagerduty_url")
+    @field_validator("slack_bot_token", "slack_signing_secret", mode="before")
+    @classmethod
+    def _empty_slack_secret_is_none(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("slack_approvers", mode="before")
+    @classmethod
+    def _slack_approvers(cls, value: object) -> object:
+        return slack_approvers(value) if isinstance(value, str) else value
+
+    @field_validator("slack_channel")
+    @classmethod
+    def _slack_channel(cls, value: str) -> str:
+        value = value.strip()
+        if value and not _SLACK_CHANNEL.match(value):
+            raise errors.ConfigError(
+                f"REMEDIATOR_SLACK_CHANNEL: {value[:40]!r} is not a Slack channel id (C…)"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _slack_app_has_a_channel(self) -> Settings:
+        if self.slack_bot_token is not None and not self.slack_channel:
+            raise errors.ConfigError(
+                "REMEDIATOR_SLACK_BOT_TOKEN is set without REMEDIATOR_SLACK_CHANNEL (the channel id to"
+                " post to)"
+            )
+        return self
+
+    @field_validator("slack_webhook_url", "pagerduty_url", "slack_api_url")
     @classmethod
     def _notifier_url(cls, value: SecretStr | str | None, info: ValidationInfo) -> SecretStr | str | None:
         url = value.get_secret_value() if isinstance(value, SecretStr) else value
@@ -356,6 +417,7 @@ class Settings(BaseSettings):
             "webhook": bool(self.notify_webhook_url),
             "slack": self.slack_webhook_url is not None,
             "pagerduty": self.pagerduty_routing_key is not None,
+            "slack_app": self.slack_bot_token is not None,
         }
 
     @property
@@ -381,6 +443,26 @@ def _keys_file(path: Path | None) -> dict[str, str]:
     except (OSError, UnicodeDecodeError) as exc:
         raise errors.ConfigError(f"{_KEYS_FILE}: cannot read {path}: {type(exc).__name__}") from None
     return levels.parse_routing_keys(text, source=_KEYS_FILE)
+
+
+def slack_approvers(text: str) -> dict[str, str]:
+    """``REMEDIATOR_SLACK_APPROVERS``, ``U0123ABC=alice,U0456DEF=bob`` → {Slack user id: approver name};
+    strict: an entry that is not a user id (U…, W…) and a name, or an id given twice, stops the service."""
+    approvers: dict[str, str] = {}
+    for raw in text.split(","):
+        entry = raw.strip()
+        if not entry:
+            continue
+        user, sep, name = (part.strip() for part in entry.partition("="))
+        if not sep or not _SLACK_USER.match(user) or not _APPROVER_NAME.match(name):
+            raise errors.ConfigError(
+                f"REMEDIATOR_SLACK_APPROVERS: invalid entry {entry[:80]!r}: expected USERID=name, e.g. "
+                "U0123ABC=alice (a Slack user id U…/W…, a name of letters, digits, '.', '_', '@' or '-')"
+            )
+        if user in approvers:
+            raise errors.ConfigError(f"REMEDIATOR_SLACK_APPROVERS: user {user} appears twice")
+        approvers[user] = name
+    return approvers
 
 
 def is_loopback(host: str) -> bool:

@@ -303,21 +303,25 @@ async def test_replay_and_incidents_commands_against_a_running_service(make_sett
         assert '"duplicates": 1' in second.stdout
 
         async def listed() -> str | None:
-            result = await _in_thread(run_cli, "incidents", "list", "--url", url, env=env)
+            result = await _in_thread(run_cli, "incidents", "list", "-o", "table", "--url", url, env=env)
             return result.stdout if "escalated" in result.stdout else None
 
-        output = await eventually(listed, timeout=20)
-        assert "Deployment/default/checkout" in output
-        incident_id = output.split()[0]
+        header, row = (await eventually(listed, timeout=20)).splitlines()
+        assert header.split() == [
+            "ID", "STATE", "SEVERITY", "LEVEL", "RULE", "TARGET", "CLOCK", "OPENED", "NOTE"
+        ]  # fmt: skip
+        assert "Deployment/default/checkout" in row and "high-error-rate" in row
+        incident_id = row.split()[0]
         shown = await _in_thread(run_cli, "incidents", "show", incident_id, "--url", url, env=env)
-        assert '"runbook": "High HTTP Error Rate"' in shown.stdout
+        assert '"runbook": "High HTTP Error Rate"' in shown.stdout, "JSON when stdout is not a terminal"
         report = await _in_thread(run_cli, "incidents", "report", incident_id, "--url", url, env=env)
         assert report.returncode == 0 and report.stdout.startswith("#")
         assert "High HTTP Error Rate" in report.stdout
         denied = await _in_thread(
             run_cli, "incidents", "list", "--url", url, env={"REMEDIATOR_WEBHOOK_TOKEN": "x"}
         )
-        assert denied.returncode == 1 and "invalid credentials" in denied.stdout
+        assert denied.returncode == 1 and "401: invalid credentials" in denied.stderr
+        assert denied.stdout == "" and "REMEDIATOR_WEBHOOK_TOKEN" in denied.stderr
     finally:
         await server.close()
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from service.model import alerts as limits
-from service.records import findings
+from service.records import findings, windows
 
 _ERROR = {
     "type": "object",
@@ -147,6 +147,98 @@ _WEBHOOK = {
     "description": "receiver and groupKey hold no control character (Unicode Cc, U+2028, U+2029)",
 }
 
+_WINDOW = {
+    "type": "object",
+    "description": "a maintenance window: automation paused for one namespace, rule or target until a time",
+    "required": ["id", "scope", "until", "by"],
+    "properties": {
+        "id": {"type": "string"},
+        "scope": {"type": "string", "description": "namespace:NAME, rule:NAME or target:KIND/NAMESPACE/NAME"},
+        "kind": {"enum": ["namespace", "rule", "target"]},
+        "value": {"type": "string"},
+        "until": {"type": "string", "format": "date-time"},
+        "by": {"type": "string"},
+        "reason": {"type": "string"},
+        "created_at": {"type": "string", "format": "date-time"},
+        "ended_at": {"type": ["string", "null"], "format": "date-time"},
+        "ended_by": {"type": ["string", "null"]},
+    },
+}
+
+_WINDOW_REQUEST = {
+    "type": "object",
+    "required": ["scope", "until"],
+    "properties": {
+        "scope": {"type": "string", "description": "namespace:NAME, rule:NAME or target:KIND/NAMESPACE/NAME"},
+        "until": {"type": "string", "description": "RFC 3339 with a zone, or a duration from now (90m, 2h)"},
+        "reason": {"type": "string", "maxLength": windows.MAX_REASON},
+    },
+}
+
+_AUTOMATION = {
+    "type": "object",
+    "required": ["paused", "windows"],
+    "properties": {
+        "paused": {"type": "boolean", "description": "the kill switch: every automatic action stopped"},
+        "by": {"type": ["string", "null"]},
+        "since": {"type": ["string", "null"], "format": "date-time"},
+        "windows": {"type": "array", "items": {"$ref": "#/components/schemas/Window"}},
+    },
+}
+
+
+def _console_paths() -> dict[str, Any]:
+    """The console's routes (``service.console``): HTML for a browser, behind the session cookie of
+    ``POST /ui/login``; pages without a session redirect to the sign-in page (303), the live endpoints answer
+    401, and every form post needs its CSRF token and an approver session (403 otherwise)."""
+    page = {"200": {"description": "an HTML page"}, "303": {"description": "not signed in: to /ui/login"}}
+    live = {"200": {"description": "JSON or an HTML fragment"}, "401": {"description": "not signed in"}}
+    form = {
+        "303": {"description": "back to the page, with a flash message"},
+        "200": {"description": "with Accept: application/json, {ok, status, message}"},
+        "403": {"description": "no session, CSRF token missing or wrong, or a read-only session"},
+    }
+    params = {
+        name: {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        for name in ("id", "action", "item", "name")
+    }
+
+    def op(method: str, summary: str, answers: dict[str, Any], *names: str) -> dict[str, Any]:
+        return {method: {"summary": summary, "parameters": [params[n] for n in names], "responses": answers}}
+
+    return {
+        "/ui": op("get", "the console: redirects to /ui/", {"303": {"description": "to /ui/"}}),
+        "/ui/": op("get", "incident list (filters state, rule, over; limit; cursor)", page),
+        "/ui/fragment": op("get", "the incident list's live part (HTML)", live),
+        "/ui/version": op("get", "the incident list's version, polled every 3 s", live),
+        "/ui/login": {
+            **op("get", "sign-in form", {"200": {"description": "an HTML page"}}),
+            **op(
+                "post",
+                "sign in with an approver token or the webhook token (read-only)",
+                {
+                    "303": {"description": "signed in: session cookie set"},
+                    "401": {"description": "unknown token: the form again"},
+                },
+            ),
+        },
+        "/ui/logout": op("post", "sign out", {"303": {"description": "to /ui/login"}, "403": form["403"]}),
+        "/ui/pause": op("post", "kill switch: pause automation", form),
+        "/ui/resume": op("post", "resume automation", form),
+        "/ui/static/{name}": op(
+            "get", "the console's script and style sheet", {"200": {"description": "file"}}, "name"
+        ),
+        "/ui/incidents/{id}": op("get", "incident page", page, "id"),
+        "/ui/incidents/{id}/fragment": op("get", "the incident page's live part (HTML)", live, "id"),
+        "/ui/incidents/{id}/version": op("get", "the incident's version, polled every 3 s", live, "id"),
+        "/ui/incidents/{id}/report.md": op("get", "the Markdown report, as a download", page, "id"),
+        "/ui/incidents/{id}/actions/{action}/approve": op("post", "approve a proposal", form, "id", "action"),
+        "/ui/incidents/{id}/actions/{action}/reject": op("post", "reject a proposal", form, "id", "action"),
+        "/ui/incidents/{id}/ack": op("post", "acknowledge", form, "id"),
+        "/ui/incidents/{id}/checklist/{item}": op("post", "tick a checklist item", form, "id", "item"),
+    }
+
+
 DOCUMENT: dict[str, Any] = {
     "openapi": "3.1.0",
     "info": {"title": "remediator", "version": "1", "description": "Alert remediation service API"},
@@ -161,6 +253,7 @@ DOCUMENT: dict[str, Any] = {
             "IncidentSummary": _SUMMARY,
             "Alert": _ALERT,
             "Webhook": _WEBHOOK,
+            "Window": _WINDOW,
         },
     },
     "paths": {
@@ -340,27 +433,109 @@ DOCUMENT: dict[str, Any] = {
             }
         },
         "/v1/pause": {
-            "post": {
-                "summary": "Kill switch: stop every automatic action (approver token)",
+            "get": {
+                "summary": "Whether automation is paused (kill switch) and the maintenance windows in force",
                 "security": [{"bearer": []}],
                 "responses": {
-                    "200": {"description": "paused"},
+                    "200": {
+                        "description": "the switch and the windows, soonest to end first",
+                        "content": {"application/json": {"schema": _AUTOMATION}},
+                    },
+                    "401": _err("missing or invalid credentials"),
+                },
+            },
+            "post": {
+                "summary": "Without a body: the kill switch, every automatic action stops. With "
+                "{scope, until, reason}: a maintenance window, automation paused for that scope only "
+                "(approver token)",
+                "security": [{"bearer": []}],
+                "requestBody": {
+                    "required": False,
+                    "content": {"application/json": {"schema": _WINDOW_REQUEST}},
+                },
+                "responses": {
+                    "200": {
+                        "description": "paused: `{paused, by}`, or the window opened: `{window}`",
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "properties": {
+                                        "paused": {"type": "boolean"},
+                                        "by": {"type": "string"},
+                                        "window": {"$ref": "#/components/schemas/Window"},
+                                    },
+                                }
+                            }
+                        },
+                    },
+                    "400": _err(
+                        "a body that is not a JSON object, or a bad scope, until or reason (`field`)"
+                    ),
                     "401": _err("unauthorized"),
                     "403": _err("not an approver"),
+                },
+            },
+        },
+        "/v1/slack/interactions": {
+            "post": {
+                "summary": "The Slack app's buttons (Approve, Reject, Acknowledge): Slack's block_actions, "
+                "signed with the app's signing secret (v0, 5-minute window); the Slack user must be on "
+                "REMEDIATOR_SLACK_APPROVERS; answered at once, the action runs in the background",
+                "security": [],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/x-www-form-urlencoded": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["payload"],
+                                "properties": {"payload": {"type": "string", "description": "JSON"}},
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "200": {"description": "handled (an ephemeral text says what happened, or why not)"},
+                    "400": _err("no payload field holding a JSON object"),
+                    "401": _err("missing, wrong or stale X-Slack-Signature / X-Slack-Request-Timestamp"),
+                    "404": _err("the Slack app is not configured (REMEDIATOR_SLACK_SIGNING_SECRET)"),
                 },
             }
         },
         "/v1/resume": {
             "post": {
-                "summary": "Resume automatic actions (approver token)",
+                "summary": "Without a body: lift the kill switch. With {window: ID}: end that maintenance "
+                "window early (approver token)",
                 "security": [{"bearer": []}],
+                "requestBody": {
+                    "required": False,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["window"],
+                                "properties": {"window": {"type": "string", "description": "its id"}},
+                            }
+                        }
+                    },
+                },
                 "responses": {
-                    "200": {"description": "resumed"},
+                    "200": {"description": "resumed: `{paused, by}`, or the window ended: `{window}`"},
+                    "400": _err("a body that is not a JSON object, or without a window id"),
                     "401": _err("unauthorized"),
                     "403": _err("not an approver"),
+                    "404": _err("no such maintenance window in force"),
                 },
             }
         },
+        "/v1/openapi.json": {
+            "get": {
+                "summary": "This document (OpenAPI 3.1)",
+                "responses": {"200": {"description": "the document", "content": {"application/json": {}}}},
+            }
+        },
+        **_console_paths(),  # the incident console (service.console): HTML pages behind a session cookie
         "/healthz": {"get": {"summary": "liveness", "responses": {"200": {"description": "alive"}}}},
         "/readyz": {
             "get": {

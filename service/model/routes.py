@@ -5,7 +5,8 @@
     critical=pagerduty+slack;warning=slack;rule:redis-failure=pagerduty;*=log
 
 - a selector is a severity (``critical``, ``high``, ``warning``, ``info``), ``rule:<rule name>`` or ``*``;
-- channels are ``log``, ``webhook``, ``slack`` and ``pagerduty`` joined by ``+``;
+- channels are ``log``, ``webhook``, ``slack``, ``pagerduty`` and ``slack_app`` (the Slack app: one
+  message per incident, updated in place, with buttons) joined by ``+``;
 - whitespace around names is ignored; each selector may appear once.
 
 ``parse`` runs once, when the settings load (``Settings.route_table``): a mistake stops the service with
@@ -22,7 +23,7 @@ from typing import NoReturn
 
 from service import errors
 
-CHANNELS = ("log", "webhook", "slack", "pagerduty")
+CHANNELS = ("log", "webhook", "slack", "pagerduty", "slack_app")
 SEVERITIES = ("critical", "high", "warning", "info")
 _RULE_NAME = re.compile(r"^[a-z0-9][-a-z0-9]{0,62}$")  # as the rule loader accepts them
 _SETTING = "REMEDIATOR_NOTIFY_ROUTES"

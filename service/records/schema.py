@@ -167,6 +167,16 @@ actions = sa.Table(
     sa.Column("round", sa.Integer),  # the findings round the action acted on (None: no probe ran)
 )
 
+#: the Slack app's message of each incident (``records.slack_messages``): posted once, then updated in place
+slack_messages = sa.Table(
+    "slack_messages",
+    metadata,
+    sa.Column("incident_id", sa.String(32), primary_key=True),
+    sa.Column("channel", sa.String(32), nullable=False),
+    sa.Column("ts", sa.String(32), nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
+
 sa.Index("ix_actions_incident", actions.c.incident_id, actions.c.requested_at)
 sa.Index("ix_actions_status", actions.c.status)
 sa.Index("ix_inbox_state_id", inbox.c.state, inbox.c.id)

@@ -103,7 +103,14 @@ async def test_the_cli_ticks_an_item_with_an_approver_token(make_settings: Any) 
         assert ticked.returncode == 0, ticked.stderr
         assert "Post-mortem scheduled" in ticked.stdout and "alice" in ticked.stdout
         refused = await asyncio.to_thread(  # the webhook token is no approver token
-            run_cli, "incidents", "check", incident, "1", "--url", url, "--token", TOKEN
+            run_cli,
+            "incidents",
+            "check",
+            incident,
+            "1",
+            "--url",
+            url,
+            env={"REMEDIATOR_APPROVER_TOKEN": TOKEN},
         )
         assert refused.returncode == 1 and "approver" in refused.stderr
     finally:

@@ -10,12 +10,19 @@ key sends more than ``rate`` events within ``window_s``.
 
 Slack (``POST /hooks``): a JSON object with ``text`` or ``blocks``; 200 ``ok``, or 400 ``invalid_payload``
 (not JSON / not an object) or ``no_text``.
+
+Slack's Web API (``SlackApi``: ``POST /api/chat.postMessage``, ``chat.update``, ``chat.postEphemeral``) for
+the Slack app channel: bearer token, JSON, the fields each method requires, ``{"ok": …}`` answers.
 """
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
+import hmac
 import json
 import time
+import urllib.parse
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -159,6 +166,144 @@ class Slack:
             return web.Response(status=400, text="no_text")
         self.messages.append(message)
         return web.Response(status=200, text="ok")
+
+
+@dataclass
+class SlackApi:
+    """The Slack Web API stand-in (``POST /api/chat.postMessage``, ``/api/chat.update``,
+    ``/api/chat.postEphemeral``), answering as Slack does: HTTP 200 with ``{"ok": true, …}`` or
+    ``{"ok": false, "error": …}``.
+
+    Checks the bearer token (``not_authed`` / ``invalid_auth``), the JSON content type, ``channel`` (one
+    of ``channels``, else ``channel_not_found``), ``text`` or ``blocks`` (``no_text``), for an update a
+    ``ts`` it issued in that channel (``message_not_found``), for a thread reply a ``thread_ts`` it issued,
+    for an ephemeral a ``user``. ``calls`` records every call (method, body) it accepted; ``messages``
+    holds each top-level message as it stands now, by ts; ``ratelimit(n)`` answers the next n calls 429
+    ``ratelimited`` with Retry-After; ``delay_s`` holds every answer that long."""
+
+    token: str = "xoxb-test-token"
+    channels: frozenset[str] = frozenset({"C0INCIDENTS"})
+    delay_s: float = 0.0
+    calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    refused: list[tuple[str, str]] = field(default_factory=list)
+    messages: dict[str, dict[str, Any]] = field(default_factory=dict)
+    _limited: int = 0
+    _next_ts: int = 1700000000
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_post("/api/{method}", self.handle)
+        return app
+
+    def ratelimit(self, times: int = 1) -> None:
+        self._limited += times
+
+    def of(self, method: str) -> list[dict[str, Any]]:
+        """The bodies of the accepted calls of ``method``, in order."""
+        return [body for name, body in self.calls if name == method]
+
+    def posts(self) -> list[dict[str, Any]]:
+        """Top-level messages posted (not thread replies)."""
+        return [b for b in self.of("chat.postMessage") if "thread_ts" not in b]
+
+    def replies(self, ts: str) -> list[str]:
+        """The texts of the thread replies to the message ``ts``."""
+        return [b["text"] for b in self.of("chat.postMessage") if b.get("thread_ts") == ts]
+
+    async def handle(self, request: web.Request) -> web.Response:
+        if self.delay_s:
+            await asyncio.sleep(self.delay_s)
+        method = request.match_info["method"]
+        if self._limited:
+            self._limited -= 1
+            return self._no(method, "ratelimited", status=429, headers={"Retry-After": "1"})
+        auth = request.headers.get("Authorization", "")
+        if not auth:
+            return self._no(method, "not_authed")
+        if auth != f"Bearer {self.token}":
+            return self._no(method, "invalid_auth")
+        if request.content_type != "application/json":
+            return self._no(method, "invalid_form_data")
+        try:
+            body = json.loads(await request.read())
+        except ValueError:
+            return self._no(method, "invalid_json")
+        if method not in ("chat.postMessage", "chat.update", "chat.postEphemeral"):
+            return self._no(method, "unknown_method", status=404)
+        return self._answer(method, body if isinstance(body, dict) else {})
+
+    def _answer(self, method: str, body: dict[str, Any]) -> web.Response:
+        channel = body.get("channel")
+        if channel not in self.channels:
+            return self._no(method, "channel_not_found")
+        if not body.get("text") and not body.get("blocks"):
+            return self._no(method, "no_text")
+        if method == "chat.postEphemeral":
+            if not body.get("user"):
+                return self._no(method, "user_not_in_channel")
+            self.calls.append((method, body))
+            return web.json_response({"ok": True, "message_ts": self._ts()})
+        known = body.get("ts") if method == "chat.update" else body.get("thread_ts")
+        if (method == "chat.update" or known is not None) and self.messages.get(str(known), {}).get(
+            "channel"
+        ) != channel:
+            return self._no(method, "message_not_found" if method == "chat.update" else "thread_not_found")
+        self.calls.append((method, body))
+        ts = str(known) if method == "chat.update" else self._ts()
+        message = {"channel": channel, "ts": ts, "text": body.get("text"), "blocks": body.get("blocks")}
+        if method == "chat.update" or known is None:
+            self.messages[ts] = message
+        return web.json_response({"ok": True, "channel": channel, "ts": ts, "message": message})
+
+    def _ts(self) -> str:
+        self._next_ts += 1
+        return f"{self._next_ts}.000100"
+
+    def _no(
+        self, method: str, error: str, *, status: int = 200, headers: dict[str, str] | None = None
+    ) -> web.Response:
+        self.refused.append((method, error))
+        return web.json_response({"ok": False, "error": error}, status=status, headers=headers)
+
+
+def slack_click(
+    secret: str,
+    *,
+    user: str,
+    action_id: str,
+    value: str,
+    channel: str = "C0INCIDENTS",
+    timestamp: int | None = None,
+) -> tuple[bytes, dict[str, str]]:
+    """A ``block_actions`` request as Slack sends it when ``user`` presses a button: the form body and
+    its headers, signed v0 with ``secret`` at ``timestamp`` (default: now)."""
+    payload = {
+        "type": "block_actions",
+        "user": {"id": user, "username": user.lower(), "team_id": "T0TEAM"},
+        "team": {"id": "T0TEAM", "domain": "example"},
+        "container": {"type": "message", "message_ts": "1700000001.000100", "channel_id": channel},
+        "channel": {"id": channel, "name": "incidents"},
+        "response_url": "https://hooks.slack.com/actions/T0TEAM/1/abc",
+        "trigger_id": "1.2.3",
+        "actions": [
+            {
+                "type": "button",
+                "action_id": action_id,
+                "block_id": "remediator",
+                "value": value,
+                "action_ts": "1700000002.000200",
+            }
+        ],
+    }
+    body = urllib.parse.urlencode({"payload": json.dumps(payload)}).encode()
+    when = str(int(time.time()) if timestamp is None else timestamp)
+    digest = hmac.new(secret.encode(), f"v0:{when}:".encode() + body, hashlib.sha256).hexdigest()
+    headers = {
+        "Content-Type": "application/x-www-form-urlencoded",
+        "X-Slack-Request-Timestamp": when,
+        "X-Slack-Signature": f"v0={digest}",
+    }
+    return body, headers
 
 
 @asynccontextmanager

@@ -16,6 +16,13 @@ ids from settings), on a line of their own before the message; a value that is n
 never shown raw. Events: ``trigger``, ``escalate[:N]``, ``acknowledge``, ``mitigated``, ``resolve``,
 ``announce`` (automatic remediation in progress; the bundle's reason says which action, verifying until
 when) and ``linked`` (the reason says to which incident). Never sends anything.
+
+The Slack app's message (``render(…, console_url=…)``, sent by ``channels.slack_app``) is the same message
+with an actions block instead of the approve/reject links (``controls``): Approve / Reject per proposal
+(``action_id`` ``approve:<action id>``, value ``<incident id>:<action id>``; Approve asks to confirm),
+Acknowledge while the incident is open and unacknowledged, and an "Open in console" link; its headline says
+how the incident stands (``app_event``), and each later event adds a short thread reply (``reply``).
+Button labels are plain text, never mrkdwn.
 """
 
 from __future__ import annotations
