@@ -149,7 +149,7 @@ def test_rules_list_shows_owner_review_and_stats(
         }
     ]
 
-    assert cli.main(args) == 0
+    assert cli.main([*args, "-o", "table"]) == 0
     header, row, footer = capsys.readouterr().out.splitlines()
     assert header.split() == [
         "RULE", "OWNER", "REVIEWED", "AGE", "FIRED", "MITIGATED", "ESCALATED", "MTTR", "TARGET", "OVER"
