@@ -293,6 +293,10 @@ def test_default_env() -> None:
         "name": secret["metadata"]["name"],
         "key": "webhook-token",
     }
+    # console sessions are signed with a key generated once and kept, shared by every replica
+    session = base64.b64decode(secret["data"]["session-secret"]).decode()
+    assert re.fullmatch(r"[A-Za-z0-9]{48}", session) and session != token
+    assert env["REMEDIATOR_SESSION_SECRET"]["valueFrom"]["secretKeyRef"]["key"] == "session-secret"
 
 
 def test_ha_env_and_secret() -> None:

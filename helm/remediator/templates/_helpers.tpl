@@ -96,6 +96,9 @@ refers to that Secret (optional except the webhook token); otherwise only the no
 - [NOTIFY_WEBHOOK_URL, notify-webhook-url, {{ $s.notifyWebhookUrl | quote }}]
 - [NOTIFY_WEBHOOK_TOKEN, notify-webhook-token, {{ $s.notifyWebhookToken | quote }}]
 - [NOTIFY_WEBHOOK_SECRET, notify-webhook-secret, {{ $s.notifyWebhookSecret | quote }}]
+- [PAGERDUTY_ROUTING_KEYS, pagerduty-routing-keys, {{ $s.pagerdutyRoutingKeys | quote }}]
+- [SLACK_BOT_TOKEN, slack-bot-token, {{ $s.slackBotToken | quote }}]
+- [SLACK_SIGNING_SECRET, slack-signing-secret, {{ $s.slackSigningSecret | quote }}]
 {{- end }}
 
 {{/* true when the chart creates its Secret. */}}
