@@ -44,12 +44,10 @@ def answer(outcome: humans.Outcome) -> web.Response:
 async def pause(request: web.Request) -> web.Response:
     """``POST /v1/pause``: no body pauses every automatic action (kill switch); ``{"scope", "until",
     "reason"}`` opens a maintenance window for one namespace, rule or target."""
-    who = approver(request)
-    if isinstance(who, web.Response):
-        return who
-    body = await _body(request)
-    if isinstance(body, web.Response):
-        return body
+    asked = await _approver_and_body(request)
+    if isinstance(asked, web.Response):
+        return asked
+    who, body = asked
     if not body:
         return answer(await humans.switch(request.app, paused=True, who=who))
     for name in ("scope", "until"):
@@ -68,12 +66,10 @@ async def pause(request: web.Request) -> web.Response:
 
 async def resume(request: web.Request) -> web.Response:
     """``POST /v1/resume``: no body lifts the kill switch; ``{"window": ID}`` ends that maintenance window."""
-    who = approver(request)
-    if isinstance(who, web.Response):
-        return who
-    body = await _body(request)
-    if isinstance(body, web.Response):
-        return body
+    asked = await _approver_and_body(request)
+    if isinstance(asked, web.Response):
+        return asked
+    who, body = asked
     if not body:
         return answer(await humans.switch(request.app, paused=False, who=who))
     if not isinstance(body.get("window"), str):
@@ -88,6 +84,15 @@ async def automation(request: web.Request) -> web.Response:
     if denial is not None:
         return auth.unauthorized(denial)
     return responses.json_response(await humans.automation_state(request.app))
+
+
+async def _approver_and_body(request: web.Request) -> tuple[str, dict[str, Any]] | web.Response:
+    """The approver and the optional JSON object of a pause/resume request; the refusal otherwise."""
+    who = approver(request)
+    if isinstance(who, web.Response):
+        return who
+    body = await _body(request)
+    return body if isinstance(body, web.Response) else (who, body)
 
 
 async def _body(request: web.Request) -> dict[str, Any] | web.Response:
