@@ -191,6 +191,7 @@ async def _workers(app: web.Application) -> AsyncIterator[None]:
             await timers.stop()
             await committer.stop()
             await dispatcher.stop()
+            await flow.drain()
             await outbox.stop()
 
 

@@ -3,6 +3,7 @@ human approved runs through the engine's same path (``run_approved``)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -114,7 +115,48 @@ class Acting(Handing):
                 f"{record['action']} (approved by {who}): {status}",
                 now=self.clock(),
             )
+        if status == "succeeded" and rule.rule.remediate[step.index].verify is not None:
+            task = asyncio.create_task(self._verify_approved(incident_id, prepared, step, who))
+            self.background.add(task)
+            task.add_done_callback(self.background.discard)
         return status
+
+    async def _verify_approved(
+        self, incident_id: str, prepared: remediation.Prepared, step: planning.Step, who: str
+    ) -> None:
+        """An approved action ran: re-run its verify probe as for an automatic one (in the background, so
+        the approver has the action's result at once); verified → the incident is mitigated (its page
+        resolved), else its reason says the approved fix did not take."""
+        assert self.engine is not None
+        passed, checked = await self.engine.verify(prepared, step)
+        now = self.clock()
+        async with self.store.write() as conn:
+            incident = await incident_rows.get_row(conn, incident_id)
+            stored = incident_rows.load_bundle(incident["bundle"]) if incident else None
+            if incident is None or stored is None:
+                return
+            await findings.record(conn, incident_id, checked, phase="verification", now=now)
+            last = checked[0].summary if checked else "no result"
+            if passed:
+                summary = f"mitigated by {step.action} (approved by {who})"
+                document = stored.model_copy(
+                    update={"state": "mitigated", "reason": summary, "findings": checked}
+                )
+                await self.lifecycle.mitigate(
+                    conn,
+                    incident_id,
+                    started_at=incident_rows.clock_start(incident),
+                    summary=summary,
+                    now=now,
+                    document=document,
+                )
+            else:
+                reason = f"{step.action} (approved by {who}) ran but verification failed: {last}"
+                document = stored.model_copy(
+                    update={"reason": reason, "findings": checked or stored.findings}
+                )
+                await self.lifecycle.restate(conn, incident_id, document=document, reason=reason, now=now)
+        self.on_notify()
 
     async def _act(
         self,

@@ -3,6 +3,7 @@ them as dataclass fields)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Mapping
 
 from service.clients.hub import Clients
@@ -28,3 +29,5 @@ class Stages:
     engine: remediation.Engine | None
     on_notify: Callable[[], None]
     clock: Callable[[], float]
+    #: verifications of approved actions still running (``drain`` waits for them at shutdown)
+    background: set[asyncio.Task[None]]

@@ -4,6 +4,7 @@ escalation, mitigation)."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -52,6 +53,17 @@ class Pipeline(Acting):
     engine: remediation.Engine | None = None
     on_notify: Callable[[], None] = lambda: None
     clock: Callable[[], float] = time.time
+    background: set[asyncio.Task[None]] = field(default_factory=set)
+
+    async def drain(self, timeout_s: float = 30.0) -> None:
+        """Wait for the verifications of approved actions still running, then cancel what is left (their
+        incidents stay escalated, which is what a human already holds)."""
+        if not self.background:
+            return
+        _done, pending = await asyncio.wait(set(self.background), timeout=timeout_s)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
 
     async def process(self, row: inbox.InboxRow) -> None:
         alert = alerts.stored(row.payload)

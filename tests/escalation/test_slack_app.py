@@ -1,5 +1,6 @@
 """The Slack app channel against the Slack Web API stand-in: one message per incident, posted once and updated
-in place through its life (escalated → approved from a button → acknowledged → resolved) with thread replies;
+in place through its life (escalated → approved from a button → mitigated once the rollback is verified →
+acknowledged → resolved) with thread replies;
 and how Slack's answers are translated (ratelimited, invalid_auth, channel_not_found) without the token
 ever showing."""
 
@@ -146,6 +147,8 @@ async def test_one_message_per_incident_updated_in_place_through_its_life(
         )
 
     await eventually(undone, timeout=20)
+    # the approved rollback is verified (pods ready): the incident is mitigated, the message says so
+    await eventually(lambda: header(api.messages[ts]).startswith("MITIGATED"), timeout=20)
     assert buttons(api.messages[ts]) == ["Acknowledge", "Open in console"], "decided: its buttons are gone"
     assert any("approved by alice" in text for text in api.replies(ts))
     timeline = (await (await client.get(f"/v1/incidents/{incident['id']}", headers=AUTH)).json())["timeline"]
@@ -156,7 +159,7 @@ async def test_one_message_per_incident_updated_in_place_through_its_life(
     assert (await answer.json())["text"] == "acknowledged by alice"
     await eventually(lambda: "Acknowledged by alice" in api.replies(ts), timeout=10)
     assert buttons(api.messages[ts]) == ["Open in console"]
-    assert header(api.messages[ts]).startswith("ACKNOWLEDGED")
+    assert header(api.messages[ts]).startswith("MITIGATED"), "acknowledged, and still mitigated"
 
     await post_alert(client, alert(resolved=True))
     await eventually(lambda: any(r.startswith("RESOLVED") for r in api.replies(ts)), timeout=20)
