@@ -25,10 +25,12 @@ from typing import Any, Literal
 from service.escalation import bundle as bundles
 from service.escalation import links, matrix
 from service.lifecycle.checklist import Checklist
+from service.lifecycle.comms import Comms
 from service.lifecycle.core import ESCALATE_FROM, UNRESOLVED, _changed, _clock, _handed, _stored
 from service.lifecycle.deadlines import Deadlines
 from service.lifecycle.levels import Levels
 from service.lifecycle.linking import Linking
+from service.lifecycle.warroom import WarRooms
 from service.matching.loader import CompiledRule
 from service.model import alerts, incidents, severity
 from service.records import dependencies
@@ -86,7 +88,7 @@ class Facts:
 
 
 @dataclass(frozen=True)
-class Lifecycle(Linking, Deadlines, Levels, Checklist):
+class Lifecycle(Linking, Deadlines, Levels, Checklist, WarRooms, Comms):
     """The one owner of the incident's life (its settings are ``core.Core``'s)."""
 
     def document(self, facts: Facts) -> incidents.Bundle:

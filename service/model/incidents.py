@@ -135,6 +135,14 @@ def _entry(value: object) -> object:
     return {"id": item_id(value), "band": "immediate", "text": value} if isinstance(value, str) else value
 
 
+class WarRoom(_Frozen):
+    """The incident's war room: a Slack channel (``name``, ``url``) with the people and the bridge."""
+
+    name: str
+    url: str | None = None
+    bridge_url: str | None = None
+
+
 class Bundle(_Frozen):
     """Everything a human needs in the first minute of an escalated incident."""
 
@@ -175,3 +183,7 @@ class Bundle(_Frozen):
     holders: list[str] = Field(default_factory=list)
     #: while an automatic action verifies: when the incident will be paged unless mitigated first
     page_due_at: datetime | None = None
+    #: the incident's war room, once opened
+    war_room: WarRoom | None = None
+    #: a runbook drill: nothing was written to the cluster, nothing paged or published; "[DRILL]" everywhere
+    drill: bool = False

@@ -216,6 +216,8 @@ class Rule(_Frozen):
     #: dependency probe failed or a depended-on rule has an open incident in the same namespace, automatic
     #: actions are blocked (guard ``dependency``) and a new incident is linked to that one
     depends_on: list[str] = Field(default_factory=list)
+    #: customers feel this symptom: the service drafts status-page and email updates on the runbooks' clock
+    customer_impact: bool = False
 
     @field_validator("runbook_url")
     @classmethod

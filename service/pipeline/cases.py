@@ -94,6 +94,7 @@ def new_incident(
         "severity": severity.of_alert(alert.labels, rule.rule.severity),
         "root_severity": rule.rule.severity,
         "started_at": min(alert.starts_at.timestamp(), now),
+        "customer_impact": rule.rule.customer_impact,
         "runbook": rule.rule.runbook,
         "mttr_target_s": rule.rule.mttr_target.total_seconds(),
         "reason": None,

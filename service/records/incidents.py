@@ -79,6 +79,8 @@ class IncidentRow:
     caused_by: str | None
     page_due_at: float | None
     root_severity: str | None
+    drill: bool
+    customer_impact: bool
 
     @property
     def clock_start(self) -> float:

@@ -32,6 +32,7 @@ inbox = sa.Table(
     sa.Column("processed_at", sa.Float),
     sa.Column("error", sa.Text),
     sa.Column("rule", sa.String(64)),  # the rule intake matched (None: unmatched, resolved, or stored before)
+    sa.Column("drill", sa.Boolean, nullable=False, server_default=sa.false()),  # a runbook drill's alert
     sa.UniqueConstraint("fingerprint", "starts_at", "status", name="uq_inbox_episode_status"),
 )
 
@@ -68,6 +69,8 @@ incidents = sa.Table(
     sa.Column("caused_by", sa.String(32)),  # the open incident it was linked to when it opened
     sa.Column("page_due_at", sa.Float),  # while an action verifies: page then unless mitigated first
     sa.Column("root_severity", sa.String(16)),  # the rule's own severity (``severity`` follows the alerts)
+    sa.Column("drill", sa.Boolean, nullable=False, server_default=sa.false()),  # opened by a runbook drill
+    sa.Column("customer_impact", sa.Boolean, nullable=False, server_default=sa.false()),  # the rule's flag
 )
 
 #: What the probes found, per round: numbered 1, 2, … per incident, each with its phase (``diagnosis`` at
@@ -175,6 +178,38 @@ slack_messages = sa.Table(
     sa.Column("channel", sa.String(32), nullable=False),
     sa.Column("ts", sa.String(32), nullable=False),
     sa.Column("updated_at", sa.Float, nullable=False),
+)
+
+#: The war room of an incident (a Slack channel): created once, archived after the incident resolves.
+war_rooms = sa.Table(
+    "war_rooms",
+    metadata,
+    sa.Column("incident_id", sa.String(32), primary_key=True),
+    sa.Column("name", sa.String(80), nullable=False),
+    sa.Column("channel_id", sa.String(32)),  # None until Slack created it
+    sa.Column("url", sa.Text),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("archive_due_at", sa.Float),
+    sa.Column("archived_at", sa.Float),
+)
+
+#: Customer communication: one draft per incident, kind (statuspage, email) and step (investigating,
+#: identified, monitoring, resolved); published at most once (``state``), by a human or automatically.
+comms = sa.Table(
+    "comms",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("incident_id", sa.String(32), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("step", sa.String(16), nullable=False),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),  # draft | published
+    sa.Column("external_id", sa.String(128)),  # e.g. the Statuspage incident id
+    sa.Column("published_by", sa.String(128)),
+    sa.Column("published_at", sa.Float),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.UniqueConstraint("incident_id", "kind", "step", name="uq_comms_step"),
 )
 
 sa.Index("ix_actions_incident", actions.c.incident_id, actions.c.requested_at)
