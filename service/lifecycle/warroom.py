@@ -1,5 +1,5 @@
-"""The war room of a major incident: opened once (``war_room_opened``), its state changes posted there, archived
-after the incident resolves. (Engineer H fills this part.)"""
+"""The war room of a major incident: opened once (``war_room_opened``), its state changes posted there,
+archived after the incident resolves."""
 
 from __future__ import annotations
 
