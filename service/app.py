@@ -21,7 +21,7 @@ from service.dispatcher import Dispatcher, worker_name
 from service.escalation import links, paging, routes
 from service.escalation.channels import registry as channels
 from service.escalation.outbox import OutboxWorker
-from service.intake import api, control, limits, responses, slack, webhook
+from service.intake import api, control, drills, humans, limits, responses, slack, webhook
 from service.intake.committer import GroupCommitter
 from service.intake.gauges import GaugeRefresher
 from service.lifecycle.timers import EscalationTimers
@@ -66,10 +66,12 @@ def create_app(
     app.router.add_post("/v1/incidents/{id}/actions/{action}/{verb:approve|reject}", control.decide_action)
     app.router.add_post("/v1/incidents/{id}/ack", control.acknowledge)
     app.router.add_post("/v1/incidents/{id}/checklist/{item}", control.tick)
+    app.router.add_post("/v1/incidents/{id}/comms/{kind}/{step}/publish", control.publish)
     app.router.add_get("/v1/incidents/{id}/report", api.incident_report)
     app.router.add_post("/v1/pause", control.pause)
     app.router.add_get("/v1/pause", control.automation)
     app.router.add_post("/v1/resume", control.resume)
+    app.router.add_post("/v1/drills", drills.post_drill)
     slack.setup(app)  # POST /v1/slack/interactions: the Slack app's buttons
     app.router.add_get("/v1/openapi.json", api.openapi_document)
     app.router.add_get("/healthz", api.healthz)
@@ -154,7 +156,13 @@ async def _workers(app: web.Application) -> AsyncIterator[None]:
             clock=app[keys.CLOCK],
         )
         lifecycle = app[keys.LIFECYCLE] = _lifecycle(settings, store, metrics, table)
-        timers = EscalationTimers(store, lifecycle, on_notify=outbox.wake, clock=app[keys.CLOCK])
+        timers = EscalationTimers(
+            store,
+            lifecycle,
+            on_notify=outbox.wake,
+            clock=app[keys.CLOCK],
+            publish=humans.auto_publisher(app) if settings.statuspage_auto else None,
+        )
         flow = _pipeline(app, lifecycle, on_notify=outbox.wake)
         gauges = GaugeRefresher(store, metrics, interval_s=settings.metrics_refresh_s)
         dispatcher = Dispatcher(
@@ -208,6 +216,9 @@ def _lifecycle(settings: Settings, store: Store, metrics: Metrics, table: routes
         link_window_s=settings.link_window_s,
         link_grace_s=settings.link_grace_s,
         first_response_s=settings.first_response_s,
+        warroom_bridge=settings.warroom_bridge_url,
+        comms_labels=tuple(settings.comms_labels),
+        drill_channel=settings.drill_channel,
     )
 
 

@@ -67,6 +67,24 @@ class Settings(BaseSettings):
         "timeline shows: U0123ABC=alice,U0456DEF=bob",
     )
     slack_api_url: str = Field("https://slack.com/api", description="Slack Web API base URL")
+    warroom_severity: str = Field(
+        "critical",
+        description="incidents at or above this severity get a war room, a Slack channel opened by the app "
+        "(needs REMEDIATOR_SLACK_BOT_TOKEN; scopes channels:manage, chat:write, pins:write, "
+        "usergroups:read); empty or 'off': no war rooms",
+    )
+    warroom_invite: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Slack user (U…/W…) and user-group (S…) ids invited to every war room, comma-separated",
+    )
+    warroom_bridge_url: str = Field(
+        "",
+        description="video bridge posted in the war room, an http(s) URL template with {incident_id}, e.g. "
+        "https://meet.example.com/inc-{incident_id} (empty: no bridge link)",
+    )
+    warroom_archive_after_s: float = Field(
+        86400.0, ge=0, description="a resolved incident's war room is archived this long after the resolve"
+    )
     pagerduty_routing_key: SecretStr | None = Field(
         None,
         description="PagerDuty Events v2 routing (integration) key (the PagerDuty notifier is on when set)",
@@ -122,6 +140,11 @@ class Settings(BaseSettings):
     )
     dry_run: bool = Field(
         False, description="record what would be done (plans, exact requests), write nothing"
+    )
+    drill_channel: str = Field(
+        "log",
+        pattern="^(log|webhook|slack|slack_app)$",
+        description="the one channel a runbook drill's notifications go to (never PagerDuty)",
     )
     namespaces: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
@@ -200,6 +223,34 @@ class Settings(BaseSettings):
     store_timeout_s: float = Field(2.0, gt=0, description="how long intake waits for the store before 503")
     outbox_max_attempts: int = Field(12, ge=1, description="delivery attempts before a notification fails")
     outbox_backoff_s: float = Field(1.0, gt=0, description="first retry delay of a notification (doubles)")
+    statuspage_url: str = Field(
+        "https://api.statuspage.io",
+        description="Atlassian Statuspage API base (tests point it at a stand-in)",
+    )
+    statuspage_page_id: str = Field("", description="the Statuspage page id (customer updates on when set)")
+    statuspage_api_key_file: Path | None = Field(
+        None, description="file holding the Statuspage API key (Authorization: OAuth KEY)"
+    )
+    statuspage_component_id: str = Field(
+        "", description="the Statuspage component whose status each update sets (empty: none)"
+    )
+    statuspage_auto: bool = Field(
+        False, description="publish the Investigating and Resolved status-page updates without a click"
+    )
+    smtp_host: str = Field("", description="SMTP server for customer/stakeholder email (on when set)")
+    smtp_port: int = Field(587, ge=1, le=65535, description="SMTP port")
+    smtp_starttls: bool = Field(True, description="upgrade the SMTP connection with STARTTLS")
+    smtp_username: str = Field("", description="SMTP user (empty: no login)")
+    smtp_password_file: Path | None = Field(None, description="file holding the SMTP password")
+    smtp_from: str = Field("remediator@localhost", description="From: of the email updates")
+    smtp_to: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="who gets the email updates: a,b@example.com"
+    )
+    comms_labels: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="alert labels whose values may appear in customer-facing drafts, e.g. component,region"
+        " (empty: none)",
+    )
     log_format: str = Field("auto", pattern="^(auto|json|console)$", description="auto: console on a TTY")
     log_level: str = Field("info", pattern="^(debug|info|warning|error)$")
 
@@ -283,6 +334,21 @@ class Settings(BaseSettings):
             raise errors.ConfigError(f"REMEDIATOR_{str(info.field_name).upper()} must be an http(s) URL")
         return value
 
+    @field_validator("warroom_severity")
+    @classmethod
+    def _warroom_severity(cls, value: str) -> str:
+        return warroom_severity(value)
+
+    @field_validator("warroom_invite", mode="before")
+    @classmethod
+    def _warroom_invite(cls, value: object) -> object:
+        return warroom_invite(value) if isinstance(value, str) else value
+
+    @field_validator("warroom_bridge_url")
+    @classmethod
+    def _warroom_bridge_url(cls, value: str) -> str:
+        return warroom_bridge_url(value)
+
     @field_validator("notify_fallback")
     @classmethod
     def _fallback(cls, value: str) -> str:
@@ -293,6 +359,13 @@ class Settings(BaseSettings):
     def _hosts(cls, value: object) -> object:
         if isinstance(value, str):
             return [item.strip().lower() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("smtp_to", "comms_labels", mode="before")
+    @classmethod
+    def _comma_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
         return value
 
     @field_validator("link_hosts")
@@ -421,6 +494,11 @@ class Settings(BaseSettings):
         }
 
     @property
+    def warroom_on(self) -> bool:
+        """War rooms are opened: the Slack app is on and ``warroom_severity`` is not off."""
+        return self.slack_bot_token is not None and bool(self.warroom_severity)
+
+    @property
     def host(self) -> str:
         return self.listen.rpartition(":")[0].strip("[]")
 
@@ -463,6 +541,52 @@ def slack_approvers(text: str) -> dict[str, str]:
             raise errors.ConfigError(f"REMEDIATOR_SLACK_APPROVERS: user {user} appears twice")
         approvers[user] = name
     return approvers
+
+
+def warroom_severity(text: str) -> str:
+    """``REMEDIATOR_WARROOM_SEVERITY``: a severity (``critical``, ``high``, ``warning``, ``info``), or
+    "" when war rooms are off (empty or ``off``)."""
+    value = text.strip().lower()
+    if value in ("", "off"):
+        return ""
+    if value not in routes.SEVERITIES:
+        raise errors.ConfigError(
+            f"REMEDIATOR_WARROOM_SEVERITY: {text[:40]!r} is not one of {', '.join(routes.SEVERITIES)} or off"
+        )
+    return value
+
+
+def warroom_invite(text: str) -> list[str]:
+    """``REMEDIATOR_WARROOM_INVITE``: ``U0123ABC,S0456DEF`` → Slack user (U…/W…) and user-group (S…) ids,
+    each once; anything else stops the service."""
+    ids: list[str] = []
+    for raw in text.split(","):
+        entry = raw.strip()
+        if not entry:
+            continue
+        if not levels.SLACK_ID.match(entry):
+            raise errors.ConfigError(
+                f"REMEDIATOR_WARROOM_INVITE: {entry[:40]!r} is not a Slack user or user-group id (U…, W…, S…)"
+            )
+        if entry in ids:
+            raise errors.ConfigError(f"REMEDIATOR_WARROOM_INVITE: {entry} appears twice")
+        ids.append(entry)
+    return ids
+
+
+def warroom_bridge_url(text: str) -> str:
+    """``REMEDIATOR_WARROOM_BRIDGE_URL``: empty, or an http(s) URL whose only placeholder is
+    ``{incident_id}`` (no other brace, no whitespace)."""
+    value = text.strip()
+    if not value:
+        return ""
+    rest = value.replace("{incident_id}", "")
+    if not value.startswith(("https://", "http://")) or any(c in rest for c in "{} \t\n\r\"<>"):
+        raise errors.ConfigError(
+            "REMEDIATOR_WARROOM_BRIDGE_URL must be an http(s) URL with no placeholder but {incident_id}, "
+            "e.g. https://meet.example.com/inc-{incident_id}"
+        )
+    return value
 
 
 def is_loopback(host: str) -> bool:

@@ -1,10 +1,10 @@
 """The ``remediator`` command: ``serve``, ``migrate``, ``rules lint|test|list`` (local), and for the person on
 call, against a running service: ``replay``, ``incidents list|show|report|approve|reject|ack|check``,
-``pause`` and ``resume``.
+``pause``, ``resume`` and ``drill``.
 
 One module per group of commands, each adding its own parsers: ``server`` (serve, migrate, the settings
-flags), ``rules``, ``replay``, ``incidents``, ``automation`` (pause, resume); ``client`` is the one way to
-the service (URL, token, exit codes) and ``output`` the one way to show what was read.
+flags), ``rules``, ``replay``, ``incidents``, ``automation`` (pause, resume), ``drill``; ``client`` is the
+one way to the service (URL, token, exit codes) and ``output`` the one way to show what was read.
 """
 
 from __future__ import annotations
@@ -14,14 +14,15 @@ import sys
 from collections.abc import Sequence
 from importlib import metadata
 
-from service.cli import automation, client, incidents, replay, rules, server
+from service.cli import automation, client, drill, incidents, replay, rules, server
 
 load_settings = server.load_settings
 
 EPILOG = """\
 tokens: never on the command line (anyone can read it with ps). Reads use $REMEDIATOR_WEBHOOK_TOKEN (else
-  $REMEDIATOR_APPROVER_TOKEN); approve, reject, ack, check, pause and resume use $REMEDIATOR_APPROVER_TOKEN;
-  --token-file PATH overrides either. The service is $REMEDIATOR_URL or --url (http://127.0.0.1:8080).
+  $REMEDIATOR_APPROVER_TOKEN); approve, reject, ack, check, pause, resume and drill use
+  $REMEDIATOR_APPROVER_TOKEN; --token-file PATH overrides either. The service is $REMEDIATOR_URL or --url
+  (http://127.0.0.1:8080).
 output: read commands take -o table|json: a table when stdout is a terminal, JSON otherwise.
 exit codes: 0 ok; 1 failure (the service refused, could not be reached, or the action failed; the error is
   printed on stderr); 2 usage (a wrong command line, a refused --token, an unreadable --token-file).
@@ -44,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"remediator {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for group in (server, rules, replay, incidents, automation):
+    for group in (server, rules, replay, incidents, automation, drill):
         group.add_commands(sub)
     return parser
 

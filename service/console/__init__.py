@@ -9,7 +9,8 @@ Never shows a label value unescaped, never links anywhere but our own pages and 
 
 URL scheme (renderings link here): ``/ui/incidents/{id}`` is the incident page; its buttons post to
 ``/ui/incidents/{id}/actions/{action}/approve|reject``, ``/ui/incidents/{id}/ack``,
-``/ui/incidents/{id}/checklist/{item}``, ``/ui/pause``, ``/ui/resume``.
+``/ui/incidents/{id}/checklist/{item}``, ``/ui/incidents/{id}/comms/{kind}/{step}/publish``, ``/ui/pause``,
+``/ui/resume``.
 """
 
 from __future__ import annotations
@@ -49,3 +50,4 @@ def setup(app: web.Application) -> None:
     add.add_post("/ui/incidents/{id}/actions/{action}/{verb:approve|reject}", forms.decide)
     add.add_post("/ui/incidents/{id}/ack", forms.acknowledge)
     add.add_post("/ui/incidents/{id}/checklist/{item}", forms.tick)
+    add.add_post("/ui/incidents/{id}/comms/{kind}/{step}/publish", forms.publish)

@@ -153,3 +153,11 @@ async def pause(request: web.Request, session: sessions.Session) -> web.Response
 @guard.form
 async def resume(request: web.Request, session: sessions.Session) -> web.Response:
     return await answer(request, await humans.switch(request.app, paused=False, who=session.name))
+
+
+@guard.form
+async def publish(request: web.Request, session: sessions.Session) -> web.Response:
+    """Publish a customer-facing draft (status page or email) once, through ``humans.publish``."""
+    info = request.match_info
+    outcome = await humans.publish(request.app, info["id"], info["kind"], info["step"], session.name)
+    return await answer(request, outcome)

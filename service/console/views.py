@@ -19,6 +19,7 @@ from service.console.state import CONSOLE, STATIC_TYPES
 from service.escalation.render import report
 from service.intake import checklist
 from service.model import rules
+from service.records import comms as comms_rows
 from service.records import incidents as incident_rows
 from service.records import outbox, switches, windows
 from service.records.store import iso
@@ -190,6 +191,7 @@ async def incident_context(request: web.Request, incident_id: str) -> dict[str, 
         row = await incident_rows.get_row(conn, incident_id)
         ticks = await incident_rows.ticks_of(conn, incident_id)
         effects = await incident_rows.effects_of(conn, incident_id)
+        drafts = [d.public() for d in await comms_rows.of_incident(conn, incident_id)]
     items = checklist.items_of(row or {"rule": detail["rule"], "bundle": None}, request.app[keys.RULES])
     for tick in ticks.values():
         tick["at"] = iso(tick["at"])
@@ -198,6 +200,7 @@ async def incident_context(request: web.Request, incident_id: str) -> dict[str, 
         "bundle": bundle,
         "effects": [e["id"] for e in effects],
         "checklist": _checklist(items, ticks),
+        "comms": drafts,
         "history": await queries.history(store, detail),
         "report": report.render(detail, bundle, checklist=items, now=now),
         "links": _links(bundle),

@@ -21,6 +21,11 @@ event                   who hears it
 An incident whose route has no ``pagerduty`` pages nobody through the levels: its escalations go to its
 route's channels as before, so ``warning=slack`` never pages a secondary on-call. Channel keys are the
 outbox's: ``pagerduty:NAME``, ``pagerduty``, ``slack``, ``webhook``, ``log``.
+
+The war room (``warroom``, ``REMEDIATOR_WARROOM_SEVERITY``) hears every event of an incident at or above
+that severity, whatever the routes say (a route naming it changes nothing); its ``trigger`` and
+``escalate:N`` carry the level's Slack mentions (who is invited to the room as levels rise). It pages
+nobody, so it is never among the holders of a level.
 """
 
 from __future__ import annotations
@@ -31,12 +36,15 @@ from dataclasses import dataclass
 from service.escalation import matrix as runbook
 from service.escalation import routes
 from service.model import levels
+from service.model import severity as severities
 from service.settings import Settings
 
 Route = Callable[[str, str], Sequence[str]]
 
 #: the events whose notification goes to every channel already paged as well
 TO_PAGED = frozenset({"acknowledge", "resolve"})
+#: the war room's outbox channel key (``escalation.channels.warroom``)
+WARROOM = "warroom"
 
 
 @dataclass(frozen=True)
@@ -50,9 +58,10 @@ class Notice:
 class Paging:
     """The route table and the matrix of people, asked per event; built once at start."""
 
-    def __init__(self, matrix: levels.Matrix, route: Route) -> None:
+    def __init__(self, matrix: levels.Matrix, route: Route, *, warroom: str = "") -> None:
         self._matrix = matrix
         self._route = route
+        self._warroom = severities.rank(warroom)  # 0: no war rooms
 
     @property
     def levels_set(self) -> bool:
@@ -66,7 +75,14 @@ class Paging:
 
     def notices(self, event: str, severity: str, rule: str, *, paged: Collection[str] = ()) -> list[Notice]:
         """Who hears ``event`` of an incident of ``severity`` and ``rule``; ``paged`` are the channels that
-        got its ``trigger`` or an ``escalate:N`` (needed for acknowledge, resolve and mitigated)."""
+        got its ``trigger`` or an ``escalate:N`` (needed for acknowledge, resolve and mitigated); the war
+        room last, when the incident is severe enough."""
+        found = [n for n in self._notices(event, severity, rule, paged) if n.channel != WARROOM]
+        if self._warroom and severities.rank(severity) >= self._warroom:
+            found.append(Notice(WARROOM, self._invited(event)))
+        return found
+
+    def _notices(self, event: str, severity: str, rule: str, paged: Collection[str]) -> list[Notice]:
         name, level = _parsed(event)
         channels = list(self._route(severity, rule))
         pages = self.levels_set and levels.PAGERDUTY in channels
@@ -87,7 +103,15 @@ class Paging:
         route's channels when levels are unset (or the incident's route does not page). ``log`` is nobody."""
         event = "trigger" if level <= 1 else f"escalate:{level}"
         notices = self.notices(event, severity, rule)
-        return [f"L{level} {_label(n)}" for n in notices if n.channel != "log"]
+        return [f"L{level} {_label(n)}" for n in notices if n.channel not in ("log", WARROOM)]
+
+    def _invited(self, event: str) -> tuple[str, ...]:
+        """The Slack ids of the level ``event`` pages (``trigger``: 1, ``escalate:N``: N), to invite to the
+        war room; none for other events or when levels are unset."""
+        name, level = _parsed(event)
+        if name not in ("trigger", "escalate") or not self.levels_set:
+            return ()
+        return tuple(dict.fromkeys(m for n in self._level(level or 1) for m in n.mentions))
 
     def _level(self, level: int | None) -> list[Notice]:
         recipients = self._matrix.recipients(level if level is not None else 1)
@@ -96,7 +120,11 @@ class Paging:
 
 def from_settings(settings: Settings, table: routes.Routes) -> Paging:
     """The settings' matrix (parsed when they loaded) met with the route table that is on."""
-    return Paging(settings.escalation_matrix, table.channels_for)
+    return Paging(
+        settings.escalation_matrix,
+        table.channels_for,
+        warroom=settings.warroom_severity if settings.warroom_on else "",
+    )
 
 
 def unset(route: Route) -> Paging:

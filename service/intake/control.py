@@ -135,3 +135,13 @@ async def tick(request: web.Request) -> web.Response:
     if isinstance(who, web.Response):
         return who
     return answer(await humans.tick(request.app, request.match_info["id"], request.match_info["item"], who))
+
+
+async def publish(request: web.Request) -> web.Response:
+    """``POST /v1/incidents/{id}/comms/{kind}/{step}/publish``: publish a customer-facing draft once
+    (``humans.publish``); 409 when it was published before, naming who and when."""
+    who = approver(request)
+    if isinstance(who, web.Response):
+        return who
+    info = request.match_info
+    return answer(await humans.publish(request.app, info["id"], info["kind"], info["step"], who))

@@ -13,6 +13,7 @@ answer within its 3 seconds and run the action in the background.
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -22,9 +23,12 @@ import structlog
 from aiohttp import web
 
 from service import errors, keys
+from service.comms import drafts
+from service.comms import publish as comms_publish
 from service.intake import checklist
 from service.model.rules import parse_duration
 from service.records import actions as journal
+from service.records import comms as comms_rows
 from service.records import incidents as incident_rows
 from service.records import schema, switches, windows
 from service.records.coordination import CoordinationUnavailable
@@ -237,3 +241,96 @@ async def automation_state(app: web.Application) -> dict[str, Any]:
     store = app[keys.STORE]
     state = await switches.state(store)
     return {**state, "windows": [w.public() for w in await windows.active(store, time.time())]}
+
+
+#: who publishes what ``REMEDIATOR_STATUSPAGE_AUTO`` sends without a click (the timeline says so)
+AUTO = "auto"
+
+
+async def publish(app: web.Application, incident_id: str, kind: str, step: str, who: str) -> Outcome:
+    """Publish a customer-facing draft once: claim it (compare-and-set ``draft → publishing``), send it
+    (Statuspage: open the page's incident the first time, then update it; email: one message), then mark
+    it published, note who in the timeline and tick its checklist item ("Status page updated",
+    "Stakeholders notified"). 409 when it was published before (naming who and when), a drill, or another
+    status-page step is going out; 502 when sending failed (the draft stays a draft)."""
+    lifecycle, clock = app[keys.LIFECYCLE], app[keys.CLOCK]
+    try:
+        async with app[keys.STORE].write() as conn:
+            claimed = await _claim_draft(conn, app, incident_id, kind, step, who)
+    except errors.StoreUnavailable:
+        return _unavailable()
+    if isinstance(claimed, Outcome):
+        return claimed
+    row, severity_, previous = claimed
+    failure: errors.RemediatorError | None = None
+    try:
+        external = await comms_publish.deliver(
+            app[keys.SETTINGS], drafts.parse(kind, step, row.text), severity=severity_, previous=previous
+        )
+    except errors.RemediatorError as exc:
+        failure, external = exc, None
+    try:
+        async with app[keys.STORE].write() as conn:
+            now = clock()
+            if failure is not None:
+                await lifecycle.comms_released(conn, row, reason=str(failure), by=who, now=now)
+                return Outcome(502, f"{kind} {step} not published: {failure}", "step")
+            await lifecycle.comms_published(conn, row, external_id=external, by=who, now=now)
+            await _tick_for(conn, app, incident_id, kind, who, now)
+            done = await comms_rows.get(conn, incident_id, kind, step)
+    except errors.StoreUnavailable:
+        log.error("comms.published_unrecorded", incident=incident_id, kind=kind, step=step)
+        return Outcome(503, f"{kind} {step} was sent but could not be recorded; it will not be sent again")
+    log.info("comms.published", incident=incident_id, kind=kind, step=step, by=who)
+    body = done.public() if done is not None else {}
+    return Outcome(200, f"{kind} {step} published by {who}", body={"id": incident_id, **body})
+
+
+async def _claim_draft(
+    conn: Any, app: web.Application, incident_id: str, kind: str, step: str, who: str
+) -> Outcome | tuple[comms_rows.Row, str, str | None]:
+    """The draft claimed for ``who``, the incident's severity and its Statuspage incident id; or why not."""
+    incident = await incident_rows.get_row(conn, incident_id)
+    if incident is None:
+        return Outcome(404, f"no incident {incident_id!r}", "id")
+    if incident.get("drill"):
+        return Outcome(409, f"incident {incident_id} is a drill: drills never publish", "id")
+    row = await comms_rows.get(conn, incident_id, kind, step)
+    if row is None:
+        message = f"incident {incident_id} has no {kind[:20]!r} draft for step {step[:20]!r}"
+        return Outcome(404, message, "step")
+    if row.state == comms_rows.PUBLISHED:
+        message = f"{kind} {step} already published by {row.published_by} at {iso(row.published_at)}"
+        return Outcome(409, message, "step")
+    if row.state == comms_rows.PUBLISHING or await comms_rows.busy(conn, incident_id, kind):
+        message = f"a {kind} update of incident {incident_id} is being published; retry later"
+        return Outcome(409, message, "step")
+    if not await app[keys.LIFECYCLE].comms_claim(conn, row, by=who, now=app[keys.CLOCK]()):
+        return Outcome(409, f"{kind} {step} was published meanwhile", "step")
+    previous = await comms_rows.external_id(conn, incident_id, kind) if kind == "statuspage" else None
+    return row, str(incident["severity"]), previous
+
+
+async def _tick_for(
+    conn: Any, app: web.Application, incident_id: str, kind: str, who: str, now: float
+) -> None:
+    """Tick the checklist item a published ``kind`` stands for (once: a later step changes nothing)."""
+    incident = await incident_rows.get_row(conn, incident_id)
+    wanted = drafts.CHECKLIST_ITEMS.get(kind)
+    if incident is None or wanted is None:
+        return
+    item = checklist.find(checklist.items_of(incident, app[keys.RULES]), wanted)
+    if item is not None:
+        await app[keys.LIFECYCLE].tick(conn, incident, item, by=who, now=now)
+
+
+def auto_publisher(app: web.Application) -> Callable[[str, str, str], Awaitable[Outcome]]:
+    """What the timers call for ``REMEDIATOR_STATUSPAGE_AUTO``: ``publish`` by ``AUTO``."""
+
+    async def publish_auto(incident_id: str, kind: str, step: str) -> Outcome:
+        outcome = await publish(app, incident_id, kind, step, AUTO)
+        if not outcome.ok:
+            log.warning("comms.auto_publish_failed", incident=incident_id, step=step, reason=outcome.message)
+        return outcome
+
+    return publish_auto

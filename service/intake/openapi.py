@@ -200,7 +200,7 @@ def _console_paths() -> dict[str, Any]:
     }
     params = {
         name: {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
-        for name in ("id", "action", "item", "name")
+        for name in ("id", "action", "item", "name", "kind", "step")
     }
 
     def op(method: str, summary: str, answers: dict[str, Any], *names: str) -> dict[str, Any]:
@@ -236,6 +236,9 @@ def _console_paths() -> dict[str, Any]:
         "/ui/incidents/{id}/actions/{action}/reject": op("post", "reject a proposal", form, "id", "action"),
         "/ui/incidents/{id}/ack": op("post", "acknowledge", form, "id"),
         "/ui/incidents/{id}/checklist/{item}": op("post", "tick a checklist item", form, "id", "item"),
+        "/ui/incidents/{id}/comms/{kind}/{step}/publish": op(
+            "post", "publish a customer-facing draft once", form, "id", "kind", "step"
+        ),
     }
 
 
@@ -398,6 +401,39 @@ DOCUMENT: dict[str, Any] = {
                 },
             }
         },
+        "/v1/incidents/{id}/comms/{kind}/{step}/publish": {
+            "post": {
+                "summary": "Publish a customer-facing draft once: Statuspage (the page's incident created,"
+                " then updated) or email (one message); ticks its checklist item (approver token; audited)",
+                "security": [{"bearer": []}],
+                "parameters": [
+                    {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}},
+                    {
+                        "name": "kind",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string", "enum": ["statuspage", "email"]},
+                    },
+                    {
+                        "name": "step",
+                        "in": "path",
+                        "required": True,
+                        "schema": {
+                            "type": "string",
+                            "enum": ["investigating", "identified", "monitoring", "resolved"],
+                        },
+                    },
+                ],
+                "responses": {
+                    "200": {"description": "published: kind, step, text, published_by, published_at"},
+                    "401": _err("missing or unknown token"),
+                    "403": _err("not an approver"),
+                    "404": _err("no such incident or draft"),
+                    "409": _err("already published (by whom and when), being published, or a drill"),
+                    "502": _err("the status page or the SMTP server refused or could not be reached"),
+                },
+            }
+        },
         "/v1/incidents/{id}/actions/{action}/approve": {
             "post": {
                 "summary": "Run a proposed action (approver token); the approver is journaled",
@@ -526,6 +562,49 @@ DOCUMENT: dict[str, Any] = {
                     "401": _err("unauthorized"),
                     "403": _err("not an approver"),
                     "404": _err("no such maintenance window in force"),
+                },
+            }
+        },
+        "/v1/drills": {
+            "post": {
+                "summary": "Run a runbook drill of a rule (approver token): its scenario alert, stored "
+                "as a drill, runs the full diagnosis and decision with every action dry-run; notifications "
+                "go only to REMEDIATOR_DRILL_CHANNEL, marked [DRILL]",
+                "security": [{"bearer": []}],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["rule"],
+                                "properties": {
+                                    "rule": {"type": "string", "description": "the rule's name"},
+                                    "alert": {
+                                        "type": "object",
+                                        "description": "the scenario's alert (default: the first case of "
+                                        "the rule's tests/<rule>.test.yaml in the rules directory)",
+                                        "properties": {
+                                            "labels": _labels("labels of the drill alert"),
+                                            "annotations": _annotations("annotations of the drill alert"),
+                                        },
+                                    },
+                                },
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "201": {
+                        "description": "the drill incident is open: `{incident, fingerprint, inbox, rule}`"
+                    },
+                    "202": {"description": "stored, its incident not open yet: poll `/v1/incidents?rule=`"},
+                    "400": _err(
+                        "a body that is not a JSON object, a bad alert, or one the rule does not match"
+                    ),
+                    "401": _err("missing or unknown token"),
+                    "403": _err("not an approver"),
+                    "404": _err("no such rule, or no scenario for it"),
                 },
             }
         },

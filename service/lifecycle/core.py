@@ -54,6 +54,9 @@ class Core:
     link_grace_s: float = 120.0
     #: the runbooks' level-1 response time: while an action verifies, the page goes out by alert start + this
     first_response_s: float = 300.0
+    #: the one channel a runbook drill's notifications go to (``REMEDIATOR_DRILL_CHANNEL``; ``log`` when
+    #: that channel is not on)
+    drill_channel: str = "log"
 
     @property
     def _top(self) -> int:
@@ -116,7 +119,27 @@ class Core:
         ``resolve`` and ``acknowledge`` also go to every channel that was paged (``trigger`` or
         ``escalate:N``), whatever the routes say now, and ``mitigated`` to every PagerDuty service paged.
         An incident never handed over (no bundle yet) is announced without one.
+
+        A drill's every event goes to the drill channel only — never PagerDuty, a status page or a war room.
         """
+        # the row decides (a bundle built elsewhere may not carry the flag); one lookup by primary key
+        if (document is not None and document.drill) or await conn.scalar(
+            sa.select(T.c.drill).where(T.c.id == incident_id)
+        ):
+            drilled = document.model_copy(update={"drill": True}) if document is not None else None
+            channel = self.drill_channel if self.drill_channel in self.channels else "log"
+            payload = {"bundle": drilled.model_dump(mode="json")} if drilled is not None else {}
+            await outbox.enqueue(
+                self.store,
+                conn,
+                incident_id=incident_id,
+                channel=channel,
+                event=event,
+                payload=payload,
+                now=now,
+            )
+            return
+        carried = {"bundle": document.model_dump(mode="json")} if document is not None else {}
         plan = self.paging or paging.unset(self.route or _all_channels(self.channels))
         severity_, rule = (document.severity, document.rule) if document else ("", "")
         paged = (
@@ -124,7 +147,6 @@ class Core:
             if event in (*paging.TO_PAGED, "mitigated")
             else []
         )
-        carried = {"bundle": document.model_dump(mode="json")} if document is not None else {}
         for notice in plan.notices(event, severity_, rule, paged=paged):
             await outbox.enqueue(
                 self.store,

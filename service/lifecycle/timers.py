@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import sqlalchemy as sa
@@ -21,7 +21,8 @@ import structlog
 
 from service import errors
 from service.lifecycle.transitions import Lifecycle
-from service.records import schema
+from service.records import comms as comms_rows
+from service.records import schema, war_rooms
 from service.records.sqlite_inline import Conn
 from service.records.store import Store, plain
 
@@ -38,6 +39,7 @@ class EscalationTimers:
         on_notify: Callable[[], None],
         clock: Callable[[], float] = time.time,
         interval_s: float = 5.0,
+        publish: Callable[[str, str, str], Awaitable[object]] | None = None,
     ) -> None:
         self._store = store
         self._lifecycle = lifecycle
@@ -45,6 +47,8 @@ class EscalationTimers:
         self._clock = clock
         self._interval = interval_s
         self._task: asyncio.Task[None] | None = None
+        #: ``REMEDIATOR_STATUSPAGE_AUTO``: publishes (incident, kind, step) without a click (None: off)
+        self._publish = publish
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="escalation-timers")
@@ -74,10 +78,60 @@ class EscalationTimers:
                 moved += await self._lifecycle.stand_alone(conn, row, now=now) is not None
             for row in await _due(conn, _RAISE, now):
                 moved += await self._lifecycle.raise_level(conn, row, now=now) is not None
+            comms = 0  # drafts and reminders of customer communication (not counted as moves)
+            for row in await _comms_due(conn, now):
+                comms += await self._lifecycle.comms_due(conn, row, now=now)
+        if comms:
+            self._on_notify()
+        await self._auto_publish(now)
+        await self._war_rooms(now)
         if moved:
             self._on_notify()
             log.info("timers.raised", incidents=moved)
         return moved
+
+    async def _war_rooms(self, now: float) -> None:
+        """Record each war room the ``warroom`` channel opened in its incident, and queue the archive of
+        every room whose ``archive_due_at`` passed (the channel archives it)."""
+        async with self._store.write() as conn:
+            for room in await war_rooms.unrecorded(conn):
+                await self._lifecycle.war_room_opened(conn, room, now=now)
+            due = await war_rooms.archive_due(conn, now=now)
+            queued = [await self._lifecycle.war_room_archive(conn, room, now=now) for room in due]
+        if any(queued):
+            self._on_notify()
+
+    async def _auto_publish(self, now: float) -> None:
+        """Publish the Investigating and Resolved status-page drafts without a click (a failed try waits
+        ``AUTO_RETRY_S``); the publishing itself is the one path humans take (``publish``)."""
+        if self._publish is None:
+            return
+        async with self._store.read() as conn:
+            due = await comms_rows.auto_due(
+                conn, kind="statuspage", steps=AUTO_STEPS, before=now - AUTO_RETRY_S
+            )
+        for draft in due:
+            await self._publish(draft.incident_id, draft.kind, draft.step)
+
+
+#: the status-page steps ``REMEDIATOR_STATUSPAGE_AUTO`` publishes, and how long a failed try waits
+AUTO_STEPS = ("investigating", "resolved")
+AUTO_RETRY_S = 60.0
+#: customer-impacting incidents handed to humans (drafts and reminders), or resolved within the hour
+_COMMS_RECENT_S = 3600.0
+
+
+async def _comms_due(conn: Conn, now: float) -> list[dict[str, Any]]:
+    """Incidents whose customer communication the lifecycle looks at: customers feel them, not a drill,
+    handed to humans, still open or resolved within ``_COMMS_RECENT_S``."""
+    stmt = (
+        sa.select(T)
+        .where(T.c.customer_impact.is_(True), T.c.drill.is_(False), T.c.escalated_at.is_not(None))
+        .where(sa.or_(T.c.resolved_at.is_(None), T.c.resolved_at >= now - _COMMS_RECENT_S))
+        .order_by(T.c.started_at)
+        .limit(100)
+    )
+    return [plain(r) for r in (await conn.execute(stmt)).mappings().all()]
 
 
 _UNACKED_OPEN = (T.c.acked_at.is_(None), T.c.resolved_at.is_(None))

@@ -4,7 +4,10 @@ Owns finding the rule files (``*.yaml`` and ``*.yml`` directly in the directory,
 hidden files such as editor backups or a ConfigMap's ``..data`` are skipped), parsing them, mapping each
 problem to ``file:line``, checks across files (duplicate rule names; every ``depends_on`` entry that is not
 one of the rule's own probe ids names a rule of the set, and rule dependencies make no cycle) and the
-warnings (review age, no ``runbook_url``).
+runbooks' maintenance clock: a warning when a rule was last ``reviewed`` more than 31 days ago (the monthly
+review), an error in ``lint`` when more than 366 days ago (the yearly revision: loading only warns, a stale
+date must not stop remediation), and — when the caller read the drills from a store — a warning when a rule
+has not been drilled for 92 days (the quarterly test) or never was; plus a warning for no ``runbook_url``.
 ``load_rules`` raises ``RuleLoadError`` listing every error of every file; ``lint`` returns them. Both check
 probe and action names and their ``with:`` params against the ``catalogue.Catalogue`` the caller passes in.
 Reads files; never writes, never imports a network or database library.
@@ -15,6 +18,7 @@ Reads files; never writes, never imports a network or database library.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -32,6 +36,10 @@ __all__ = ["CompiledRule", "LintError", "RuleLoadError", "RuleSet", "lint", "loa
 _SUFFIXES = (".yaml", ".yml")
 #: A rule whose ``reviewed:`` date is more than this many days old gets a warning.
 REVIEW_MAX_AGE_DAYS = 31
+#: … and ``lint`` reports an error when it is more than this many days old (the runbooks' yearly revision).
+REVISION_MAX_AGE_DAYS = 366
+#: A rule whose last drill is more than this many days old (or that was never drilled) gets a warning.
+DRILL_MAX_AGE_DAYS = 92
 
 
 def load_rules(directory: Path, *, catalogue: known.Catalogue, today: date | None = None) -> RuleSet:
@@ -43,9 +51,19 @@ def load_rules(directory: Path, *, catalogue: known.Catalogue, today: date | Non
     return RuleSet(tuple(rules), warnings=tuple(problems))
 
 
-def lint(directory: Path, *, catalogue: known.Catalogue, today: date | None = None) -> list[LintError]:
-    """Every error and warning of every rule file, in file order, then line order."""
-    return _load(directory, date.today() if today is None else today, catalogue)[1]
+def lint(
+    directory: Path,
+    *,
+    catalogue: known.Catalogue,
+    today: date | None = None,
+    drills: Mapping[str, date] | None = None,
+) -> list[LintError]:
+    """Every error and warning of every rule file, in file order, then line order.
+
+    ``drills`` maps a rule name to the day of its last drill (the caller reads them from a store; a rule
+    missing from it was never drilled); None skips the drill check."""
+    day = date.today() if today is None else today
+    return _load(directory, day, catalogue, revision_error=True, drills=drills)[1]
 
 
 def parse_rule(
@@ -80,7 +98,12 @@ class _FileResult:
 
 
 def _load(
-    directory: Path, today: date, catalogue: known.Catalogue
+    directory: Path,
+    today: date,
+    catalogue: known.Catalogue,
+    *,
+    revision_error: bool = False,
+    drills: Mapping[str, date] | None = None,
 ) -> tuple[list[compiled.CompiledRule], list[LintError]]:
     paths, problem = _rule_paths(directory)
     if problem is not None:
@@ -89,6 +112,10 @@ def _load(
     results = [_lint_file(path, compiler_, today, catalogue) for path in paths]
     _check_names(results)
     _check_dependencies(results)
+    for result in results:
+        result.problems = [_revision(p, revision_error) for p in result.problems]
+        if drills is not None and result.name is not None:
+            result.problems.extend(_drill_warning(result, drills.get(result.name), today))
     rules: list[compiled.CompiledRule] = []
     problems: list[LintError] = []
     for result in results:
@@ -236,17 +263,56 @@ def _lint_text(
 
 
 def _review_warning(data: dict[str, Any], root: yaml.Node, file: str, today: date) -> list[LintError]:
+    """The monthly review is due (a warning); the yearly revision is overdue (an ``_Overdue`` warning that
+    ``lint`` reports as an error)."""
     reviewed = data.get("reviewed")
     if not isinstance(reviewed, date) or isinstance(reviewed, datetime):
         return []
     age = (today - reviewed).days
+    line = positions.line_of(root, ("reviewed",))
+    if age > REVISION_MAX_AGE_DAYS:
+        message = (
+            f"rule last reviewed on {reviewed.isoformat()}, {age} days ago (more than"
+            f" {REVISION_MAX_AGE_DAYS}): the runbooks ask for a yearly revision; revise the runbook and the"
+            " rule, then update reviewed:"
+        )
+        return [_Overdue(file, line, message, severity="warning")]
     if age <= REVIEW_MAX_AGE_DAYS:
         return []
     message = (
         f"rule last reviewed on {reviewed.isoformat()}, {age} days ago (more than {REVIEW_MAX_AGE_DAYS});"
         " review it and update reviewed:"
     )
-    return [LintError(file, positions.line_of(root, ("reviewed",)), message, severity="warning")]
+    return [LintError(file, line, message, severity="warning")]
+
+
+@dataclass(frozen=True)
+class _Overdue(LintError):
+    """The yearly revision is overdue: an error for ``lint``, a warning when the rules load (a stale date
+    must not stop the service from remediating)."""
+
+
+def _revision(problem: LintError, as_error: bool) -> LintError:
+    if not isinstance(problem, _Overdue):
+        return problem
+    return LintError(problem.file, problem.line, problem.message, "error" if as_error else "warning")
+
+
+def _drill_warning(result: _FileResult, drilled: date | None, today: date) -> list[LintError]:
+    if drilled is None:
+        message = (
+            f"rule {result.name!r} was never drilled: the runbooks ask for a test every quarter;"
+            f" run remediator drill {result.name}"
+        )
+    elif (age := (today - drilled).days) > DRILL_MAX_AGE_DAYS:
+        message = (
+            f"rule {result.name!r} last drilled on {drilled.isoformat()}, {age} days ago (more than"
+            f" {DRILL_MAX_AGE_DAYS}: the runbooks ask for a test every quarter); run remediator drill"
+            f" {result.name}"
+        )
+    else:
+        return []
+    return [LintError(result.file, result.name_line, message, severity="warning")]
 
 
 def _runbook_warning(data: dict[str, Any], root: yaml.Node, file: str) -> list[LintError]:

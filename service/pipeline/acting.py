@@ -28,14 +28,15 @@ class Acting(Handing):
     async def _decide(self, case: Case, found: list[incidents.Finding], diagnosed: int | None) -> None:
         """Decide on the findings (pure ``decide`` over the guards read now); act, or hand over."""
         now = self.clock()
-        if self.engine is None:
+        engine = self._engine_of(case.drill)  # a drill's: dry-run, whatever the settings say
+        if engine is None:
             await self._escalate(case, found, escalation_reason(case.target, case.row.truncated))
             return
-        prepared = self.engine.prepare(case.rule, case.target, case.context)  # params rendered once
-        guards = await self.engine.guards(prepared, truncated=case.row.truncated, now=now, found=found)
+        prepared = engine.prepare(case.rule, case.target, case.context)  # params rendered once
+        guards = await engine.guards(prepared, truncated=case.row.truncated, now=now, found=found)
         plan = planning.decide(case.rule, case.alert, found, guards, now=now)
         async with self.store.write() as conn:
-            await self.engine.record_plan(
+            await engine.record_plan(
                 conn,
                 case.opened.incident_id,
                 plan,
@@ -83,11 +84,13 @@ class Acting(Handing):
 
     async def run_approved(self, incident_id: str, record: Mapping[str, Any], who: str) -> str:
         """A proposal a human approved: rebuild its incident's rule, target and context from the store, then
-        the engine's own path (``Engine.run_approved``), as for an automatic step; returns the status."""
-        assert self.engine is not None
+        the engine's own path (``Engine.run_approved``), as for an automatic step; returns the status. On a
+        drill's incident the approved step runs dry: its exact request is journaled, nothing is written."""
         async with self.store.read() as conn:
             incident = await incident_rows.get_row(conn, incident_id)
             first_alert = (await incident_rows.alerts_of(conn, incident_id))[:1]
+        engine = self._engine_of(bool(incident and incident["drill"]))
+        assert engine is not None
         rule = self.rules.by_name(incident["rule"]) if incident else None
         if incident is None or rule is None or not first_alert:
             async with self.store.write() as conn:
@@ -103,10 +106,8 @@ class Acting(Handing):
         alert = alerts.stored(first_alert[0]["payload"])
         context = templates.with_target(templates.alert_context(alert, rule), target)
         step = planning.Step(record["index"], record["action"], record["safety"], "planned")
-        prepared = self.engine.prepare(rule, target, context)
-        status = await self.engine.run_approved(
-            incident_id, prepared, step, approver=who, action_id=record["id"]
-        )
+        prepared = engine.prepare(rule, target, context)
+        status = await engine.run_approved(incident_id, prepared, step, approver=who, action_id=record["id"])
         async with self.store.write() as conn:
             await self.lifecycle.note(
                 conn,
@@ -167,15 +168,16 @@ class Acting(Handing):
         diagnosed: int | None,
     ) -> None:
         """Run the plan's step (decided on findings round ``diagnosed``), verify, mitigate or escalate."""
-        assert self.engine is not None and plan.apply is not None
+        engine = self._engine_of(case.drill)
+        assert engine is not None and plan.apply is not None
         step, incident_id = plan.apply, case.opened.incident_id
-        status, _outcome, summary = await self.engine.execute(incident_id, prepared, step, round_=diagnosed)
+        status, _outcome, summary = await engine.execute(incident_id, prepared, step, round_=diagnosed)
         if status == "succeeded":
             async with self.store.write() as conn:
                 await self.lifecycle.verifying(
                     conn, incident_id, message=f"{step.action}: {summary}", now=self.clock()
                 )
-            passed, checked = await self.engine.verify(prepared, step, acted_on=found)
+            passed, checked = await engine.verify(prepared, step, acted_on=found)
             if passed:
                 await self._mitigated(case, step, checked)
                 return

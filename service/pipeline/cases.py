@@ -41,6 +41,11 @@ class Case:
     alert: alerts.Alert
     context: dict[str, Any]
 
+    @property
+    def drill(self) -> bool:
+        """A runbook drill: its own incident, every action dry-run, heard only on the drill channel."""
+        return self.row.drill
+
 
 def proposals_only(plan: planning.Plan) -> planning.Plan:
     return planning.Plan(None, plan.proposals, escalate=True, reason=plan.reason)
@@ -77,9 +82,11 @@ def new_incident(
     *,
     opened_by: int,
     alert: alerts.Alert,
+    drill: bool = False,
 ) -> dict[str, Any]:
     """The row of a new incident: its severity is the alert's (the rule's when the alert has none), its
-    clock starts when the alert started firing (never later than now, whatever the sender's clock says)."""
+    clock starts when the alert started firing (never later than now, whatever the sender's clock says).
+    A drill's incident is labelled ``drill`` and affects no customer (nothing customer-facing is drafted)."""
     return {
         "id": incident_id,
         "rule": rule.rule.name,
@@ -94,7 +101,8 @@ def new_incident(
         "severity": severity.of_alert(alert.labels, rule.rule.severity),
         "root_severity": rule.rule.severity,
         "started_at": min(alert.starts_at.timestamp(), now),
-        "customer_impact": rule.rule.customer_impact,
+        "customer_impact": rule.rule.customer_impact and not drill,
+        "drill": drill,
         "runbook": rule.rule.runbook,
         "mttr_target_s": rule.rule.mttr_target.total_seconds(),
         "reason": None,

@@ -156,20 +156,25 @@ class Pipeline(Acting):
         rule: CompiledRule,
         target: incidents.TargetRef,
     ) -> Opened | None:
-        """Open the incident (→ this row diagnoses it), or attach to the open one and finish the row."""
+        """Open the incident (→ this row diagnoses it), or attach to the open one and finish the row.
+
+        A drill's alert opens its own incident (its own ``open_key``, never linked to another): it never
+        attaches to, opens or holds up a real incident."""
         now = self.clock()
         if await inbox.resolved_before(conn, row):
             await inbox.finish(conn, row.id, outcome="already-resolved", incident_id=None, now=now)
             log.info("alert.processed", outcome="already-resolved", rule=rule.rule.name)
             return None
-        open_key = f"{rule.rule.name}|{target.key}"
+        open_key = f"drill:{row.fingerprint}" if row.drill else f"{rule.rule.name}|{target.key}"
         existing = await incident_rows.find_open(conn, open_key)
         if existing is None:
-            values = new_incident(new_id(now), rule, target, open_key, now, opened_by=row.id, alert=alert)
+            values = new_incident(
+                new_id(now), rule, target, open_key, now, opened_by=row.id, alert=alert, drill=row.drill
+            )
             created = await self.lifecycle.open(
                 conn,
                 values,
-                depends_on=rule.rule.dependency_rules(),
+                depends_on=() if row.drill else rule.rule.dependency_rules(),
                 alert=alert,
                 target=target,
                 episode=Episode(row.fingerprint, row.starts_at, row.payload),

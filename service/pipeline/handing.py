@@ -3,6 +3,8 @@ of an incident whose action's result is unknown (the process died while acting).
 
 from __future__ import annotations
 
+import dataclasses
+
 import structlog
 
 from service.decision import plan as planning
@@ -22,6 +24,14 @@ log = structlog.get_logger(__name__)
 
 
 class Handing(Stages):
+    def _engine_of(self, drill: bool) -> remediation.Engine | None:
+        """The engine; for a drill, the same engine forced to dry-run whatever ``REMEDIATOR_DRY_RUN`` says:
+        a drill journals the exact requests and writes nothing to the cluster."""
+        engine = self.engine
+        if engine is None or not drill or engine.policy.dry_run:
+            return engine
+        return dataclasses.replace(engine, policy=dataclasses.replace(engine.policy, dry_run=True))
+
     async def _escalate(
         self,
         case: Case,
@@ -33,10 +43,11 @@ class Handing(Stages):
         outcome: str = "opened",
     ) -> None:
         now, incident_id = self.clock(), case.opened.incident_id
+        engine = self._engine_of(case.drill)
         async with self.store.write() as conn:
-            if propose is not None and self.engine is not None:  # acted and failed: propose the unsafe ones
+            if propose is not None and engine is not None:  # acted and failed: propose the unsafe ones
                 proposals = proposals_only(propose[0])
-                await self.engine.record_plan(
+                await engine.record_plan(
                     conn, incident_id, proposals, propose[1], now=now, escalating=True, round_=diagnosed
                 )
                 await self.lifecycle.note(
@@ -85,11 +96,12 @@ class Handing(Stages):
             )
             await inbox.finish(conn, case.row.id, outcome="mitigated", incident_id=incident_id, now=now)
         try:
-            await self.engine.coordination.mark_mitigated(
-                remediation.target_key(case.rule, case.target),
-                now=now,
-                keep_s=self.engine.policy.flap_window_s,
-            )
+            if not case.drill:  # a drill leaves no trace in the guards of real incidents (flap detection)
+                await self.engine.coordination.mark_mitigated(
+                    remediation.target_key(case.rule, case.target),
+                    now=now,
+                    keep_s=self.engine.policy.flap_window_s,
+                )
         except CoordinationUnavailable:
             log.warning("coordination.mark_mitigated_failed", incident_id=incident_id)
         self.on_notify()
@@ -117,7 +129,7 @@ class Handing(Stages):
         records = remediation.action_records(await journal.of_incident(conn, case.opened.incident_id))
         row = await incident_rows.get_row(conn, case.opened.incident_id)
         caused_by, effects = await incident_rows.links_of(conn, row) if row else (None, [])
-        return self.lifecycle.document(
+        document = self.lifecycle.document(
             lifecycle.Facts(
                 incident_id=case.opened.incident_id,
                 opened_at=case.opened.opened_at,
@@ -137,3 +149,4 @@ class Handing(Stages):
                 page_due_at=row["page_due_at"] if row else None,
             )
         )
+        return document.model_copy(update={"drill": True}) if case.drill else document

@@ -12,7 +12,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from service.records import schema
+from service.records import schema, wakeups
 from service.records.sqlite_inline import Conn
 from service.records.store import Store
 
@@ -34,6 +34,7 @@ class InboxRow:
     received_at: float
     attempts: int
     rule: str | None = None  # the rule intake matched (None: not matched there, or stored before that)
+    drill: bool = False  # a runbook drill's alert (``POST /v1/drills``): its incident is a drill
 
 
 async def insert(store: Store, conn: Conn, rows: Sequence[dict[str, Any]]) -> set[Key]:
@@ -85,12 +86,38 @@ async def claim(store: Store, worker: str, *, limit: int, lease_s: float, now: f
             t.c.received_at,
             t.c.attempts,
             t.c.rule,
+            t.c.drill,
         )
     )
     async with store.write() as conn:
         result = await conn.execute(stmt)
         rows = [InboxRow(*r) for r in result.all()]
     return sorted(rows, key=lambda r: r.id)
+
+
+async def add_drill(store: Store, row: dict[str, Any]) -> int:
+    """Store one drill alert (``drill`` true, its own fingerprint) and wake every replica; its row id."""
+    t = schema.inbox
+    async with store.write() as conn:
+        row_id = await conn.scalar(sa.insert(t).values(**row, drill=True).returning(t.c.id))
+        if store.dialect == "postgresql":
+            await wakeups.notify(conn)
+    return int(row_id)
+
+
+async def drill_incident(store: Store, fingerprint: str) -> str | None:
+    """The drill incident the drill alert ``fingerprint`` (one episode: drill fingerprints are never reused)
+    opened, once it is open (None before). Through the alert's episode index, not a scan of incidents."""
+    i, a = schema.incidents, schema.incident_alerts
+    query = (
+        sa.select(i.c.id)
+        .join(a, a.c.incident_id == i.c.id)
+        .where(a.c.fingerprint == fingerprint, i.c.drill.is_(True))
+        .limit(1)
+    )
+    async with store.read() as conn:
+        found = await conn.scalar(query)
+    return str(found) if found is not None else None
 
 
 #: Statements of the per-alert hot path, built once (SQLAlchemy memoizes their cache keys).

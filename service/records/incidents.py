@@ -241,6 +241,7 @@ def summary(row: dict[str, Any], *, now: float) -> dict[str, Any]:
         "resolved_at": iso(row["resolved_at"]),
         "mttr_target_s": row["mttr_target_s"],
         "elapsed_s": round((end or now) - start, 3),
+        "drill": bool(row.get("drill")),  # a runbook drill: nothing was written, paged or published
     }
 
 

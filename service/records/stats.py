@@ -1,8 +1,10 @@
 """Per-rule incident statistics for the monthly runbook review (``remediator rules list``).
 
-Owns one bounded read of the ``incidents`` table: for incidents opened in ``[since, now]``, only the columns
-the counts and durations need. Medians are computed here in Python, so the query is plain SQLAlchemy Core
-that runs the same on SQLite and PostgreSQL. Reads only; never writes.
+Owns two bounded reads of the ``incidents`` table: for incidents opened in ``[since, now]``, only the columns
+the counts and durations need — runbook drills (``drill = true``) excluded, they are rehearsals, not outages —
+and, per rule, when it was last drilled (the newest drill incident, any age). Medians are computed here in
+Python, so the queries are plain SQLAlchemy Core that run the same on SQLite and PostgreSQL. Reads only; never
+writes.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ class RuleStats:
 
 
 async def rule_stats(store: Store, *, since: float, now: float) -> dict[str, RuleStats]:
-    """Statistics by rule name of the incidents opened in ``[since, now]``."""
+    """Statistics by rule name of the incidents opened in ``[since, now]``, drills left out."""
     query = (
         sa.select(
             T.c.rule,
@@ -41,7 +43,7 @@ async def rule_stats(store: Store, *, since: float, now: float) -> dict[str, Rul
             T.c.escalated_at,
             T.c.mttr_target_s,
         )
-        .where(T.c.opened_at >= since, T.c.opened_at <= now)
+        .where(T.c.opened_at >= since, T.c.opened_at <= now, T.c.drill.is_(False))
         .order_by(T.c.rule, T.c.opened_at)
     )
     stats: dict[str, RuleStats] = {}
@@ -65,3 +67,11 @@ async def rule_stats(store: Store, *, since: float, now: float) -> dict[str, Rul
     for rule, values in durations.items():
         stats[rule].mttr_s = statistics.median(values)
     return stats
+
+
+async def last_drills(store: Store) -> dict[str, float]:
+    """When each rule was last drilled: rule name → ``opened_at`` of its newest drill incident."""
+    query = sa.select(T.c.rule, sa.func.max(T.c.opened_at)).where(T.c.drill.is_(True)).group_by(T.c.rule)
+    async with store.read() as conn:
+        rows = (await conn.execute(query)).all()
+    return {rule: float(at) for rule, at in rows}

@@ -142,7 +142,14 @@ SETTINGS = settings(
 #: what GitHub-flavoured Markdown (and chat clients) would auto-link in text
 AUTOLINK = re.compile(r"(?i)(?:[a-z][a-z0-9+.-]*://|www\.|[\w.+-]+@[\w-]+\.[\w-])")
 OUR_HEADINGS = {"Findings", "Actions tried", "Awaiting approval", "Suggested commands", "Alerts", "Links"}
-REPORT_HEADINGS = {"Time to recover", "Timeline", "Findings", "Actions taken", "Post-incident checklist"}
+REPORT_HEADINGS = {"Time to recover", "Timeline", "Findings", "Actions taken", "Post-incident checklist"} | {
+    "Runbook update",
+    "Probes that failed, errored or were skipped",
+    "Guards that blocked automatic actions",
+    "Proposals humans decided",
+    "Steps humans took",
+    "Checklist items still open",
+}
 
 
 #: the line of configured mentions a message starts with: only well-formed user and group ids

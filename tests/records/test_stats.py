@@ -140,6 +140,9 @@ def test_rules_list_shows_owner_review_and_stats(
             "reviewed": reviewed.isoformat(),
             "review_age_days": 45,
             "review_due": True,
+            "last_drill": None,
+            "drill_age_days": None,
+            "drill_due": True,
             "fired": 4,
             "mitigated": 2,
             "escalated": 2,
@@ -152,10 +155,11 @@ def test_rules_list_shows_owner_review_and_stats(
     assert cli.main([*args, "-o", "table"]) == 0
     header, row, footer = capsys.readouterr().out.splitlines()
     assert header.split() == [
-        "RULE", "OWNER", "REVIEWED", "AGE", "FIRED", "MITIGATED", "ESCALATED", "MTTR", "TARGET", "OVER"
+        "RULE", "OWNER", "REVIEWED", "AGE", "DRILLED", "FIRED", "MITIGATED", "ESCALATED", "MTTR", "TARGET", "OVER"
     ]  # fmt: skip
     assert row.split() == [
-        "web-outage", "team-web", reviewed.isoformat(), "45d", "4", "2", "2", "1m30s", "2m00s", "1", "REVIEW", "DUE"
+        "web-outage", "team-web", reviewed.isoformat(), "45d", "never", "4", "2", "2", "1m30s", "2m00s", "1",
+        "REVIEW", "DUE,", "DRILL", "DUE",
     ]  # fmt: skip
     assert header.index("OVER") + len("OVER") == row.index(" 1  REVIEW") + 2  # columns aligned
     assert footer.startswith("window: last 30 days")

@@ -21,6 +21,7 @@ import asyncio
 import hashlib
 import hmac
 import json
+import re
 import time
 import urllib.parse
 import uuid
@@ -168,6 +169,17 @@ class Slack:
         return web.Response(status=200, text="ok")
 
 
+#: the Slack Web API methods of the war room the stand-in answers (besides chat.*)
+ROOM_METHODS = (
+    "conversations.create",
+    "conversations.invite",
+    "conversations.archive",
+    "pins.add",
+    "usergroups.users.list",
+)
+ROOM_NAME = re.compile(r"[a-z0-9_-]{1,80}")
+
+
 @dataclass
 class SlackApi:
     """The Slack Web API stand-in (``POST /api/chat.postMessage``, ``/api/chat.update``,
@@ -179,7 +191,16 @@ class SlackApi:
     ``ts`` it issued in that channel (``message_not_found``), for a thread reply a ``thread_ts`` it issued,
     for an ephemeral a ``user``. ``calls`` records every call (method, body) it accepted; ``messages``
     holds each top-level message as it stands now, by ts; ``ratelimit(n)`` answers the next n calls 429
-    ``ratelimited`` with Retry-After; ``delay_s`` holds every answer that long."""
+    ``ratelimited`` with Retry-After; ``delay_s`` holds every answer that long.
+
+    The war room's methods: ``conversations.create`` (Slack's name rules: lower case, ≤ 80 characters,
+    letters, digits, ``-``, ``_``; ``name_taken`` for a name in ``taken`` or already created), then
+    ``conversations.invite`` (``users`` comma-separated; ``already_in_channel`` when none is new),
+    ``pins.add`` (a ts posted in that channel; ``already_pinned``), ``conversations.archive``
+    (``already_archived``; posting there then answers ``is_archived``) and ``usergroups.users.list``
+    (``groups``: members by user-group id; else ``no_such_subteam``). ``rooms`` holds each created
+    channel by id: name, members, pins, archived; ``room_messages`` the messages posted there (not in
+    ``messages``)."""
 
     token: str = "xoxb-test-token"
     channels: frozenset[str] = frozenset({"C0INCIDENTS"})
@@ -187,6 +208,10 @@ class SlackApi:
     calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     refused: list[tuple[str, str]] = field(default_factory=list)
     messages: dict[str, dict[str, Any]] = field(default_factory=dict)
+    rooms: dict[str, dict[str, Any]] = field(default_factory=dict)
+    room_messages: dict[str, dict[str, Any]] = field(default_factory=dict)  # the war rooms' ``messages``
+    taken: set[str] = field(default_factory=set)
+    groups: dict[str, list[str]] = field(default_factory=dict)
     _limited: int = 0
     _next_ts: int = 1700000000
 
@@ -203,8 +228,8 @@ class SlackApi:
         return [body for name, body in self.calls if name == method]
 
     def posts(self) -> list[dict[str, Any]]:
-        """Top-level messages posted (not thread replies)."""
-        return [b for b in self.of("chat.postMessage") if "thread_ts" not in b]
+        """Top-level messages posted (not thread replies), outside the war rooms (``posted_in`` those)."""
+        return [b for b in self.of("chat.postMessage") if "thread_ts" not in b and b["channel"] not in self.rooms]
 
     def replies(self, ts: str) -> list[str]:
         """The texts of the thread replies to the message ``ts``."""
@@ -228,9 +253,69 @@ class SlackApi:
             body = json.loads(await request.read())
         except ValueError:
             return self._no(method, "invalid_json")
+        body = body if isinstance(body, dict) else {}
+        if method in ROOM_METHODS:
+            return self._room(method, body)
         if method not in ("chat.postMessage", "chat.update", "chat.postEphemeral"):
             return self._no(method, "unknown_method", status=404)
-        return self._answer(method, body if isinstance(body, dict) else {})
+        if self.rooms.get(str(body.get("channel")), {}).get("archived"):
+            return self._no(method, "is_archived")
+        return self._answer(method, body)
+
+    def room_named(self, name: str) -> dict[str, Any]:
+        """The created channel called ``name`` (KeyError when there is none)."""
+        return next(r for r in self.rooms.values() if r["name"] == name)
+
+    def posted_in(self, channel: str) -> list[dict[str, Any]]:
+        """The bodies of the messages posted in ``channel``, in order."""
+        return [b for b in self.of("chat.postMessage") if b.get("channel") == channel]
+
+    def _room(self, method: str, body: dict[str, Any]) -> web.Response:
+        if method == "conversations.create":
+            return self._create(body)
+        if method == "usergroups.users.list":
+            if str(body.get("usergroup")) not in self.groups:
+                return self._no(method, "no_such_subteam")
+            self.calls.append((method, body))
+            return web.json_response({"ok": True, "users": self.groups[str(body["usergroup"])]})
+        room = self.rooms.get(str(body.get("channel")))
+        if room is None:
+            return self._no(method, "channel_not_found")
+        if room["archived"]:
+            refused = "already_archived" if method == "conversations.archive" else "is_archived"
+            return self._no(method, refused)
+        if method == "conversations.invite":
+            new = [u for u in str(body.get("users") or "").split(",") if u and u not in room["members"]]
+            if not new:
+                return self._no(method, "already_in_channel")
+            room["members"].extend(new)
+        elif method == "pins.add":
+            ts = str(body.get("timestamp"))
+            if self.room_messages.get(ts, {}).get("channel") != room["id"]:
+                return self._no(method, "message_not_found")
+            if ts in room["pins"]:
+                return self._no(method, "already_pinned")
+            room["pins"].append(ts)
+        else:
+            room["archived"] = True
+        self.calls.append((method, body))
+        return web.json_response({"ok": True, "channel": {"id": room["id"], "name": room["name"]}})
+
+    def _create(self, body: dict[str, Any]) -> web.Response:
+        name = str(body.get("name") or "")
+        if not name:
+            return self._no("conversations.create", "invalid_name_required")
+        if len(name) > 80:
+            return self._no("conversations.create", "invalid_name_maxlength")
+        if not ROOM_NAME.fullmatch(name):
+            return self._no("conversations.create", "invalid_name_specials")
+        if name in self.taken or any(r["name"] == name for r in self.rooms.values()):
+            return self._no("conversations.create", "name_taken")
+        room_id = f"C0ROOM{len(self.rooms) + 1:04d}"
+        self.rooms[room_id] = {"id": room_id, "name": name, "members": [], "pins": [], "archived": False}
+        self.channels = self.channels | {room_id}
+        self.calls.append(("conversations.create", body))
+        return web.json_response({"ok": True, "channel": {"id": room_id, "name": name, "is_channel": True}})
 
     def _answer(self, method: str, body: dict[str, Any]) -> web.Response:
         channel = body.get("channel")
@@ -252,7 +337,7 @@ class SlackApi:
         ts = str(known) if method == "chat.update" else self._ts()
         message = {"channel": channel, "ts": ts, "text": body.get("text"), "blocks": body.get("blocks")}
         if method == "chat.update" or known is None:
-            self.messages[ts] = message
+            (self.room_messages if channel in self.rooms else self.messages)[ts] = message
         return web.json_response({"ok": True, "channel": channel, "ts": ts, "message": message})
 
     def _ts(self) -> str:
@@ -315,3 +400,68 @@ async def serving(app: web.Application, path: str) -> AsyncIterator[str]:
         yield str(server.make_url(path))
     finally:
         await server.close()
+
+
+SP_STATUSES = ("investigating", "identified", "monitoring", "resolved")
+SP_COMPONENT_STATUSES = ("operational", "degraded_performance", "partial_outage", "major_outage")
+
+
+@dataclass
+class Statuspage:
+    """Atlassian Statuspage v1 stand-in (``POST /v1/pages/{page}/incidents``, ``PATCH …/incidents/{id}``):
+    ``Authorization: OAuth <api_key>`` (401 otherwise), the known ``page_id`` (404 otherwise), a JSON
+    ``{"incident": {…}}`` with a ``status`` of the four, a ``name`` on create, ``components`` statuses of the
+    four; answers the incident with its ``id``. ``calls`` records (method, incident id, body) accepted;
+    ``incidents`` is the page as a visitor sees it (id → the latest fields)."""
+
+    api_key: str = "sp-test-key"
+    page_id: str = "page123"
+    calls: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
+    incidents: dict[str, dict[str, Any]] = field(default_factory=dict)
+    refused: list[tuple[int, str]] = field(default_factory=list)
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_post("/v1/pages/{page}/incidents", self.handle)
+        app.router.add_patch("/v1/pages/{page}/incidents/{incident}", self.handle)
+        return app
+
+    def _refuse(self, status: int, message: str) -> web.Response:
+        self.refused.append((status, message))
+        return web.json_response({"error": message}, status=status)
+
+    async def handle(self, request: web.Request) -> web.Response:
+        if request.headers.get("Authorization") != f"OAuth {self.api_key}":
+            return self._refuse(401, "Could not authenticate")
+        if request.match_info["page"] != self.page_id:
+            return self._refuse(404, "page not found")
+        try:
+            body = json.loads(await request.read())
+        except ValueError:
+            return self._refuse(400, "body is not JSON")
+        fields = body.get("incident") if isinstance(body, dict) else None
+        problem = self._problem(fields, creating=request.method == "POST")
+        if problem:
+            return self._refuse(422, problem)
+        assert isinstance(fields, dict)
+        ident = request.match_info.get("incident") or uuid.uuid4().hex[:12]
+        if request.method == "PATCH" and ident not in self.incidents:
+            return self._refuse(404, "incident not found")
+        self.calls.append((request.method, ident, fields))
+        self.incidents[ident] = {**self.incidents.get(ident, {}), **fields, "id": ident}
+        return web.json_response(self.incidents[ident], status=201 if request.method == "POST" else 200)
+
+    @staticmethod
+    def _problem(fields: Any, *, creating: bool) -> str:
+        if not isinstance(fields, dict):
+            return "incident is required (an object)"
+        if fields.get("status") not in SP_STATUSES:
+            return "status must be investigating, identified, monitoring or resolved"
+        if creating and not (isinstance(fields.get("name"), str) and fields["name"].strip()):
+            return "name is required"
+        if not isinstance(fields.get("body", ""), str):
+            return "body must be a string"
+        components = fields.get("components", {})
+        if not isinstance(components, dict) or any(v not in SP_COMPONENT_STATUSES for v in components.values()):
+            return "components must map ids to a component status"
+        return ""

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import aiohttp
 
-from service.escalation.channels import base, log, pagerduty, slack, slack_app, webhook
+from service.escalation.channels import base, log, pagerduty, slack, slack_app, warroom, webhook
 from service.records.store import Store
 from service.settings import Settings
 
@@ -19,6 +19,8 @@ def build(
     notifiers: dict[str, base.Notifier] = {"log": log.LogNotifier()}
     if settings.slack_bot_token is not None and store is not None:
         notifiers[slack_app.CHANNEL] = slack_app.from_settings(settings, session, store)
+        if settings.warroom_on:  # the war rooms of major incidents, through the same Slack app
+            notifiers[warroom.CHANNEL] = warroom.from_settings(settings, session, store)
     if settings.notify_webhook_url:
         token = settings.notify_webhook_token.get_secret_value() if settings.notify_webhook_token else None
         secret = settings.notify_webhook_secret

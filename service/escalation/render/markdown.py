@@ -31,7 +31,7 @@ COMMAND = 4000
 
 def render(bundle: incidents.Bundle) -> str:
     """The bundle as Markdown."""
-    parts = [f"# {text.md_text(_title(bundle), 500)}", facts_table(_facts(bundle))]
+    parts = [f"# {text.md_text(text.drilled(bundle, _title(bundle)), 500)}", facts_table(_facts(bundle))]
     if bundle.reason:
         parts.append(f"**Reason:** {text.md_text(bundle.reason, 2 * ITEM)}")
     parts += ["## Findings", findings_table(bundle.findings) if bundle.findings else "_No findings._"]

@@ -73,7 +73,9 @@ def render(bundle: incidents.Bundle, *, event: str, routing_key: str, source: st
         return body
     target = bundle.target
     payload: dict[str, Any] = {
-        "summary": text.truncate(links.defang(text.clip(_summary(bundle), SUMMARY)), SUMMARY),
+        "summary": text.truncate(
+            links.defang(text.clip(text.drilled(bundle, _summary(bundle)), SUMMARY)), SUMMARY
+        ),
         "severity": SEVERITIES.get(bundle.severity, "error"),
         "source": text.clip(text.target_key(target), FIELD) or source,
     }

@@ -7,7 +7,7 @@ incident's events and when each alert started firing, in time order, with the ti
 started), the findings at opening and after, the actions taken with their results and approvers, the
 notifications, and the runbook's post-incident checklist in its three time bands, each item ``- [x]``
 with who ticked it and when (the ``checklist.ticked`` events of the timeline) or ``- [ ]``, and a count
-per band.
+per band; it ends with the "Runbook update" (``render.runbook_update``: what the incident taught).
 
 The clock: MTTR, time to mitigate and to resolve count from the alert's start (the detail's or the bundle's
 ``started_at``: the earliest ``startsAt`` of the incident's alerts), or from when the incident was opened
@@ -25,7 +25,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from service.escalation.render import markdown, text
+from service.escalation.render import drill, markdown, runbook_update, text
 from service.model import incidents, rules
 
 ITEM = markdown.ITEM
@@ -63,9 +63,12 @@ def render(
     runbook = text.string(detail.get("runbook") or (bundle.runbook if bundle else "")) or "Incident"
     clock = _clock(detail, bundle)
     items: Sequence[Item] = checklist or (bundle.checklist if bundle else [])
+    drilled = bool(detail.get("drill") or (bundle is not None and bundle.drill))
+    title = f"Incident report: {text.md_text(runbook, 200)} on {text.md_text(text.target_text(target), 300)}"
     parts = [
-        f"# Incident report: {text.md_text(runbook, 200)} on {text.md_text(text.target_text(target), 300)}",
+        f"# {text.DRILL} {title}" if drilled else f"# {title}",
         markdown.facts_table(_facts(detail, bundle, target) + _related(detail, bundle)),
+        *(drill.section(detail) if drilled else []),
         "## Time to recover",
         _recovery(detail, bundle, clock, now),
         "## Timeline",
@@ -78,9 +81,11 @@ def render(
     notifications = text.objects(detail.get("notifications"))
     if notifications:
         parts += ["## Notifications", _notifications(notifications)]
+    ticks = _ticks(detail, bundle)
     parts += [
         "## Post-incident checklist",
-        _checklist(items, _ticks(detail, bundle), clock),
+        _checklist(items, ticks, clock),
+        runbook_update.section(detail, bundle, items=items, ticked=ticks, origin=clock.origin),
         f"_Report generated at {text.clock(now)}._",
     ]
     return "\n\n".join(parts) + "\n"
@@ -137,7 +142,17 @@ def _facts(
     reason = pick("reason", bundle and bundle.reason)
     if reason:
         rows.append(("Reason", text.md_text(reason, 2 * ITEM)))
+    rows.extend(_war_room(bundle))
     return rows
+
+
+def _war_room(bundle: incidents.Bundle | None) -> list[tuple[str, str]]:
+    """The war room's row: its name linked to the channel, and the video bridge; none without a room."""
+    room = bundle.war_room if bundle is not None else None
+    if room is None:
+        return []
+    bridge = f" · {text.md_link('video bridge', room.bridge_url)}" if room.bridge_url else ""
+    return [("War room", text.md_link(room.name, room.url) + bridge)]
 
 
 def _related(detail: dict[str, Any], bundle: incidents.Bundle | None) -> list[tuple[str, str]]:

@@ -63,6 +63,9 @@ HEADLINES = {
 def headline(bundle: incidents.Bundle, event: str) -> str:
     """``RESOLVED``, ``ESCALATED to level 2`` … for an outbox event (``escalate:2`` or ``escalate``)."""
     name, level = text.event_name(event)
+    reminder = text.reminder_headline(event)
+    if reminder is not None:
+        return reminder
     if name not in HEADLINES:
         raise ValueError(f"no Slack headline for event {event!r}")
     if name == "escalate":
@@ -100,7 +103,7 @@ def render(
     (Slack user or user-group ids) the message starts with a line mentioning them. With ``console_url``
     (the Slack app's message) the proposals carry no POST links: an actions block of buttons follows them
     (``controls``)."""
-    head = f"{headline(bundle, event)}: {title(bundle)}"
+    head = text.drilled(bundle, f"{headline(bundle, event)}: {title(bundle)}")
     who = mention_line(mentions)
     blocks = [
         {"type": "section", "text": mrkdwn(fit(who, SECTION))} if who else None,
@@ -133,9 +136,10 @@ def bare(incident_id: str, *, event: str) -> dict[str, Any]:
     """The message for an incident that has no bundle (it was never handed over): the headline and the
     incident id."""
     name, level = text.event_name(event)
-    if name not in HEADLINES:
+    reminder = text.reminder_headline(event)
+    if name not in HEADLINES and reminder is None:
         raise ValueError(f"no Slack headline for event {event!r}")
-    shown = (
+    shown = reminder or (
         f"{HEADLINES[name]} to level {level}" if name == "escalate" and level is not None else HEADLINES[name]
     )
     head = f"{shown}: incident {text.one_line(incident_id)}"
@@ -419,7 +423,8 @@ def reply(bundle: incidents.Bundle | None, event: str, *, acknowledged_by: str |
         return f"Acknowledged by {text.mrkdwn_line(acknowledged_by or 'someone', 100)}"
     if bundle is None:
         return text.mrkdwn(HEADLINES.get(name, name.upper()) + (f" to level {level}" if level else ""))
-    head = text.mrkdwn(headline(bundle, event) if name in HEADLINES else name.upper())
+    shown = name in HEADLINES or text.reminder_headline(event) is not None
+    head = text.mrkdwn(text.drilled(bundle, headline(bundle, event) if shown else name.upper()))
     if name in ("resolve", "mitigated"):
         elapsed, target = text.number(bundle.elapsed_s), text.number(bundle.mttr_target_s)
         return f"{head} — {text.mrkdwn(text.mttr_line(bundle.state, elapsed, target))}"

@@ -324,6 +324,20 @@ def event_name(event: str) -> tuple[str, int | None]:
     return name, int(level) if level.isdigit() else None
 
 
+#: what each customer-communication reminder is about (``remind:statuspage``, ``overdue:email``)
+REMINDED = {"statuspage": "status page update", "email": "email to stakeholders", "social": "social post"}
+
+
+def reminder_headline(event: str) -> str | None:
+    """``REMINDER: status page update due in 1 min`` for ``remind:statuspage``, ``OVERDUE: …`` for
+    ``overdue:…``; None for any other event."""
+    name, _sep, kind = event.partition(":")
+    what = REMINDED.get(kind)
+    if what is None or name not in ("remind", "overdue"):
+        return None
+    return f"REMINDER: {what} due in 1 min" if name == "remind" else f"OVERDUE: {what}"
+
+
 def hhmm(value: Any) -> str:
     """``09:31 UTC``; unparsable values as cleaned-up text."""
     parsed = moment(value)
@@ -392,3 +406,12 @@ def mttr_line(state: str, elapsed: float | None, target: float | None) -> str:
         return f"target {duration(target)}" if target else "no MTTR target"
     verb = {"resolved": "resolved in", "mitigated": "mitigated in"}.get(state, "open for")
     return f"{verb} {duration(elapsed)} — {against_target(elapsed, target, still_open=verb == 'open for')}"
+
+
+#: what every rendering of a drill's bundle starts its title or headline with
+DRILL = "[DRILL]"
+
+
+def drilled(bundle: incidents.Bundle | None, title: str) -> str:
+    """``[DRILL] title`` for a runbook drill's bundle; ``title`` unchanged otherwise."""
+    return f"{DRILL} {title}" if bundle is not None and bundle.drill else title

@@ -14,7 +14,7 @@ down_revision = "0007"
 
 
 def upgrade() -> None:
-    """Add ``war_rooms``, ``comms``, ``inbox.drill``, ``incidents.drill`` and ``incidents.customer_impact``."""
+    """Add ``war_rooms``, ``comms``, ``inbox.drill``, ``incidents.drill``, ``incidents.customer_impact``."""
     op.create_table(
         "war_rooms",
         sa.Column("incident_id", sa.String(32), primary_key=True),
