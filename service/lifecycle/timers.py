@@ -140,7 +140,13 @@ _PAGE_DUE = (T.c.state.in_(("remediating", "verifying")), T.c.resolved_at.is_(No
 #: a linked incident held under its cause (level 0) whose cause resolved a grace period ago
 _HELD = (T.c.state == "escalated", T.c.escalation_level == 0, *_UNACKED_OPEN, T.c.next_escalation_at)
 #: the next level of the matrix
-_RAISE = (T.c.state == "escalated", T.c.escalation_level >= 1, *_UNACKED_OPEN, T.c.next_escalation_at)
+_RAISE = (
+    T.c.state == "escalated",
+    T.c.escalation_level >= 1,
+    T.c.drill.is_(False),  # a drill is not escalated through the matrix: nobody is on call for it
+    *_UNACKED_OPEN,
+    T.c.next_escalation_at,
+)
 
 
 async def _due(conn: Conn, query: tuple[Any, ...], now: float) -> list[dict[str, Any]]:

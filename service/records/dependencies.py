@@ -52,7 +52,10 @@ async def open_causes(
     if not rules:
         return []
     query = sa.select(*_COLUMNS).where(
-        T.c.rule.in_(list(rules)), T.c.target_namespace == namespace, T.c.state != "resolved"
+        T.c.rule.in_(list(rules)),
+        T.c.target_namespace == namespace,
+        T.c.state != "resolved",
+        T.c.drill.is_(False),  # a drill never holds, links or blocks a real incident
     )
     if since is not None:
         query = query.where(T.c.opened_at >= since)

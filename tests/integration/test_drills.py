@@ -79,18 +79,12 @@ async def test_database_drill_has_the_scenarios_findings_and_decision_and_writes
         real = await fire(client, "PostgresDown")  # the same rule and target, for real: it pages
         await eventually(lambda: pd.actions(ROUTING_KEY) == ["trigger"], timeout=20)
         url = str(client.server.make_url("/"))
+        command = ["drill", "database-failure", "--tests", str(ROOT / "rules" / "tests"), "--url", url]
         ran = await asyncio.to_thread(
             run_cli,
-            *(
-                "drill",
-                "database-failure",
-                "--tests",
-                str(ROOT / "rules" / "tests"),
-                "--url",
-                url,
-                "-o",
-                "json",
-            ),
+            *command,
+            "-o",
+            "json",
             env={"REMEDIATOR_APPROVER_TOKEN": "alice-approves", "REMEDIATOR_WEBHOOK_TOKEN": ""},
             timeout=90,
         )

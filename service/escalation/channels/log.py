@@ -21,4 +21,6 @@ class LogNotifier:
         document["notification"] = document.pop("event")  # "event" is the log event's own name
         carried = base.bundle_of(delivery)
         findings = carried.findings if carried is not None else []
+        if carried is not None and carried.drill:
+            document["drill"] = "[DRILL]"  # a drill's notification says so in every line of the log
         log.info("notify.bundle", findings_table=bundle.findings_table(findings), **document)
