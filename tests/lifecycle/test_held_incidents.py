@@ -167,3 +167,19 @@ async def test_no_link_outside_the_window(aiohttp_client: Any, make_settings: An
     await send(client, "EffectDown")
     effect = await incident(client, "effect")
     assert effect["caused_by"] is None and events(effect) == ["trigger"]
+
+
+async def test_an_open_drill_never_holds_a_real_incident(
+    aiohttp_client: Any, make_settings: Any, tmp_path: Path
+) -> None:
+    settings = make_settings(rules_dir=rules(tmp_path), approver_tokens="alice=alice-approves")
+    client = await aiohttp_client(create_app(settings))
+    drill = {"rule": "cause", "alert": {"labels": {"alertname": "CauseDown", "namespace": "shop"}}}
+    answer = await client.post("/v1/drills", json=drill, headers={"Authorization": "Bearer alice-approves"})
+    assert answer.status in (201, 202), await answer.text()
+    drilled = await incident(client, "cause")
+    assert drilled["drill"] is True
+    await send(client, "EffectDown")
+    effect = await incident(client, "effect")
+    assert effect["caused_by"] is None and effect["escalation_level"] == 1, "the drill is no cause"
+    assert events(effect) == ["trigger"]
