@@ -25,10 +25,8 @@ never into a log, an error or the outbox.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,7 +34,7 @@ import aiohttp
 import orjson
 
 from service import errors
-from service.escalation.channels import base, http
+from service.escalation.channels import base, http, serial
 from service.escalation.render import slack as render
 from service.escalation.render import text
 from service.model import incidents
@@ -167,7 +165,7 @@ class SlackAppNotifier:
         self._channel = channel
         self._base_url = base_url.rstrip("/")
         self._clock = clock
-        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+        self._serial = serial.PerIncident()
 
     def console_url(self, incident_id: str) -> str:
         return f"{self._base_url}/ui/incidents/{incident_id}"
@@ -205,22 +203,6 @@ class SlackAppNotifier:
             reply = {"channel": posted.channel, "thread_ts": posted.ts, "text": note, "unfurl_links": False}
             await self.api.call("chat.postMessage", reply)
         await slack_messages.touch(self._store, now.incident_id, now=self._clock())
-
-    @contextlib.asynccontextmanager
-    async def _serial(self, incident_id: str) -> AsyncIterator[None]:
-        """One event of an incident at a time, in arrival order (an asyncio lock is first come, first
-        served); the lock is dropped when nobody holds or awaits it."""
-        lock, users = self._locks.get(incident_id, (asyncio.Lock(), 0))
-        self._locks[incident_id] = (lock, users + 1)
-        try:
-            async with lock:
-                yield
-        finally:
-            lock, users = self._locks[incident_id]
-            if users <= 1:
-                del self._locks[incident_id]
-            else:
-                self._locks[incident_id] = (lock, users - 1)
 
 
 def from_settings(settings: Settings, session: aiohttp.ClientSession, store: Store) -> SlackAppNotifier:

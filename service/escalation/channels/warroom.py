@@ -27,13 +27,11 @@ into the Authorization header. Writes only its own table (``war_rooms``), never 
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import re
 import secrets
 import time
 import urllib.parse
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -43,7 +41,7 @@ import structlog
 
 from service import errors
 from service.escalation import paging
-from service.escalation.channels import base, slack_app
+from service.escalation.channels import base, serial, slack_app
 from service.escalation.render import report, text
 from service.escalation.render import slack as render
 from service.model import levels
@@ -122,7 +120,7 @@ class WarRoomNotifier:
         self._base_url = base_url.rstrip("/")
         self._archive_after_s = archive_after_s
         self._clock = clock
-        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+        self._serial = serial.PerIncident()
         self._holding: set[str] = set()  # rooms whose opening this worker claimed and has not finished
 
     async def send(self, delivery: Delivery) -> None:
@@ -284,21 +282,6 @@ class WarRoomNotifier:
                 raise
         await war_rooms.archived(self._store, incident_id, now=self._clock())
         log.info("warroom.archived", incident_id=incident_id, room=room.name)
-
-    @contextlib.asynccontextmanager
-    async def _serial(self, incident_id: str) -> AsyncIterator[None]:
-        """One event of an incident at a time in this process; the lock is dropped when unused."""
-        lock, users = self._locks.get(incident_id, (asyncio.Lock(), 0))
-        self._locks[incident_id] = (lock, users + 1)
-        try:
-            async with lock:
-                yield
-        finally:
-            lock, users = self._locks[incident_id]
-            if users <= 1:
-                del self._locks[incident_id]
-            else:
-                self._locks[incident_id] = (lock, users - 1)
 
 
 def from_settings(settings: Settings, session: aiohttp.ClientSession, store: Store) -> WarRoomNotifier:
