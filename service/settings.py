@@ -581,7 +581,7 @@ def warroom_bridge_url(text: str) -> str:
     if not value:
         return ""
     rest = value.replace("{incident_id}", "")
-    if not value.startswith(("https://", "http://")) or any(c in rest for c in "{} \t\n\r\"<>"):
+    if not value.startswith(("https://", "http://")) or any(c in rest for c in '{} \t\n\r"<>'):
         raise errors.ConfigError(
             "REMEDIATOR_WARROOM_BRIDGE_URL must be an http(s) URL with no placeholder but {incident_id}, "
             "e.g. https://meet.example.com/inc-{incident_id}"

@@ -229,7 +229,9 @@ class SlackApi:
 
     def posts(self) -> list[dict[str, Any]]:
         """Top-level messages posted (not thread replies), outside the war rooms (``posted_in`` those)."""
-        return [b for b in self.of("chat.postMessage") if "thread_ts" not in b and b["channel"] not in self.rooms]
+        return [
+            b for b in self.of("chat.postMessage") if "thread_ts" not in b and b["channel"] not in self.rooms
+        ]
 
     def replies(self, ts: str) -> list[str]:
         """The texts of the thread replies to the message ``ts``."""
@@ -462,6 +464,8 @@ class Statuspage:
         if not isinstance(fields.get("body", ""), str):
             return "body must be a string"
         components = fields.get("components", {})
-        if not isinstance(components, dict) or any(v not in SP_COMPONENT_STATUSES for v in components.values()):
+        if not isinstance(components, dict) or any(
+            v not in SP_COMPONENT_STATUSES for v in components.values()
+        ):
             return "components must map ids to a component status"
         return ""
