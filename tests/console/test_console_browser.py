@@ -24,8 +24,8 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
 
 from service.app import create_app
-from service.clients.kube import KubeClient
 from tests.conftest import ROOT, TOKEN, eventually, load_fixture
+from tests.support import kube_clients
 from tests.support.kube_standin import KubeStandin
 
 NS = "default"
@@ -40,13 +40,7 @@ async def cluster(tmp_path: Path) -> AsyncIterator[tuple[KubeStandin, Path]]:
     async with KubeStandin(rollout_delay=0.2) as kube:
         kube.add_deployment(NS, "checkout", replicas=2, image="shop/checkout:1")
         kubeconfig = kube.write_kubeconfig(tmp_path / "kubeconfig", namespace=NS)
-        client = await KubeClient.connect(kubeconfig)
-        assert client is not None
-        release = {
-            "spec": {"template": {"spec": {"containers": [{"name": "checkout", "image": "shop/checkout:2"}]}}}
-        }
-        await client.patch_deployment(NS, "checkout", release, timeout=5)
-        await client.close()
+        await kube_clients.release(kubeconfig, NS, "checkout", "shop/checkout:2")
         await kube.settle()
         yield kube, kubeconfig
 

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from service.app import create_app
-from service.clients.kube import KubeClient
 from tests.conftest import TOKEN, eventually, load_fixture
+from tests.support import kube_clients
 from tests.support.kube_standin import KubeStandin
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -26,13 +26,7 @@ async def released(tmp_path: Path) -> AsyncIterator[tuple[KubeStandin, Path]]:
     async with KubeStandin(rollout_delay=0.1) as kube:
         kube.add_deployment(NS, "checkout", replicas=2, image="shop/checkout:1")
         kubeconfig = kube.write_kubeconfig(tmp_path / "kubeconfig", namespace=NS)
-        client = await KubeClient.connect(kubeconfig)
-        assert client is not None
-        release = {
-            "spec": {"template": {"spec": {"containers": [{"name": "checkout", "image": "shop/checkout:2"}]}}}
-        }
-        await client.patch_deployment(NS, "checkout", release, timeout=5)
-        await client.close()
+        await kube_clients.release(kubeconfig, NS, "checkout", "shop/checkout:2")
         await kube.settle()
         yield kube, kubeconfig
 

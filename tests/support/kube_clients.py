@@ -32,3 +32,10 @@ async def kube_clients(kubeconfig: Path, *, prometheus_url: str | None = None) -
     async with connect_kube(kubeconfig) as kube, aiohttp.ClientSession() as session:
         prometheus = PrometheusClient(session, prometheus_url) if prometheus_url is not None else None
         yield Clients(http=HttpClient(session), kube=kube, prometheus=prometheus)
+
+
+async def release(kubeconfig: Path, namespace: str, name: str, image: str) -> None:
+    """Roll Deployment ``name`` to a new ``image`` through the real client (a new revision a human may undo)."""
+    template = {"spec": {"template": {"spec": {"containers": [{"name": name, "image": image}]}}}}
+    async with connect_kube(kubeconfig) as kube:
+        await kube.patch_deployment(namespace, name, template, timeout=5)
