@@ -53,6 +53,9 @@ class Metrics:
         self._processing(self.registry)
         self._mttr(self.registry)
         self._edge(self.registry)
+        self._http(self.registry)
+        self._outcomes(self.registry)
+        self._upkeep(self.registry)
         #: Rows intake committed as pending, ever: the gauge refresher adds those committed while it counted.
         self.inbox_added = 0
         self._states: set[str] = set(STATES)
@@ -145,6 +148,57 @@ class Metrics:
             "remediator_http_refused",
             "Requests refused at the edge before their handler ran (503 + Retry-After), by reason",
             ["reason"],
+            registry=r,
+        )
+
+    def _http(self, r: CollectorRegistry) -> None:
+        """Every answer of the HTTP server, the build, and the dependencies readiness reports."""
+        self.http_duration = Histogram(
+            "remediator_http_request_duration_seconds",
+            "Time to answer, by route (its pattern, e.g. /v1/incidents/{id}) and status code",
+            ["route", "code"],
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+            registry=r,
+        )
+        self.build_info = Gauge(
+            "remediator_build_info", "Always 1; the labels say what runs", ["version", "python"], registry=r
+        )
+        self.dependency_up = Gauge(
+            "remediator_dependency_up",
+            "1 when the dependency answered its last check (store, coordination), else 0",
+            ["dependency"],
+            registry=r,
+        )
+
+    def _outcomes(self, r: CollectorRegistry) -> None:
+        """What automation did: actions, guard refusals, probes, the kill switch."""
+        self.actions = Counter(
+            "remediator_actions",
+            "Remediation actions by action and outcome",
+            ["action", "outcome"],
+            registry=r,
+        )
+        self.guard_refusals = Counter(
+            "remediator_guard_refusals", "Automatic actions refused, by guard", ["guard"], registry=r
+        )
+        self.probes = Counter(
+            "remediator_probes",
+            "Diagnostic probe results by probe type and status",
+            ["probe", "status"],
+            registry=r,
+        )
+        self.kill_switch = Gauge(
+            "remediator_kill_switch", "1 while the kill switch is on (automation paused), else 0", registry=r
+        )
+
+    def _upkeep(self, r: CollectorRegistry) -> None:
+        """Retention and the store's size."""
+        self.retention_deleted = Counter(
+            "remediator_retention_deleted_rows", "Rows deleted by retention, by table", ["table"], registry=r
+        )
+        self.store_size = Gauge(
+            "remediator_store_size_bytes",
+            "Size of the store (SQLite file + WAL, or the PostgreSQL database)",
             registry=r,
         )
 

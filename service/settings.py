@@ -251,6 +251,25 @@ class Settings(BaseSettings):
         description="alert labels whose values may appear in customer-facing drafts, e.g. component,region"
         " (empty: none)",
     )
+    retention_days: float = Field(
+        90,
+        ge=0,
+        description="resolved incidents (with their rows), done inbox rows and delivered notifications older "
+        "than this are deleted by a background task; 0 = keep everything",
+    )
+    retention_interval_s: float = Field(
+        3600, gt=0, le=86400, description="how often the retention task runs (one replica at a time)"
+    )
+    retention_batch: int = Field(
+        500, ge=1, le=100_000, description="rows deleted per retention transaction (small: intake goes on)"
+    )
+    wal_checkpoint_s: float = Field(
+        1.0,
+        gt=0,
+        le=3600,
+        description="SQLite: how often a PASSIVE WAL checkpoint runs in a thread (automatic checkpoints, "
+        "which would run on the event loop, are off)",
+    )
     log_format: str = Field("auto", pattern="^(auto|json|console)$", description="auto: console on a TTY")
     log_level: str = Field("info", pattern="^(debug|info|warning|error)$")
 

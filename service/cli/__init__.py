@@ -12,8 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from importlib import metadata
-
+import service
 from service.cli import automation, client, drill, incidents, replay, rules, server
 
 load_settings = server.load_settings
@@ -30,10 +29,7 @@ exit codes: 0 ok; 1 failure (the service refused, could not be reached, or the a
 
 
 def _version() -> str:
-    try:
-        return metadata.version("remediator")
-    except metadata.PackageNotFoundError:  # run from a checkout that was never installed
-        return "unknown (not installed)"
+    return service.__version__
 
 
 def build_parser() -> argparse.ArgumentParser:
