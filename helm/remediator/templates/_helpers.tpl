@@ -66,7 +66,7 @@ Checks that refuse unsafe values with a clear message. Included by the Deploymen
 {{- end }}
 {{- if gt (int .Values.replicas) 1 }}
 {{- if not (or .Values.postgresql.url .Values.postgresql.existingSecret) }}
-{{- fail (printf "replicas=%d needs PostgreSQL: set postgresql.url or postgresql.existingSecret (SQLite on an emptyDir only works for one replica)" (int .Values.replicas)) }}
+{{- fail (printf "replicas=%d needs PostgreSQL: set postgresql.url or postgresql.existingSecret (SQLite only works for one replica: one file, one writer)" (int .Values.replicas)) }}
 {{- end }}
 {{- if not (or .Values.redis.url .Values.redis.existingSecret) }}
 {{- fail (printf "replicas=%d needs Redis: set redis.url or redis.existingSecret (in-process coordination only works for one replica)" (int .Values.replicas)) }}
@@ -106,4 +106,23 @@ refers to that Secret (optional except the webhook token); otherwise only the no
 {{- if or (not .Values.secrets.existingSecret) .Values.postgresql.url .Values.redis.url .Values.monitor.postgresDsn .Values.monitor.redisUrl -}}
 true
 {{- end }}
+{{- end }}
+
+{{/* true when the store is PostgreSQL (else SQLite on /var/lib/remediator). */}}
+{{- define "remediator.postgres" -}}
+{{- if or .Values.postgresql.url .Values.postgresql.existingSecret -}}
+true
+{{- end }}
+{{- end }}
+
+{{/* The SQLite store's PersistentVolumeClaim: the existing one, or the one the chart creates. */}}
+{{- define "remediator.claimName" -}}
+{{- default (printf "%s-data" (include "remediator.fullname" .)) .Values.persistence.existingClaim }}
+{{- end }}
+
+{{/* Labels of the `helm test` pod: not the selector labels, so the Service never routes to it. */}}
+{{- define "remediator.testSelectorLabels" -}}
+app.kubernetes.io/name: {{ include "remediator.name" . }}-test
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: test
 {{- end }}
