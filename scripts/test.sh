@@ -6,11 +6,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-system-deps.sh
 scripts/bootstrap.sh
-echo "== ruff";         .venv/bin/ruff check service tests bench
-echo "== ruff format";  .venv/bin/ruff format --check service tests bench
+echo "== ruff";         .venv/bin/ruff check service tests bench examples
+echo "== ruff format";  .venv/bin/ruff format --check service tests bench examples
 echo "== mypy";         .venv/bin/mypy
 echo "== import-linter"; .venv/bin/lint-imports
 echo "== rules lint";   .venv/bin/remediator rules lint rules
 echo "== rules test";   .venv/bin/remediator rules test rules/tests/*.yaml
-echo "== promtool";     promtool check rules rules/alerts/*.yaml
+echo "== promtool";     promtool check rules rules/alerts/*.yaml && promtool check config examples/prometheus.yml
+echo "== amtool";       amtool check-config examples/alertmanager.yml
 echo "== pytest";       .venv/bin/python -m pytest -q "$@"
