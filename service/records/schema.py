@@ -213,6 +213,7 @@ comms = sa.Table(
 )
 
 sa.Index("ix_incidents_caused_by", incidents.c.caused_by)
+sa.Index("ix_outbox_incident", outbox.c.incident_id)
 sa.Index("ix_actions_incident", actions.c.incident_id, actions.c.requested_at)
 sa.Index("ix_actions_status", actions.c.status)
 sa.Index("ix_inbox_state_id", inbox.c.state, inbox.c.id)
