@@ -6,7 +6,8 @@ through those hops, not through SQL, so the pipeline was bound by hop latency wi
 SQLite statement on a local file takes microseconds: running it inline costs less than one hop. It never
 waits on another writer of this process, because every write transaction holds the write slot first
 (``Store.write``); WAL readers never wait. The busy timeout of these connections is short and they never
-checkpoint (the writer thread does), so the loop cannot stall on a lock held elsewhere or on an fsync.
+checkpoint (``wal_autocheckpoint=0``; a worker thread does, ``records.checkpoints``), so the loop cannot
+stall on a lock held elsewhere or on a checkpoint's fsync.
 
 ``Conn`` is the surface the records modules use — ``execute``, ``scalar``, ``run_sync`` — which both
 ``InlineConnection`` and SQLAlchemy's ``AsyncConnection`` (PostgreSQL) provide.

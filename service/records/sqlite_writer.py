@@ -14,6 +14,8 @@ full) fails the whole batch with ``errors.StoreUnavailable``: the senders retry.
 The store's own write transactions hold SQLite's single write lock between awaits, so a flush never runs
 while one is open (``Store.write`` holds an asyncio lock; the flush waits for it and is kicked when it is
 released). The busy timeout only covers other processes (a migration): it is short, as it blocks the loop.
+Its commits never checkpoint the WAL (``wal_autocheckpoint=0``: a checkpoint's fsync would run on the loop);
+``records.checkpoints`` does that in a thread.
 
 Never runs anything but the inbox INSERT built from our own column names; row values are bound parameters.
 """
@@ -30,7 +32,7 @@ from typing import Any
 import structlog
 
 from service import errors
-from service.records import schema
+from service.records import checkpoints, schema
 
 log = structlog.get_logger(__name__)
 
@@ -73,6 +75,7 @@ class SqliteWriter:
             self._path, timeout=self._busy_timeout_s, isolation_level=None, check_same_thread=False
         )
         self._conn.execute("PRAGMA synchronous=NORMAL")
+        checkpoints.no_autocheckpoint(self._conn)  # its commits never checkpoint: a thread does
 
     async def stop(self) -> None:
         conn, self._conn = self._conn, None
