@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import platform
 import time
 from collections.abc import AsyncIterator, Callable
 
-import aiohttp
 import structlog
 from aiohttp import web
 
+import service
 from service import console, keys, pipeline, registries
-from service.clients import hub
+from service.clients import hub, sessions
 from service.clients.http import HttpClient
 from service.clients.kube import KubeClient
 from service.clients.postgres import PostgresConnector
@@ -21,7 +22,7 @@ from service.dispatcher import Dispatcher, worker_name
 from service.escalation import links, paging, routes
 from service.escalation.channels import registry as channels
 from service.escalation.outbox import OutboxWorker
-from service.intake import api, control, drills, humans, limits, responses, slack, webhook
+from service.intake import api, control, drills, humans, limits, requestid, responses, slack, timing, webhook
 from service.intake.committer import GroupCommitter
 from service.intake.gauges import GaugeRefresher
 from service.lifecycle.timers import EscalationTimers
@@ -29,6 +30,7 @@ from service.lifecycle.transitions import Lifecycle
 from service.matching import loader
 from service.observability import Metrics
 from service.records import coordination_backend, inbox, wakeups
+from service.records.retention import Retention
 from service.records.store import Store
 from service.remediation import registry as actions_registry
 from service.remediation.engine import Engine, Policy
@@ -43,11 +45,18 @@ def create_app(
     """Build the application; rules load now so that a broken rule stops start-up with its file:line.
     ``clock`` is what the pipeline, the engine and the timers read as the time (tests inject one)."""
     metrics = Metrics()
+    metrics.add_runtime(version=service.__version__, python=platform.python_version())
     limiter = limits.Limiter(
         max_inflight=settings.max_inflight, max_large_bodies=settings.max_large_bodies, metrics=metrics
     )
     app = web.Application(
-        middlewares=[responses.errors_middleware, limiter.middleware(), limits.refuse_control_characters],
+        middlewares=[
+            timing.Timing(metrics).middleware(),  # outermost: times every answer, the refusals too
+            requestid.request_id_middleware,  # next: errors and refusals carry the id too
+            responses.errors_middleware,
+            limiter.middleware(),
+            limits.refuse_control_characters,
+        ],
         client_max_size=settings.max_body_bytes + 1,
         handler_args=server_options(settings),
     )
@@ -59,7 +68,7 @@ def create_app(
         if rules is not None
         else loader.load_rules(settings.rules_dir, catalogue=registries.catalogue())
     )
-    app.cleanup_ctx.extend([_store, _coordination, _clients, _workers])
+    app.cleanup_ctx.extend([_store, _coordination, _clients, _workers, _retention])
     app.router.add_post("/v1/alerts", webhook.post_alerts)
     app.router.add_get("/v1/incidents", api.list_incidents)
     app.router.add_get("/v1/incidents/{id}", api.get_incident)
@@ -99,7 +108,7 @@ async def _store(app: web.Application) -> AsyncIterator[None]:
         released = await inbox.release(store)
         if released:
             log.info("dispatcher.resumed", rows=released)
-    store.start_writer()
+    store.start_writer(checkpoint_s=settings.wal_checkpoint_s)
     app[keys.STORE] = store
     yield
     await store.close()
@@ -118,7 +127,7 @@ async def _coordination(app: web.Application) -> AsyncIterator[None]:
 async def _clients(app: web.Application) -> AsyncIterator[None]:
     """The adapters probes use; each is None when its setting is empty (its probes then report skipped)."""
     settings = app[keys.SETTINGS]
-    async with aiohttp.ClientSession() as session:
+    async with sessions.new_session() as session:
         kube = await KubeClient.connect(settings.kubeconfig)
         postgres = PostgresConnector.from_settings(settings)
         redis = RedisConnector.from_settings(settings)
@@ -144,7 +153,7 @@ async def _clients(app: web.Application) -> AsyncIterator[None]:
 async def _workers(app: web.Application) -> AsyncIterator[None]:
     """The background workers: outbox, dispatcher (pipeline + engine), committer, timers, gauges."""
     settings, store, metrics = app[keys.SETTINGS], app[keys.STORE], app[keys.METRICS]
-    async with aiohttp.ClientSession() as session:
+    async with sessions.new_session() as session:
         table = routes.from_settings(settings)
         outbox = OutboxWorker(
             store,
@@ -183,13 +192,7 @@ async def _workers(app: web.Application) -> AsyncIterator[None]:
         committer.start()
         timers.start()
         gauges.start()
-        log.info(
-            "service.started",
-            listen=settings.listen,
-            store=store.dialect,
-            rules=len(app[keys.RULES].rules),
-            channels=settings.notify_channels,
-        )
+        _log_started(app)
         try:
             yield
         finally:
@@ -201,6 +204,33 @@ async def _workers(app: web.Application) -> AsyncIterator[None]:
             await dispatcher.stop()
             await flow.drain()
             await outbox.stop()
+
+
+def _log_started(app: web.Application) -> None:
+    """The start-up line: which version listens where, on which store, with how many rules."""
+    settings = app[keys.SETTINGS]
+    log.info(
+        "service.started",
+        version=service.__version__,
+        listen=settings.listen,
+        store=app[keys.STORE].dialect,
+        rules=len(app[keys.RULES].rules),
+        channels=settings.notify_channels,
+    )
+
+
+async def _retention(app: web.Application) -> AsyncIterator[None]:
+    """Retention (``records.retention``): prunes what is older than ``retention_days`` in the background;
+    stops first. It starts before intake listens: an older small SQLite file switches to incremental
+    auto-vacuum then."""
+    retention = Retention.from_settings(
+        app[keys.SETTINGS], app[keys.STORE], app[keys.METRICS], clock=app[keys.CLOCK]
+    )
+    await retention.start()
+    try:
+        yield
+    finally:
+        await retention.stop()
 
 
 def _lifecycle(settings: Settings, store: Store, metrics: Metrics, table: routes.Routes) -> Lifecycle:
@@ -252,6 +282,7 @@ def _pipeline(
         limits=flow.limits,
         owner=worker_name(),
         clock=app[keys.CLOCK],
+        metrics=app[keys.METRICS],
     )
     flow.engine = engine
     app[keys.ENGINE], app[keys.PIPELINE] = engine, flow

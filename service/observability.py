@@ -8,37 +8,112 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
 import typing
 from collections.abc import Mapping
 from typing import Any
 
 import structlog
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    GCCollector,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+)
 
 from service.model import incidents
 
 #: Every incident state: each has its gauge from the start, and reads 0 when no incident is in it.
 STATES: tuple[str, ...] = typing.get_args(incidents.IncidentState)
 
+#: The answers the webhook gives (its series exist at 0 before the first one).
+INTAKE_CODES = ("200", "400", "401", "403", "413", "415", "422", "429", "503")
+
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 
+#: Libraries held at WARNING whatever the level: SQLAlchemy logs every statement at INFO (and rows at DEBUG),
+#: aiosqlite statements and kubernetes-asyncio response bodies at DEBUG — alert data and secrets; Alembic
+#: one line per plug-in it loads before each migration run (its migration lines stay).
+_QUIET = ("sqlalchemy", "aiosqlite", "kubernetes_asyncio", "alembic.runtime.plugins")
 
-def configure_logging(*, fmt: str = "auto", level: str = "info") -> None:
-    """Configure structlog once per process: JSON lines to stdout, or a console renderer on a TTY."""
-    console = fmt == "console" or (fmt == "auto" and sys.stdout.isatty())
-    renderer: Any = structlog.dev.ConsoleRenderer() if console else structlog.processors.JSONRenderer()
+
+def configure_logging(*, fmt: str = "auto", level: str = "info", stream: typing.TextIO | None = None) -> None:
+    """Configure logging once per process: every line, ours and every library's, one JSON object on
+    ``stream`` (stdout), or a console renderer on a TTY.
+
+    Ours stay on structlog's fast path (a filtering bound logger, no ``logging.LogRecord``); the standard
+    library's records (aiohttp, asyncio, asyncpg, alembic, warnings…) go through the root logger's handler,
+    whose ``ProcessorFormatter`` renders them with the same keys (``event``, ``level``, ``timestamp``,
+    ``logger``, the request's contextvars, ``exception`` as a field). Both write whole lines under the
+    handler's lock, so lines never interleave."""
+    stream = stream if stream is not None else sys.stdout
+    console = fmt == "console" or (fmt == "auto" and stream.isatty())
+    renderer: Any = (  # tracebacks without locals (they may hold secrets)
+        structlog.dev.ConsoleRenderer(exception_formatter=structlog.dev.plain_traceback)
+        if console
+        else structlog.processors.JSONRenderer()
+    )
+    tail: list[Any] = [renderer] if console else [structlog.processors.format_exc_info, renderer]
+    head: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    handler = _Handler(stream)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=head,
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *tail],
+        )
+    )
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if isinstance(h, _Handler)]:
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(_LEVELS[level])
+    for name in _QUIET:
+        logging.getLogger(name).setLevel(max(_LEVELS[level], logging.WARNING))
+    logging.captureWarnings(True)  # warnings.warn: a "py.warnings" line, not text on stderr
     structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.format_exc_info,
-            renderer,
-        ],
+        processors=[*head, *tail],
         wrapper_class=structlog.make_filtering_bound_logger(_LEVELS[level]),
-        logger_factory=structlog.PrintLoggerFactory(sys.stdout),
+        logger_factory=_LineLoggerFactory(handler),
         cache_logger_on_first_use=True,  # the hot paths log through module-level proxies
     )
+
+
+class _Handler(logging.StreamHandler):  # type: ignore[type-arg]
+    """The root logger's handler that ``configure_logging`` installs (and replaces when called again)."""
+
+
+class _LineLoggerFactory:
+    """structlog's loggers: each writes a rendered line to the handler's stream under the handler's lock."""
+
+    def __init__(self, handler: _Handler) -> None:
+        self._handler = handler
+
+    def __call__(self, *args: Any) -> _LineLogger:
+        return _LineLogger(self._handler, args[0] if args else "remediator")
+
+
+class _LineLogger:
+    """One rendered event, one ``write`` of one line (``print`` writes the newline separately)."""
+
+    def __init__(self, handler: _Handler, name: str) -> None:
+        self.name = name  # structlog.stdlib.add_logger_name reads it
+        self._stream = handler.stream
+        self._lock = handler.lock or threading.RLock()
+
+    def msg(self, message: str) -> None:
+        with self._lock:
+            self._stream.write(message + "\n")
+            self._stream.flush()
+
+    debug = info = warning = warn = error = critical = exception = fatal = log = msg
 
 
 class Metrics:
@@ -74,6 +149,8 @@ class Metrics:
         self.intake_requests = Counter(
             "remediator_intake_requests", "Webhook requests by HTTP status", ["code"], registry=r
         )
+        for code in INTAKE_CODES:  # at 0 from the start: increase() then sees the first refusal of each
+            self.intake_requests.labels(code=code)
         self.intake_latency = Histogram(
             "remediator_intake_latency_seconds",
             "Time from request to durable answer",
@@ -84,6 +161,8 @@ class Metrics:
     def _incidents(self, r: CollectorRegistry) -> None:
         """Incidents by state, opened by rule."""
         self.incidents = Gauge("remediator_incidents", "Incidents by state", ["state"], registry=r)
+        for state in STATES:  # every state is exported from the start, even before the first count
+            self.incidents.labels(state=state)
         self.incidents_opened = Counter(
             "remediator_incidents_opened", "Incidents opened by rule", ["rule"], registry=r
         )
@@ -201,6 +280,14 @@ class Metrics:
             "Size of the store (SQLite file + WAL, or the PostgreSQL database)",
             registry=r,
         )
+
+    def add_runtime(self, *, version: str, python: str) -> None:
+        """The build (``remediator_build_info`` = 1 with these labels) and the process and Python runtime
+        collectors (``process_*``, ``python_info``, ``python_gc_*``), in this app's own registry."""
+        self.build_info.labels(version=version, python=python).set(1)
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
+        GCCollector(registry=self.registry)
 
     def inbox_pending(self, rows: int) -> None:
         """Intake committed ``rows`` new pending rows: the backlog reads them at once, not at the next

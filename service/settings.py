@@ -3,34 +3,68 @@
 Secure by default: without a webhook token the service binds loopback only, and a non-loopback
 listen address without a token refuses to start. Secrets are ``SecretStr`` and never printed.
 
+Every secret (``SECRETS``: the ``SecretStr`` fields, and the store and Redis URLs, which may carry a
+password) can also come from a file: ``REMEDIATOR_<NAME>_FILE=/path`` (the content, trailing newline
+stripped), or ``REMEDIATOR_SECRETS_DIR`` holding one file per secret named after the field
+(``webhook_token`` or ``webhook-token``: a mounted Kubernetes Secret). One source does it
+(``_SecretFiles``); a value and its ``_FILE`` both set is an error, and no error ever quotes a file's content.
+Durations (``*_s`` settings, the window of ``action_budget``) take Prometheus units (``model.rules``).
+
 Every structured setting is parsed once, here, when the settings load (the route table is kept parsed:
 ``route_table``). Imports nothing of ours above ``model`` and ``errors``.
 """
 
 from __future__ import annotations
 
+import functools
 import hmac
 import ipaddress
+import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import Field, PrivateAttr, SecretStr, ValidationInfo, field_validator, model_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 from service import errors
-from service.model import hostnames, levels, routes
+from service.model import hostnames, levels, routes, rules
 
 _KEYS_FILE = "REMEDIATOR_PAGERDUTY_ROUTING_KEYS_FILE"
 _SLACK_USER = re.compile(r"^[UW][A-Z0-9]{2,20}$")
 _SLACK_CHANNEL = re.compile(r"^[CGD][A-Z0-9]{2,20}$")
 _APPROVER_NAME = re.compile(r"^[A-Za-z0-9][-A-Za-z0-9._@]{0,63}$")
+_PREFIX = "REMEDIATOR_"
+SECRETS_DIR = "REMEDIATOR_SECRETS_DIR"
+URL_SECRETS = ("store_url", "redis_url")
+"""Plain-text settings that are secrets when they carry a password (``postgresql://u:PASSWORD@…``)."""
+_OWN_FILE_FIELD = ("pagerduty_routing_keys",)
+"""Secrets whose ``_FILE`` is a field of its own with other semantics (its entries are merged)."""
 
 
 class Settings(BaseSettings):
     """Every setting of the service, from ``REMEDIATOR_<NAME>`` or the matching ``--name`` flag."""
 
-    model_config = SettingsConfigDict(env_prefix="REMEDIATOR_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(env_prefix=_PREFIX, extra="ignore", frozen=True)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Flags (init) win, then secrets from files, then the environment."""
+        return (init_settings, _SecretFiles(settings_cls), env_settings, dotenv_settings)
 
     listen: str = Field("127.0.0.1:8080", description="host:port to bind")
     store_url: str = Field("sqlite:///./remediator.db", description="sqlite:///PATH or postgresql://…")
@@ -151,9 +185,7 @@ class Settings(BaseSettings):
         description="namespaces automatic actions may touch (empty: all but kube-system)",
     )
     action_budget: str = Field(
-        "10/10m",
-        pattern=r"^[1-9][0-9]*/[1-9][0-9]*[smh]$",
-        description="automatic actions per window, e.g. 10/10m",
+        "10/10m", description="automatic actions per window, COUNT/DURATION, e.g. 10/10m or 50/1h"
     )
     storm_brake: int = Field(5, ge=1, description="incidents acting at once before automation stops")
     flap_window_s: float = Field(1800, ge=0, description="a firing this soon after a mitigation is a flap")
@@ -261,7 +293,7 @@ class Settings(BaseSettings):
         3600, gt=0, le=86400, description="how often the retention task runs (one replica at a time)"
     )
     retention_batch: int = Field(
-        500, ge=1, le=100_000, description="rows deleted per retention transaction (small: intake goes on)"
+        100, ge=1, le=100_000, description="rows deleted per retention transaction (small: intake goes on)"
     )
     wal_checkpoint_s: float = Field(
         1.0,
@@ -277,12 +309,26 @@ class Settings(BaseSettings):
     _escalation_matrix: levels.Matrix = PrivateAttr(default_factory=levels.Matrix)
     _pagerduty_services: dict[str, SecretStr] = PrivateAttr(default_factory=dict)
 
+    @field_validator("*", mode="before")
+    @classmethod
+    def _durations(cls, value: object, info: ValidationInfo) -> object:
+        """A ``*_s`` setting takes a duration with units too (``30m``, ``1d``): the one parser."""
+        if isinstance(value, str) and str(info.field_name).endswith("_s") and value.strip():
+            return rules.parse_duration(value).total_seconds()  # ValueError: pydantic names the field
+        return value
+
+    @field_validator("action_budget")
+    @classmethod
+    def _budget(cls, value: str) -> str:
+        budget(value)  # raises ValueError naming the setting
+        return value
+
     @field_validator("approver_tokens", mode="before")
     @classmethod
     def _tokens(cls, value: object) -> object:
         if isinstance(value, str):
             pairs: dict[str, str] = {}
-            for item in value.split(","):
+            for item in re.split(r"[,\n]", value):  # commas, or lines (a file)
                 if not item.strip():
                     continue
                 name, sep, token = item.partition("=")
@@ -472,9 +518,7 @@ class Settings(BaseSettings):
     @property
     def budget(self) -> tuple[int, float]:
         """``action_budget`` as (actions, window seconds)."""
-        count, window = self.action_budget.split("/")
-        unit = {"s": 1, "m": 60, "h": 3600}[window[-1]]
-        return int(count), float(window[:-1]) * unit
+        return budget(self.action_budget)
 
     @property
     def route_table(self) -> routes.Table:
@@ -528,6 +572,82 @@ class Settings(BaseSettings):
     @property
     def base_url(self) -> str:
         return self.public_url.rstrip("/") or f"http://{self.listen}"
+
+
+def budget(text: str) -> tuple[int, float]:
+    """``REMEDIATOR_ACTION_BUDGET``, ``COUNT/DURATION`` (``10/10m``), as (actions, window seconds)."""
+    count, sep, window = text.strip().partition("/")
+    try:
+        seconds = rules.parse_duration(window).total_seconds() if sep else 0.0
+    except ValueError:
+        seconds = 0.0
+    if not count.isdigit() or int(count) < 1 or seconds <= 0:
+        raise ValueError(
+            f"action_budget must be COUNT/DURATION with both above zero, e.g. 10/10m (got {text[:40]!r})"
+        )
+    return int(count), seconds
+
+
+@functools.cache
+def secret_settings() -> tuple[str, ...]:
+    """Names of the settings that are secrets: every ``SecretStr`` field and the URLs that may carry a
+    password. They are never taken as a flag value, and each can come from a file."""
+    names = [name for name, field in Settings.model_fields.items() if "SecretStr" in str(field.annotation)]
+    return (*names, *URL_SECRETS)
+
+
+def read_secret(path: str | Path, *, source: str) -> str:
+    """A secret from a file: its content without the trailing newline. Errors name ``source`` (the
+    variable or flag) and the path, never the content."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+        raise errors.ConfigError(f"{source}: cannot read {path}: {reason}") from None
+    value = text.rstrip("\r\n")
+    if not value.strip():
+        raise errors.ConfigError(f"{source}: {path} is empty")
+    return value
+
+
+def secrets_from_files(environ: Mapping[str, str]) -> dict[str, str]:
+    """The secrets given as files: ``REMEDIATOR_<NAME>_FILE``, else a file in ``REMEDIATOR_SECRETS_DIR``
+    (unless ``REMEDIATOR_<NAME>`` is set). A value and its ``_FILE`` both set is an error naming both."""
+    folder = environ.get(SECRETS_DIR, "").strip()
+    if folder and not Path(folder).is_dir():
+        raise errors.ConfigError(f"{SECRETS_DIR}: {folder} is not a readable directory")
+    found: dict[str, str] = {}
+    for name in secret_settings():
+        if name in _OWN_FILE_FIELD and f"{_PREFIX}{name.upper()}_FILE" in environ:
+            continue  # its own field reads that file
+        var = f"{_PREFIX}{name.upper()}"
+        given = bool(environ.get(var, "").strip())
+        path = environ.get(f"{var}_FILE", "").strip()
+        if path and given:
+            raise errors.ConfigError(f"{var} and {var}_FILE are both set: give the secret one way")
+        if path:
+            found[name] = read_secret(path, source=f"{var}_FILE")
+        elif folder and not given:
+            candidates = [
+                p for p in (Path(folder) / name, Path(folder) / name.replace("_", "-")) if p.exists()
+            ]
+            if len(candidates) > 1:
+                raise errors.ConfigError(
+                    f"{SECRETS_DIR}: both {candidates[0].name} and {candidates[1].name} are in {folder}"
+                )
+            if candidates:
+                found[name] = read_secret(candidates[0], source=f"{SECRETS_DIR} ({candidates[0].name})")
+    return found
+
+
+class _SecretFiles(PydanticBaseSettingsSource):
+    """The settings source of secrets given as files (``secrets_from_files``)."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # everything is done in __call__
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(secrets_from_files(os.environ))
 
 
 def _keys_file(path: Path | None) -> dict[str, str]:

@@ -12,8 +12,9 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+
 import service
-from service.cli import automation, client, drill, incidents, replay, rules, server
+from service.cli import automation, client, drill, incidents, prune, replay, rules, server
 
 load_settings = server.load_settings
 
@@ -41,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"remediator {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for group in (server, rules, replay, incidents, automation, drill):
+    for group in (server, rules, replay, incidents, automation, drill, prune):
         group.add_commands(sub)
     return parser
 

@@ -8,23 +8,19 @@ maintenance windows that pause automation for one namespace, rule or target unti
 from __future__ import annotations
 
 import argparse
-import re
 import time
 from datetime import datetime
 from typing import Any
 
 from service.cli import client, output
-
-_DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
-_UNIT_S = (86400, 3600, 60, 1)
+from service.model import rules
 
 
 def until(text: str, *, now: float) -> str:
     """``--until`` as RFC 3339 in UTC; raises ``client.Usage`` for anything else, or a time not ahead."""
-    found = _DURATION.match(text.strip())
-    if found and any(found.groups()):
-        at = now + sum(int(n) * unit for n, unit in zip(found.groups(), _UNIT_S, strict=True) if n)
-    else:
+    try:
+        at = now + rules.parse_duration(text.strip()).total_seconds()
+    except ValueError:
         try:
             parsed = datetime.fromisoformat(text.strip())
         except ValueError:
@@ -32,7 +28,7 @@ def until(text: str, *, now: float) -> str:
                 f"--until {text!r}: give an RFC 3339 time with its zone or a duration like 90m, 2h, 1h30m"
             ) from None
         if parsed.tzinfo is None:
-            raise client.Usage(f"--until {text!r} has no time zone (add Z or +01:00)")
+            raise client.Usage(f"--until {text!r} has no time zone (add Z or +01:00)") from None
         at = parsed.timestamp()
     if at <= now:
         raise client.Usage(f"--until {text!r} is not in the future")

@@ -1,5 +1,10 @@
 """``remediator serve`` and ``remediator migrate``, and the settings flags they share: every setting has a
-``--flag`` mirroring its ``REMEDIATOR_*`` variable; flags win over the environment."""
+``--flag`` mirroring its ``REMEDIATOR_*`` variable; flags win over the environment.
+
+No secret is taken as a flag value (``ps`` shows every process's arguments): a secret setting has
+``--NAME-file PATH`` instead, and ``--NAME VALUE`` is refused with a usage error saying what to use. The
+store and Redis URLs keep their flag, refused when the URL carries a password.
+"""
 
 from __future__ import annotations
 
@@ -8,33 +13,107 @@ import asyncio
 import gc
 import os
 import sys
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
 from service import errors
+from service import settings as config
 from service.settings import Settings
 
 
-def add_settings_flags(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("settings (each also REMEDIATOR_<NAME>)")
-    for name, field in Settings.model_fields.items():
-        env = f"REMEDIATOR_{name.upper()}"
-        group.add_argument(
-            f"--{name.replace('_', '-')}",
-            dest=f"setting_{name}",
-            default=None,
-            metavar="VALUE",
-            help=f"{field.description or name} [{env}]",
+class _Refused(argparse.Action):
+    """``--NAME VALUE`` for a secret: a usage error pointing at the environment and the file forms."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: str | Sequence[Any] | None,
+        option_string: str | None = None,
+    ) -> None:
+        env = f"REMEDIATOR_{self.dest.removeprefix('refused_').upper()}"
+        parser.error(
+            f"{option_string}: a secret is not taken as a flag value (ps shows it to every user); set {env}, "
+            f"{env}_FILE=PATH or {option_string}-file PATH"
         )
 
 
+def _no_password(flag: str) -> Any:
+    def check(value: str) -> str:
+        try:
+            password = urlsplit(value).password
+        except ValueError:
+            password = None  # not a URL: the setting's own validation says so
+        if password:
+            env = f"REMEDIATOR_{flag.removeprefix('--').replace('-', '_').upper()}"
+            raise argparse.ArgumentTypeError(
+                f"the URL carries a password, which ps would show to every user; set {env}, {env}_FILE=PATH "
+                f"or {flag}-file PATH"
+            )
+        return value
+
+    return check
+
+
+def add_settings_flags(parser: argparse.ArgumentParser) -> None:
+    """A flag per setting; a flag the command defines itself (``prune --dry-run``) keeps its own meaning,
+    and the setting is then taken from the environment only."""
+    group = parser.add_argument_group(
+        "settings (each also REMEDIATOR_<NAME>; secrets also REMEDIATOR_<NAME>_FILE)"
+    )
+    secrets = config.secret_settings()
+    taken = set(parser._option_string_actions)  # the command's own flags
+    for name, field in Settings.model_fields.items():
+        env = f"REMEDIATOR_{name.upper()}"
+        flag = f"--{name.replace('_', '-')}"
+        if flag in taken:
+            continue
+        if name in secrets and name not in config.URL_SECRETS:
+            # defined (hidden) so that argparse does not take ``--NAME`` as an abbreviation of ``--NAME-file``
+            group.add_argument(flag, dest=f"refused_{name}", action=_Refused, help=argparse.SUPPRESS)
+        if name in secrets and f"{name}_file" not in Settings.model_fields:
+            group.add_argument(
+                f"{flag}-file",
+                dest=f"secretfile_{name}",
+                default=None,
+                metavar="PATH",
+                help=f"file holding {field.description or name} [{env}_FILE]",
+            )
+        if name in config.URL_SECRETS:
+            group.add_argument(
+                flag,
+                dest=f"setting_{name}",
+                default=None,
+                metavar="VALUE",
+                type=_no_password(flag),
+                help=f"{field.description or name}, without a password [{env}]",
+            )
+        elif name not in secrets:
+            group.add_argument(
+                flag,
+                dest=f"setting_{name}",
+                default=None,
+                metavar="VALUE",
+                help=f"{field.description or name} [{env}]",
+            )
+
+
 def load_settings(args: argparse.Namespace) -> Settings:
-    """Settings from the environment, overridden by the flags given."""
-    overrides = {
-        key.removeprefix("setting_"): value
-        for key, value in vars(args).items()
-        if key.startswith("setting_") and value is not None
-    }
+    """Settings from the environment, overridden by the flags given (a ``--NAME-file`` flag by the file's
+    content)."""
+    overrides: dict[str, Any] = {}
+    for key, value in vars(args).items():
+        if value is None:
+            continue
+        if key.startswith("setting_"):
+            overrides[key.removeprefix("setting_")] = value
+        elif key.startswith("secretfile_"):
+            name = key.removeprefix("secretfile_")
+            flag = f"--{name.replace('_', '-')}-file"
+            overrides[name] = config.read_secret(value, source=flag)
     return Settings(**overrides)
 
 
@@ -129,7 +208,10 @@ def _event_loop() -> asyncio.AbstractEventLoop:
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
+    from service.observability import configure_logging
+
     settings = settings_or_exit(args)
+    configure_logging(fmt=settings.log_format, level=settings.log_level)
     try:
         apply_migrations(settings)
     except errors.StoreUnavailable as exc:

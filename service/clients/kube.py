@@ -8,12 +8,15 @@ only remediation actions call the write section (patch, scale, evict, delete a p
 request per call, never retried here. An eviction refused by a PodDisruptionBudget is ``errors.Blocked``.
 
 kubernetes-asyncio (~60 MB of generated models) is imported when a client is first built, never when this
-module is: a service without Kubernetes configured never loads it.
+module is: a service without Kubernetes configured never loads it. Requests carry
+``User-Agent: remediator/<version>`` and go through the proxy the environment names (``NO_PROXY`` honoured),
+like every outbound request of the service (``clients.sessions``).
 """
 
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -21,7 +24,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import aiohttp
 import orjson
 
-from service import errors
+from service import USER_AGENT, errors
+from service.model import retry
 
 if TYPE_CHECKING:
     from kubernetes_asyncio import client
@@ -67,7 +71,10 @@ class KubeClient:
             await config.load_kube_config(config_file=str(kubeconfig), client_configuration=configuration)
         else:
             config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
-        return cls(client.ApiClient(configuration))
+        # kubernetes-asyncio opens its own aiohttp session, with trust_env (HTTPS_PROXY / NO_PROXY) on
+        api = client.ApiClient(configuration)
+        api.user_agent = USER_AGENT
+        return cls(api)
 
     async def close(self) -> None:
         await self._api.close()
@@ -387,11 +394,7 @@ def translate(exc: ApiException, what: str) -> errors.RemediatorError:
         return Conflict(message, delay=0.0)
     if status == 429 or status >= 500:
         headers: Any = exc.headers or {}
-        retry = headers.get("Retry-After")
-        try:
-            delay = float(retry) if retry else None
-        except ValueError:
-            delay = None
+        delay = retry.retry_after(headers.get("Retry-After"), now=time.time())
         return errors.Transient(message, delay=delay)
     return errors.Permanent(message)
 

@@ -13,6 +13,7 @@ Never queries anything but ``/api/v1/query``; never reads more than ``max_body``
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +22,7 @@ import orjson
 
 from service import errors
 from service.clients import http
+from service.model import retry
 
 _MAX_BODY = 8 * 1024 * 1024
 
@@ -78,7 +80,7 @@ def _samples(status: int, body: bytes, retry_after: str | None) -> list[Sample]:
         payload = {}
     reason = f"{payload.get('errorType', f'HTTP {status}')}: {payload.get('error', 'no reason given')}"
     if status == 429 or status >= 500:  # 503: the query timed out or was cancelled; overloaded
-        raise errors.Transient(f"Prometheus {reason}", delay=_seconds(retry_after))
+        raise errors.Transient(f"Prometheus {reason}", delay=retry.retry_after(retry_after, now=time.time()))
     if payload.get("status") != "success":
         if "errorType" in payload:
             raise errors.Permanent(f"Prometheus rejected the query: {reason}")
@@ -92,10 +94,3 @@ def _samples(status: int, body: bytes, retry_after: str | None) -> list[Sample]:
     if kind == "scalar" and isinstance(result, list):
         return [Sample(labels={}, value=float(result[1]))]
     raise errors.Permanent(f"query returned a {kind} result; only instant vectors and scalars are supported")
-
-
-def _seconds(retry_after: str | None) -> float | None:
-    try:
-        return max(0.0, float(retry_after)) if retry_after else None
-    except ValueError:
-        return None  # an HTTP-date; the caller's own backoff applies

@@ -7,9 +7,8 @@ caller's compare-and-set, never decided here.
 
 from __future__ import annotations
 
-import aiohttp
-
 from service import errors
+from service.clients import sessions
 from service.comms import drafts, email, statuspage
 from service.settings import Settings
 
@@ -36,7 +35,7 @@ async def deliver(settings: Settings, draft: drafts.Draft, *, severity: str, pre
     if not settings.statuspage_page_id:
         raise errors.Permanent("the status page is not configured (REMEDIATOR_STATUSPAGE_PAGE_ID)")
     key = statuspage.read_key(settings.statuspage_api_key_file)
-    async with aiohttp.ClientSession() as session:
+    async with sessions.new_session() as session:
         page = statuspage.Statuspage(
             session,
             base_url=settings.statuspage_url,

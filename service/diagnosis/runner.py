@@ -24,6 +24,7 @@ from service.diagnosis.base import Observation, ProbeContext, ProbeDef
 from service.matching import templates
 from service.model import incidents
 from service.model.rules import ProbeSpec
+from service.observability import Metrics
 
 log = structlog.get_logger(__name__)
 
@@ -71,12 +72,16 @@ async def run_all(
     target: incidents.TargetRef,
     clients: Clients,
     limits: Limits,
+    metrics: Metrics | None = None,
 ) -> list[incidents.Finding]:
-    """Every planned probe's finding, in rule order, within ``limits.deadline_s``."""
+    """Every planned probe's finding, in rule order, within ``limits.deadline_s``; each is counted in
+    ``metrics.probes`` by probe type and status (when ``metrics`` is given)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + limits.deadline_s
     tasks = [
-        asyncio.create_task(_one(p, registry, target, clients, limits, deadline), name=f"probe-{p.spec.id}")
+        asyncio.create_task(
+            _one(p, registry, target, clients, limits, deadline, metrics), name=f"probe-{p.spec.id}"
+        )
         for p in planned
     ]
     return list(await asyncio.gather(*tasks))
@@ -89,6 +94,7 @@ async def _one(
     clients: Clients,
     limits: Limits,
     deadline: float,
+    metrics: Metrics | None,
 ) -> incidents.Finding:
     loop = asyncio.get_running_loop()
     started = loop.time()
@@ -105,6 +111,8 @@ async def _one(
         duration_ms=round((loop.time() - started) * 1000, 1),
     )
     log.info("probe.finished", probe=spec.probe, id=spec.id, status=finding.status, ms=finding.duration_ms)
+    if metrics is not None:
+        metrics.probes.labels(probe=spec.probe, status=finding.status).inc()
     return finding
 
 

@@ -1,9 +1,10 @@
 """The outbox worker: delivers queued notifications, retrying transient failures with backoff.
 
-429 and 5xx (and unreachable receivers) are retried, honouring Retry-After, doubling from
-``outbox_backoff_s`` up to 5 minutes, ``outbox_max_attempts`` times; other 4xx fail at once and are
-recorded. A notification whose delivery was cut by a crash is re-sent after its lease expires, with the
-same ``delivery_id``.
+429 and 5xx (and unreachable receivers) are retried, honouring Retry-After, else after a delay drawn
+uniformly below a step doubling from ``outbox_backoff_s`` up to 5 minutes (full jitter, ``model.retry``:
+deliveries that failed together do not retry together), ``outbox_max_attempts`` times; other 4xx fail
+at once and are recorded. A notification whose delivery was cut by a crash is re-sent after its lease
+expires, with the same ``delivery_id``.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import structlog
 
 from service import errors
 from service.escalation.channels.base import Notifier
+from service.model import retry
 from service.observability import Metrics
 from service.records import outbox
 from service.records.store import Store
@@ -25,6 +27,7 @@ log = structlog.get_logger(__name__)
 
 BATCH = 50  # notifications claimed at once
 LEASE_S = 60.0  # a claimed notification not marked within this is sent again (the worker died)
+BACKOFF_CAP_S = 300.0  # the longest retry delay of our own (a receiver's Retry-After may ask for more)
 
 
 class OutboxWorker:
@@ -109,7 +112,7 @@ class OutboxWorker:
                 bound.error("notify.failed", reason=str(exc))
                 await self._fail(delivery, str(exc))
                 return
-            delay = exc.delay if exc.delay is not None else self._backoff(delivery.attempts)
+            delay = retry.backoff(delivery.attempts, self._backoff_s, BACKOFF_CAP_S, exc.delay)
             bound.warning("notify.retry", reason=str(exc), delay_s=delay)
             await outbox.mark(
                 self._store,
@@ -158,6 +161,3 @@ class OutboxWorker:
                 "notify.fallback", channel=delivery.channel, fallback=fallback, notification=delivery.event
             )
             self.wake()
-
-    def _backoff(self, attempts: int) -> float:
-        return float(min(300.0, self._backoff_s * 2 ** max(0, attempts - 1)))

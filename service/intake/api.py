@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 
@@ -120,14 +121,22 @@ async def healthz(_request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    store_ok = await request.app[keys.STORE].ping()
-    shared_ok = await request.app[keys.COORDINATION].ping()
+    """Ready when the store answers: intake needs nothing else to accept alerts. Coordination (Redis) is
+    checked and reported — body and ``remediator_dependency_up`` — but never takes intake off the Service:
+    without it automatic actions are refused (``coordination_unavailable``) while alerts are still stored."""
+    store_ok, shared_ok = await asyncio.gather(
+        request.app[keys.STORE].ping(), request.app[keys.COORDINATION].ping()
+    )
+    gauge = request.app[keys.METRICS].dependency_up
+    gauge.labels(dependency="store").set(1 if store_ok else 0)
+    gauge.labels(dependency="coordination").set(1 if shared_ok else 0)
     checks = {
         "store": "ok" if store_ok else "unavailable",
         "coordination": "ok" if shared_ok else "unavailable",
     }
-    ready = store_ok and shared_ok
-    return responses.json_response({"ready": ready, "checks": checks}, status=200 if ready else 503)
+    # flat keys as the OpenAPI document states them; ``ready`` and ``checks`` as answered before
+    body = {"status": checks["store"], **checks, "ready": store_ok, "checks": checks}
+    return responses.json_response(body, status=200 if store_ok else 503)
 
 
 async def metrics(request: web.Request) -> web.Response:

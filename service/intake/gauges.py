@@ -1,5 +1,5 @@
-"""The store-derived gauges of ``/metrics`` (incidents by state, inbox and outbox backlog), counted by a
-background task so that a scrape — open to anyone — never queries the store.
+"""The store-derived gauges of ``/metrics`` (incidents by state, inbox and outbox backlog, the kill switch),
+counted by a background task so that a scrape — open to anyone — never queries the store.
 
 The task counts every ``interval_s``, and again soon after the dispatcher finishes a row (at most once per
 ``min_gap_s``): the inbox backlog reads 0 about a second after the last alert was handled, whatever the
@@ -20,7 +20,7 @@ import structlog
 
 from service import errors
 from service.observability import Metrics
-from service.records import inbox, outbox
+from service.records import inbox, outbox, switches
 from service.records import incidents as incident_rows
 from service.records.store import Store
 
@@ -51,6 +51,7 @@ class GaugeRefresher:
             by_state = await incident_rows.count_by_state(self._store)
             outbox_rows = await outbox.backlog(self._store)
             inbox_rows = await inbox.backlog(self._store)
+            paused = await switches.paused(self._store)  # the stored switch: true after a restart too
         except errors.StoreUnavailable as exc:
             log.warning("metrics.refresh_failed", reason=str(exc)[:300])
             return False
@@ -60,6 +61,7 @@ class GaugeRefresher:
         # rows intake committed while this counted may be counted twice: over, never under, until next time
         pending = inbox_rows + self._metrics.inbox_added - added
         self._metrics.set_store_gauges(by_state, outbox=outbox_rows, inbox=pending)
+        self._metrics.kill_switch.set(1 if paused else 0)
         return True
 
     def wake(self) -> None:

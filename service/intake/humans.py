@@ -171,6 +171,7 @@ async def switch(app: web.Application, *, paused: bool, who: str) -> Outcome:
     except CoordinationUnavailable:
         log.warning("automation.switch_not_shared", paused=paused)  # automation fails closed without it
     log.warning("automation.paused" if paused else "automation.resumed", by=who)
+    app[keys.METRICS].kill_switch.set(1 if paused else 0)  # the refresher also reads it (other replicas)
     return Outcome(
         200, f"automation {'paused' if paused else 'resumed'} by {who}", body={"paused": paused, "by": who}
     )

@@ -39,6 +39,8 @@ _BUSY = (
     "busy: REMEDIATOR_MAX_INFLIGHT requests, or REMEDIATOR_MAX_LARGE_BODIES large bodies (over 64 KiB, "
     "chunked or compressed), in flight"
 )
+#: no character of Unicode category Cc nor U+2028/U+2029 (``model.alerts.CONTROL``), as a JSON-schema pattern
+_NO_CONTROL = "^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"
 _PATH_400 = _err("a path parameter or query value holds a control character; `field` names it")
 
 
@@ -47,8 +49,12 @@ def _labels(description: str) -> dict[str, Any]:
         "type": "object",
         "description": description,
         "maxProperties": limits.MAX_LABELS,
-        "propertyNames": {"minLength": 1, "maxLength": limits.MAX_NAME_CHARS},
-        "additionalProperties": {"type": "string", "maxLength": limits.MAX_LABEL_VALUE_CHARS},
+        "propertyNames": {"minLength": 1, "maxLength": limits.MAX_NAME_CHARS, "pattern": _NO_CONTROL},
+        "additionalProperties": {
+            "type": "string",
+            "maxLength": limits.MAX_LABEL_VALUE_CHARS,
+            "pattern": "^[^\\u0000]*$",
+        },
     }
 
 
@@ -57,10 +63,12 @@ def _annotations(description: str) -> dict[str, Any]:
         "type": "object",
         "description": description,
         "maxProperties": limits.MAX_ANNOTATIONS,
-        "propertyNames": {"minLength": 1, "maxLength": limits.MAX_NAME_CHARS},
+        "propertyNames": {"minLength": 1, "maxLength": limits.MAX_NAME_CHARS, "pattern": _NO_CONTROL},
         "additionalProperties": {"type": "string"},
     }
 
+
+_STATES = ("open", "diagnosing", "remediating", "verifying", "mitigated", "escalated", "resolved")
 
 _TARGET = {
     "type": "object",
@@ -81,9 +89,7 @@ _SUMMARY = {
     "properties": {
         "id": {"type": "string"},
         "rule": {"type": "string"},
-        "state": {
-            "enum": ["open", "diagnosing", "remediating", "verifying", "mitigated", "escalated", "resolved"]
-        },
+        "state": {"enum": list(_STATES)},
         "severity": {"type": "string"},
         "target": {"$ref": "#/components/schemas/Target"},
         "reason": {"type": ["string", "null"]},
@@ -98,9 +104,10 @@ _ALERT = {
     "required": ["status", "labels", "startsAt", "fingerprint"],
     "properties": {
         "status": {"enum": ["firing", "resolved"]},
-        "labels": _labels(
-            "label names and the alertname value hold no control character; no value holds NUL"
-        ),
+        "labels": {
+            **_labels("label names and the alertname value hold no control character; no value holds NUL"),
+            "minProperties": 1,
+        },
         "annotations": _annotations(
             f"a value longer than {limits.MAX_ANNOTATION_VALUE_CHARS} characters is stored cut to that "
             "length, ending with `…[truncated N chars]`"
@@ -165,11 +172,17 @@ _WINDOW = {
     },
 }
 
+_NO_BODY = {"type": "object", "maxProperties": 0, "description": "no body, or {}: the kill switch"}
+
 _WINDOW_REQUEST = {
     "type": "object",
     "required": ["scope", "until"],
     "properties": {
-        "scope": {"type": "string", "description": "namespace:NAME, rule:NAME or target:KIND/NAMESPACE/NAME"},
+        "scope": {
+            "type": "string",
+            "pattern": "^\\s*(namespace|rule|target):",
+            "description": "namespace:NAME, rule:NAME or target:KIND/NAMESPACE/NAME",
+        },
         "until": {"type": "string", "description": "RFC 3339 with a zone, or a duration from now (90m, 2h)"},
         "reason": {"type": "string", "maxLength": windows.MAX_REASON},
     },
@@ -183,6 +196,118 @@ _AUTOMATION = {
         "by": {"type": ["string", "null"]},
         "since": {"type": ["string", "null"], "format": "date-time"},
         "windows": {"type": "array", "items": {"$ref": "#/components/schemas/Window"}},
+    },
+}
+
+
+_WHEN = {"type": ["string", "null"], "format": "date-time"}
+
+_ACTION = {
+    "type": "object",
+    "description": "an action record: `guard` is the code of the guard that blocked it, `reason` the "
+    "sentence a human reads",
+    "required": ["id", "action", "safety", "status"],
+    "properties": {
+        "id": {"type": "string"},
+        "action": {"type": "string"},
+        "safety": {"enum": ["safe", "unsafe"]},
+        "status": {
+            "enum": [
+                "planned",
+                "skipped",
+                "blocked",
+                "running",
+                "succeeded",
+                "failed",
+                "awaiting_approval",
+                "approved",
+                "rejected",
+                "unknown",
+            ]
+        },
+        "guard": {"type": ["string", "null"]},
+        "reason": {"type": ["string", "null"]},
+        "requested_at": _WHEN,
+        "started_at": _WHEN,
+        "finished_at": _WHEN,
+        "approver": {"type": ["string", "null"]},
+    },
+}
+
+_DETAIL = {
+    "allOf": [
+        {"$ref": "#/components/schemas/IncidentSummary"},
+        {
+            "type": "object",
+            "required": ["alerts", "findings", "actions", "timeline", "bundle"],
+            "properties": {
+                "alerts": {"type": "array", "items": {"type": "object"}},
+                "findings": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["id", "probe", "status"],
+                        "properties": {
+                            "id": {"type": "string"},
+                            "probe": {"type": "string"},
+                            "status": {"type": "string"},
+                            "summary": {"type": "string"},
+                            "facts": {"type": "object"},
+                        },
+                    },
+                },
+                "rounds": {"type": "array", "items": {"type": "object"}},
+                "actions": {"type": "array", "items": {"$ref": "#/components/schemas/ActionRecord"}},
+                "timeline": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["at", "kind", "message"],
+                        "properties": {
+                            "at": {"type": "string", "format": "date-time"},
+                            "kind": {"type": "string"},
+                            "message": {"type": "string"},
+                        },
+                    },
+                },
+                "bundle": {"type": ["object", "null"]},
+            },
+        },
+    ]
+}
+
+
+def _json(description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _object(required: list[str], **properties: Any) -> dict[str, Any]:
+    return {"type": "object", "required": required, "properties": properties}
+
+
+_TEXT = {"type": "string"}
+_DRILL = _object(
+    ["incident", "fingerprint", "inbox", "rule"],
+    incident={"type": ["string", "null"]},
+    fingerprint=_TEXT,
+    inbox={"type": "integer"},
+    rule=_TEXT,
+)
+_READY = _object(
+    ["status", "store", "coordination"],
+    status=_TEXT,
+    store={**_TEXT, "description": "ok or unavailable"},
+    coordination={
+        **_TEXT,
+        "description": "ok or unavailable: automatic actions are refused while it is down",
+    },
+)
+_SWITCH_OR_WINDOW = {
+    "type": "object",
+    "properties": {
+        "paused": {"type": "boolean"},
+        "by": {"type": "string"},
+        "window": {"$ref": "#/components/schemas/Window"},
     },
 }
 
@@ -257,6 +382,8 @@ DOCUMENT: dict[str, Any] = {
             "Alert": _ALERT,
             "Webhook": _WEBHOOK,
             "Window": _WINDOW,
+            "ActionRecord": _ACTION,
+            "IncidentDetail": _DETAIL,
         },
     },
     "paths": {
@@ -301,7 +428,7 @@ DOCUMENT: dict[str, Any] = {
                 "summary": "Incidents, newest first",
                 "security": [{"bearer": []}],
                 "parameters": [
-                    {"name": "state", "in": "query", "schema": {"type": "string"}},
+                    {"name": "state", "in": "query", "schema": {"enum": ["", *_STATES]}},
                     {"name": "rule", "in": "query", "schema": {"type": "string"}},
                     {
                         "name": "limit",
@@ -309,6 +436,13 @@ DOCUMENT: dict[str, Any] = {
                         "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100},
                     },
                     {"name": "cursor", "in": "query", "schema": {"type": "string"}},
+                    {
+                        "name": "over_target",
+                        "in": "query",
+                        "description": "true: only incidents open longer than their MTTR target; "
+                        "false: within it",
+                        "schema": {"enum": ["", "true", "false"]},
+                    },
                 ],
                 "responses": {
                     "200": {
@@ -346,7 +480,7 @@ DOCUMENT: dict[str, Any] = {
                 "security": [{"bearer": []}],
                 "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}],
                 "responses": {
-                    "200": {"description": "the incident"},
+                    "200": _json("the incident", {"$ref": "#/components/schemas/IncidentDetail"}),
                     "401": _err("missing or invalid credentials"),
                     "404": _err("no such incident"),
                 },
@@ -370,7 +504,9 @@ DOCUMENT: dict[str, Any] = {
                 "security": [{"bearer": []}],
                 "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}],
                 "responses": {
-                    "200": {"description": "acknowledged"},
+                    "200": _json(
+                        "acknowledged", _object(["id", "acknowledged_by"], id=_TEXT, acknowledged_by=_TEXT)
+                    ),
                     "401": _err("missing or unknown token"),
                     "403": _err("not an approver"),
                     "404": _err("no such incident"),
@@ -393,7 +529,18 @@ DOCUMENT: dict[str, Any] = {
                     },
                 ],
                 "responses": {
-                    "200": {"description": "ticked: item, band, ticked_by, ticked_at"},
+                    "200": _json(
+                        "ticked",
+                        _object(
+                            ["id", "item", "band", "ticked_by", "ticked_at"],
+                            id=_TEXT,
+                            item=_TEXT,
+                            band=_TEXT,
+                            text=_TEXT,
+                            ticked_by=_TEXT,
+                            ticked_at={"type": "string", "format": "date-time"},
+                        ),
+                    ),
                     "401": _err("missing or unknown token"),
                     "403": _err("not an approver"),
                     "404": _err("no such incident or checklist item"),
@@ -425,7 +572,18 @@ DOCUMENT: dict[str, Any] = {
                     },
                 ],
                 "responses": {
-                    "200": {"description": "published: kind, step, text, published_by, published_at"},
+                    "200": _json(
+                        "published",
+                        _object(
+                            ["id"],
+                            id=_TEXT,
+                            kind={"enum": ["statuspage", "email"]},
+                            step=_TEXT,
+                            text=_TEXT,
+                            published_by={"type": ["string", "null"]},
+                            published_at=_WHEN,
+                        ),
+                    ),
                     "401": _err("missing or unknown token"),
                     "403": _err("not an approver"),
                     "404": _err("no such incident or draft"),
@@ -443,11 +601,22 @@ DOCUMENT: dict[str, Any] = {
                     {"name": "action", "in": "path", "required": True, "schema": {"type": "string"}},
                 ],
                 "responses": {
-                    "200": {"description": "the action record after it ran"},
+                    "200": _json(
+                        "the action record after it ran", {"$ref": "#/components/schemas/ActionRecord"}
+                    ),
                     "401": _err("missing or unknown token"),
                     "403": _err("a known token that may not approve"),
                     "404": _err("no such incident or action"),
-                    "409": _err("already decided, or a guard refused it"),
+                    "409": _json(
+                        "already decided (an error naming who decided), or approved and then refused by a "
+                        "guard or failed (the action record, with `guard` and `reason`)",
+                        {
+                            "anyOf": [
+                                {"$ref": "#/components/schemas/Error"},
+                                {"$ref": "#/components/schemas/ActionRecord"},
+                            ]
+                        },
+                    ),
                 },
             }
         },
@@ -460,7 +629,7 @@ DOCUMENT: dict[str, Any] = {
                     {"name": "action", "in": "path", "required": True, "schema": {"type": "string"}},
                 ],
                 "responses": {
-                    "200": {"description": "the action record"},
+                    "200": _json("the action record", {"$ref": "#/components/schemas/ActionRecord"}),
                     "401": _err("missing or unknown token"),
                     "403": _err("not an approver"),
                     "404": _err("no such action"),
@@ -487,24 +656,12 @@ DOCUMENT: dict[str, Any] = {
                 "security": [{"bearer": []}],
                 "requestBody": {
                     "required": False,
-                    "content": {"application/json": {"schema": _WINDOW_REQUEST}},
+                    "content": {"application/json": {"schema": {"oneOf": [_NO_BODY, _WINDOW_REQUEST]}}},
                 },
                 "responses": {
-                    "200": {
-                        "description": "paused: `{paused, by}`, or the window opened: `{window}`",
-                        "content": {
-                            "application/json": {
-                                "schema": {
-                                    "type": "object",
-                                    "properties": {
-                                        "paused": {"type": "boolean"},
-                                        "by": {"type": "string"},
-                                        "window": {"$ref": "#/components/schemas/Window"},
-                                    },
-                                }
-                            }
-                        },
-                    },
+                    "200": _json(
+                        "paused: `{paused, by}`, or the window opened: `{window}`", _SWITCH_OR_WINDOW
+                    ),
                     "400": _err(
                         "a body that is not a JSON object, or a bad scope, until or reason (`field`)"
                     ),
@@ -549,15 +706,18 @@ DOCUMENT: dict[str, Any] = {
                     "content": {
                         "application/json": {
                             "schema": {
-                                "type": "object",
-                                "required": ["window"],
-                                "properties": {"window": {"type": "string", "description": "its id"}},
+                                "oneOf": [
+                                    _NO_BODY,
+                                    _object(["window"], window={"type": "string", "description": "its id"}),
+                                ]
                             }
                         }
                     },
                 },
                 "responses": {
-                    "200": {"description": "resumed: `{paused, by}`, or the window ended: `{window}`"},
+                    "200": _json(
+                        "resumed: `{paused, by}`, or the window ended: `{window}`", _SWITCH_OR_WINDOW
+                    ),
                     "400": _err("a body that is not a JSON object, or without a window id"),
                     "401": _err("unauthorized"),
                     "403": _err("not an approver"),
@@ -579,7 +739,11 @@ DOCUMENT: dict[str, Any] = {
                                 "type": "object",
                                 "required": ["rule"],
                                 "properties": {
-                                    "rule": {"type": "string", "description": "the rule's name"},
+                                    "rule": {
+                                        "type": "string",
+                                        "minLength": 1,
+                                        "description": "the rule's name",
+                                    },
                                     "alert": {
                                         "type": "object",
                                         "description": "the scenario's alert (default: the first case of "
@@ -595,10 +759,10 @@ DOCUMENT: dict[str, Any] = {
                     },
                 },
                 "responses": {
-                    "201": {
-                        "description": "the drill incident is open: `{incident, fingerprint, inbox, rule}`"
-                    },
-                    "202": {"description": "stored, its incident not open yet: poll `/v1/incidents?rule=`"},
+                    "201": _json("the drill incident is open", _DRILL),
+                    "202": _json(
+                        "stored, its incident not open yet (null): poll `/v1/incidents?rule=`", _DRILL
+                    ),
                     "400": _err(
                         "a body that is not a JSON object, a bad alert, or one the rule does not match"
                     ),
@@ -611,27 +775,73 @@ DOCUMENT: dict[str, Any] = {
         "/v1/openapi.json": {
             "get": {
                 "summary": "This document (OpenAPI 3.1)",
-                "responses": {"200": {"description": "the document", "content": {"application/json": {}}}},
+                "responses": {
+                    "200": _json(
+                        "the document", _object(["openapi", "info", "paths"], openapi={"const": "3.1.0"})
+                    )
+                },
             }
         },
         **_console_paths(),  # the incident console (service.console): HTML pages behind a session cookie
-        "/healthz": {"get": {"summary": "liveness", "responses": {"200": {"description": "alive"}}}},
+        "/healthz": {
+            "get": {
+                "summary": "liveness",
+                "responses": {"200": _json("alive", _object(["status"], status={"const": "ok"}))},
+            }
+        },
         "/readyz": {
             "get": {
-                "summary": "readiness (store reachable)",
-                "responses": {"200": {"description": "ready"}, "503": {"description": "not ready"}},
+                "summary": "readiness: the store answers (coordination and other dependencies are reported, "
+                "they do not take intake off the Service)",
+                "responses": {
+                    "200": _json("ready: the store answers", _READY),
+                    "503": _json("not ready: the store does not answer", _READY),
+                },
             }
         },
         "/metrics": {
-            "get": {"summary": "Prometheus exposition", "responses": {"200": {"description": "metrics"}}}
+            "get": {
+                "summary": "Prometheus exposition",
+                "responses": {
+                    "200": {
+                        "description": "metrics (text format 0.0.4 or 1.0.0)",
+                        "content": {"text/plain": {"schema": {"type": "string"}}},
+                    }
+                },
+            }
         },
     },
 }
 
 
+_REQUEST_ID = {
+    "description": "the request id (taken from the request's X-Request-Id when it is 1-128 of "
+    "[A-Za-z0-9._-], else generated); every log line of the request carries it",
+    "required": True,
+    "schema": {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,128}$"},
+}
+
+
+def _plain_parameters(document: dict[str, Any]) -> None:
+    """A free-text path or query value holds no control character (``limits.refuse_control_characters``
+    answers 400); a path segment is never empty."""
+    for item in document["paths"].values():
+        for operation in item.values():
+            for parameter in operation.get("parameters", ()):
+                schema = parameter["schema"]
+                if schema.get("type") == "string" and "enum" not in schema:
+                    schema.setdefault("pattern", _NO_CONTROL)
+                    if parameter["in"] == "path":
+                        schema.setdefault("minLength", 1)
+
+
 def _busy_everywhere(document: dict[str, Any]) -> None:
-    """Every endpoint but the probes may be refused when busy; those with a path or query may 400."""
+    """Every answer carries ``X-Request-Id``. Every endpoint but the probes may be refused when busy; those
+    with a path or query may 400."""
     for path, item in document["paths"].items():
+        for operation in item.values():
+            for answer in operation["responses"].values():
+                answer.setdefault("headers", {})["X-Request-Id"] = _REQUEST_ID
         if path in ("/healthz", "/readyz", "/metrics"):
             continue
         for operation in item.values():
@@ -641,4 +851,5 @@ def _busy_everywhere(document: dict[str, Any]) -> None:
                 answers.setdefault("400", _PATH_400)
 
 
+_plain_parameters(DOCUMENT)
 _busy_everywhere(DOCUMENT)

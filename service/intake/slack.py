@@ -23,13 +23,13 @@ from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
-import aiohttp
 import orjson
 import structlog
 from aiohttp import web
 from slack_sdk.signature import SignatureVerifier
 
 from service import errors, keys
+from service.clients import sessions
 from service.escalation.channels import slack_app
 from service.escalation.render import slack as render
 from service.intake import humans, limits, responses
@@ -79,7 +79,7 @@ async def _client(app: web.Application) -> AsyncIterator[None]:
         yield
         await state.drain()
         return
-    async with aiohttp.ClientSession() as session:
+    async with sessions.new_session() as session:
         state.notifier = slack_app.from_settings(settings, session, app[keys.STORE])
         try:
             yield

@@ -6,13 +6,18 @@ Jinja templates) live in ``service.matching``, which builds them once when rules
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import date, timedelta
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
-_DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?(?:(\d+)ms)?$")
+# Prometheus' duration syntax (model.ParseDuration): units largest first, each at most once
+_DURATION = re.compile(r"^(?:(\d+)y)?(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?(?:(\d+)ms)?$")
+_UNIT_S = (365 * 86400, 7 * 86400, 86400, 3600, 60, 1, 0.001)
+_SECONDS = re.compile(r"^[0-9]+(?:\.[0-9]+)?$")
+_MAX_S = 100 * 365 * 86400  # a century: beyond it a duration is a typo (and timedelta would overflow)
 _RULE_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _ID = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _FACT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
@@ -20,20 +25,33 @@ _ITEM_ID = re.compile(r"[^a-z0-9]+")
 
 
 def parse_duration(value: object) -> timedelta:
-    """Parse a Prometheus-style duration (``90s``, ``2m``, ``1h30m``) or a number of seconds."""
+    """Parse a duration the way Prometheus writes them — ``250ms``, ``90s``, ``2m``, ``1h30m``, ``1d``,
+    ``2w``, ``1y`` (units ``ms s m h d w y``, largest first, each once) — or a number of seconds (``90``,
+    ``1.5``, or an int/float). The one duration parser of the service: rule fields, settings, the API."""
     if isinstance(value, timedelta):
         return value
     if isinstance(value, int | float) and not isinstance(value, bool):
-        if value < 0:
-            raise ValueError("duration must not be negative")
-        return timedelta(seconds=value)
+        return _bounded(float(value), value)
     if not isinstance(value, str):
         raise ValueError("duration must be a string such as '90s', '2m' or '1h'")
-    match = _DURATION.match(value.strip())
-    if not value.strip() or match is None:
-        raise ValueError(f"invalid duration {value!r}; use e.g. '90s', '2m', '1h30m'")
-    hours, minutes, seconds, millis = (int(g) if g else 0 for g in match.groups())
-    return timedelta(hours=hours, minutes=minutes, seconds=seconds, milliseconds=millis)
+    text = value.strip()
+    if _SECONDS.match(text):
+        return _bounded(float(text), value)
+    match = _DURATION.match(text)
+    if not text or match is None:
+        raise ValueError(
+            f"invalid duration {value[:40]!r}; use e.g. '500ms', '90s', '2m', '1h30m', '1d', '1w'"
+        )
+    seconds = sum(int(n) * unit for n, unit in zip(match.groups(), _UNIT_S, strict=True) if n)
+    return _bounded(seconds, value)
+
+
+def _bounded(seconds: float, value: object) -> timedelta:
+    if seconds < 0:
+        raise ValueError("duration must not be negative")
+    if math.isnan(seconds) or seconds > _MAX_S:
+        raise ValueError(f"duration {str(value)[:40]!r} is out of range (at most 100 years)")
+    return timedelta(seconds=seconds)
 
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]

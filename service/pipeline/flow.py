@@ -233,7 +233,12 @@ class Pipeline(Acting):
         if not planned:
             return []
         return await runner.run_all(
-            planned, registry=self.probes, target=target, clients=self.clients, limits=self.limits
+            planned,
+            registry=self.probes,
+            target=target,
+            clients=self.clients,
+            limits=self.limits,
+            metrics=self.metrics,
         )
 
     async def _resolve(self, row: inbox.InboxRow, alert: alerts.Alert) -> None:

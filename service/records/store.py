@@ -4,7 +4,8 @@ migrations, and the transaction boundaries every other records module works insi
 SQLite allows one writer at a time; the store serialises writes with an asyncio lock so that writers wait
 in the event loop, not in a busy-retry loop of the driver; intake's group commit (``records.sqlite_writer``,
 once ``start_writer`` ran) runs between those transactions. SQLite statements run inline on the loop
-thread (``records.sqlite_inline``: cheaper than a thread hop each).
+thread (``records.sqlite_inline``: cheaper than a thread hop each); none of them checkpoints the WAL — a
+worker thread does (``records.checkpoints``), so no commit on the loop pays for a checkpoint's fsync.
 Failures to reach or write the store are translated to ``errors.StoreUnavailable`` here, at the edge.
 """
 
@@ -24,6 +25,7 @@ from sqlalchemy import event, exc
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from service import errors
+from service.records.checkpoints import Checkpointer
 from service.records.sqlite_inline import Conn, InlineConnection
 from service.records.sqlite_writer import SqliteWriter
 
@@ -57,6 +59,7 @@ class Store:
         self.single_writer = sqlite is not None
         self.timeout_s = timeout_s
         self.writer: SqliteWriter | None = None
+        self.checkpointer: Checkpointer | None = None
         self._write_lock = asyncio.Lock()
 
     @classmethod
@@ -76,16 +79,22 @@ class Store:
         postgres = create_async_engine(target, pool_size=pool_size, max_overflow=5, pool_pre_ping=True)
         return cls(timeout_s=timeout_s, postgres=postgres)
 
-    def start_writer(self) -> SqliteWriter | None:
-        """SQLite on a file: start intake's group commit (requests hand their rows straight to it)."""
+    def start_writer(self, *, checkpoint_s: float = 1.0) -> SqliteWriter | None:
+        """SQLite on a file: start intake's group commit (requests hand their rows straight to it) and the
+        task that checkpoints the WAL in a worker thread every ``checkpoint_s`` (``records.checkpoints``)."""
         database = self._sqlite.url.database if self._sqlite is not None else None
         if not database or database == ":memory:" or self.writer is not None:
             return self.writer
         self.writer = SqliteWriter(database, busy_timeout_s=_INLINE_BUSY_S, busy=self._write_lock.locked)
         self.writer.start()
+        self.checkpointer = Checkpointer(database, interval_s=checkpoint_s, hold=self._no_writes)
+        self.checkpointer.start()
         return self.writer
 
     async def close(self) -> None:
+        if self.checkpointer is not None:
+            await self.checkpointer.stop()
+            self.checkpointer = None
         if self.writer is not None:
             await self.writer.stop()
             self.writer = None
@@ -136,6 +145,16 @@ class Store:
             raise
         except (exc.DBAPIError, OSError) as error:
             raise errors.StoreUnavailable(_describe(error)) from error
+
+    @contextlib.asynccontextmanager
+    async def _no_writes(self) -> AsyncIterator[None]:
+        """SQLite: no write transaction of this process is open meanwhile (lets a WAL checkpoint finish)."""
+        try:
+            async with self._write_lock:
+                yield
+        finally:
+            if self.writer is not None:  # intake rows that waited meanwhile
+                self.writer.after_transaction()
 
     @contextlib.asynccontextmanager
     async def write(self) -> AsyncIterator[Conn]:
@@ -219,7 +238,11 @@ def _sqlite_pragmas(engine: sa.Engine, timeout_s: float) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         cursor = dbapi_conn.cursor()
+        # before WAL: switching to WAL writes the header, after which a new file keeps auto_vacuum off
+        # (records.retention gives freed pages back; older files are switched there, with a VACUUM)
+        cursor.execute("PRAGMA auto_vacuum=INCREMENTAL")
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA wal_autocheckpoint=0")  # a thread checkpoints (records.checkpoints)
         cursor.execute(f"PRAGMA busy_timeout={int(timeout_s * 1000)}")
         cursor.close()

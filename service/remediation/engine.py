@@ -30,6 +30,7 @@ from service.matching import templates
 from service.matching.loader import CompiledRule
 from service.model import incidents
 from service.model.rules import ActionSpec
+from service.observability import Metrics
 from service.records import actions as journal
 from service.records import dependencies as open_incidents
 from service.records import switches, windows
@@ -101,6 +102,8 @@ class Engine:
     limits: runner.Limits
     owner: str
     clock: Callable[[], float] = time.time
+    #: counts actions by outcome, guard refusals and probes (None: counted nowhere, as in unit tests)
+    metrics: Metrics | None = None
 
     def params_for(
         self, rule: CompiledRule, index: int, context: Mapping[str, Any]
@@ -249,6 +252,7 @@ class Engine:
         )
         async with self.store.read() as conn:
             row = await journal.get(conn, incident_id, action_id)
+        self._count(step.action, status, (row or {}).get("guard") if status == "blocked" else None)
         return status, outcome, str((row or {}).get("reason") or status)
 
     async def run_approved(
@@ -271,6 +275,7 @@ class Engine:
         if block is not None:
             async with self.store.write() as conn:
                 await journal.update(conn, action_id, status="blocked", guard=block[0], reason=block[1])
+            self._count(step.action, "blocked", block[0])
             return "blocked"
         status, _outcome, _reason = await self.execute(
             incident_id, prepared, step, approver=approver, action_id=action_id
@@ -438,6 +443,15 @@ class Engine:
         async with self.store.write() as conn:
             await journal.update(conn, action_id, status=status, finished_at=self.clock(), **values)
 
+    def _count(self, action: str, outcome: str, guard: str | None = None) -> None:
+        """One terminal outcome of an action (its journal status, or ``verified``/``not_verified``); a
+        ``blocked`` one is also a refusal by its guard."""
+        if self.metrics is None:
+            return
+        self.metrics.actions.labels(action=action, outcome=outcome).inc()
+        if outcome == "blocked":
+            self.metrics.guard_refusals.labels(guard=guard or "unknown").inc()
+
     async def record_plan(
         self,
         conn: Any,
@@ -452,6 +466,8 @@ class Engine:
         """Journal the blocked steps, and the proposals when the incident is escalated; ``round_`` is the
         findings round the plan was decided on."""
         for step in result.steps:
+            if step.status == "blocked":
+                self._count(step.action, "blocked", step.guard)
             if step.status == "blocked" or (step.status == "awaiting_approval" and escalating):
                 params, _ = prepared.params[step.index]
                 await journal.add(
@@ -494,10 +510,9 @@ class Engine:
         while True:
             found = await self._sample(prepared, [spec.probe, *advances.probe_ids(spec.advances)])
             passed, found, baseline = _judge(spec.probe, spec.advances, baseline, found)
-            if passed:
-                return True, found
-            if self.clock() + self.policy.verify_interval_s > deadline:
-                return False, found
+            if passed or self.clock() + self.policy.verify_interval_s > deadline:
+                self._count(step.action, "verified" if passed else "not_verified")
+                return passed, found
             await asyncio.sleep(self.policy.verify_interval_s)
 
     async def _sample(self, prepared: Prepared, ids: Sequence[str]) -> list[incidents.Finding]:
@@ -510,7 +525,12 @@ class Engine:
             if i in index
         ]
         return await runner.run_all(
-            planned, registry=self.probes, target=target, clients=self.clients, limits=self.limits
+            planned,
+            registry=self.probes,
+            target=target,
+            clients=self.clients,
+            limits=self.limits,
+            metrics=self.metrics,
         )
 
 

@@ -23,7 +23,7 @@ from service.clients import kube_fields
 from service.diagnosis.base import Observation, Params, ProbeContext, probe
 from service.diagnosis.kube import common
 
-_WINDOW = r"^[1-9][0-9]*[smh]$"
+_WINDOW = r"^[1-9][0-9]*(ms|[smhdwy])([0-9]+(ms|[smhdwy]))*$"  # a Prometheus duration
 _UNITS = {
     "": 1,
     "k": 1e3,

@@ -7,11 +7,13 @@ retries by itself: the outbox worker does.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import aiohttp
 
 from service import errors
+from service.model import retry
 
 
 @dataclass(frozen=True)
@@ -24,13 +26,8 @@ class Answer:
 
 
 def retry_after(value: str | None) -> float | None:
-    """Seconds from a Retry-After header (delta-seconds form); None when absent or unparsable."""
-    if not value:
-        return None
-    try:
-        return max(0.0, min(float(value), 3600.0))
-    except ValueError:
-        return None
+    """Seconds from a Retry-After header, either form, as of now (``model.retry.retry_after``)."""
+    return retry.retry_after(value, now=time.time())
 
 
 async def post(
