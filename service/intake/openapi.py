@@ -6,9 +6,11 @@ but the probes may answer 503 + Retry-After when the service is busy (``intake.l
 
 from __future__ import annotations
 
+import typing
 from typing import Any
 
 from service.model import alerts as limits
+from service.model import incidents
 from service.records import findings, windows
 
 _ERROR = {
@@ -68,7 +70,7 @@ def _annotations(description: str) -> dict[str, Any]:
     }
 
 
-_STATES = ("open", "diagnosing", "remediating", "verifying", "mitigated", "escalated", "resolved")
+_STATES = typing.get_args(incidents.IncidentState)
 
 _TARGET = {
     "type": "object",
@@ -211,20 +213,7 @@ _ACTION = {
         "id": {"type": "string"},
         "action": {"type": "string"},
         "safety": {"enum": ["safe", "unsafe"]},
-        "status": {
-            "enum": [
-                "planned",
-                "skipped",
-                "blocked",
-                "running",
-                "succeeded",
-                "failed",
-                "awaiting_approval",
-                "approved",
-                "rejected",
-                "unknown",
-            ]
-        },
+        "status": {"enum": list(typing.get_args(incidents.ActionStatus))},
         "guard": {"type": ["string", "null"]},
         "reason": {"type": ["string", "null"]},
         "requested_at": _WHEN,
