@@ -191,10 +191,11 @@ async def test_twenty_resends_restart_at_most_what_the_guards_allow(
     assert sends == 20
     incidents = await settled(client)
     assert len(restarts(kube)) == expected_restarts
-    blocked = [i for i in incidents if i["state"] in ("escalated", "resolved") and i["reason"]]
-    assert blocked and all(guard.replace("_", " ") in i["reason"] for i in blocked), [
-        i["reason"] for i in blocked
-    ]
+    # the episodes the guard stopped; those restarted may carry another reason (their alert started days
+    # ago, so the page deadline passes while they verify on a slow machine)
+    blocked = [i for i in incidents if "blocked" in (i["reason"] or "")]
+    assert len(blocked) == 5 - expected_restarts, [i["reason"] for i in incidents]
+    assert all(guard.replace("_", " ") in i["reason"] for i in blocked), [i["reason"] for i in blocked]
 
 
 async def test_dry_run_records_the_plan_and_the_exact_request_and_writes_nothing(
