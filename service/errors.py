@@ -5,7 +5,8 @@ RemediatorError
 │   └── StoreUnavailable  the store cannot commit now (intake answers 503)
 ├── Permanent             retrying will not help: a 4xx, a schema error, a bad config
 │   └── ConfigError       the service refuses to start with this configuration
-└── Blocked(guard, reason) a guard or an action's preflight said no; the reason is what a human reads
+├── Blocked(guard, reason) a guard or an action's preflight said no; the reason is what a human reads
+└── LostClaim             this worker's inbox claim expired and was taken over: roll back, drop the row
 
 Handing an incident to a human is not an exception: it is what a plan or a failed action leads to (the
 pipeline escalates), so there is no ``NeedsHuman`` error.
@@ -45,3 +46,8 @@ class Blocked(RemediatorError):
         super().__init__(f"{guard}: {reason}")
         self.guard = guard
         self.reason = reason
+
+
+class LostClaim(RemediatorError):
+    """The worker no longer holds the inbox row it works on (its lease expired and another worker claimed
+    it): the transaction that raised it rolls back, and the new owner does the work instead."""

@@ -14,7 +14,7 @@ from service.model import alerts, incidents
 from service.pipeline.cases import Case, action_kind, escalation_reason, proposals_only
 from service.pipeline.handing import Handing
 from service.records import actions as journal
-from service.records import findings
+from service.records import findings, inbox
 from service.records import incidents as incident_rows
 from service.records.sqlite_inline import Conn
 from service.remediation import engine as remediation
@@ -36,6 +36,7 @@ class Acting(Handing):
         guards = await engine.guards(prepared, truncated=case.row.truncated, now=now, found=found)
         plan = planning.decide(case.rule, case.alert, found, guards, now=now)
         async with self.store.write() as conn:
+            await inbox.fence(conn, case.row)  # only the row's owner decides and starts remediating
             await engine.record_plan(
                 conn,
                 case.opened.incident_id,

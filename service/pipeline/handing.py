@@ -64,7 +64,7 @@ class Handing(Stages):
             )
             if handed is None:  # already with a human (paged at the deadline while it verified)
                 await self.lifecycle.restate(conn, incident_id, document=document, reason=reason, now=now)
-            await inbox.finish(conn, case.row.id, outcome=outcome, incident_id=incident_id, now=now)
+            await inbox.finish(conn, case.row, outcome=outcome, incident_id=incident_id, now=now)
         self.metrics.incidents_opened.labels(rule=case.rule.rule.name).inc()
         self.on_notify()
         log.info(
@@ -94,7 +94,7 @@ class Handing(Stages):
                 now=now,
                 document=document,
             )
-            await inbox.finish(conn, case.row.id, outcome="mitigated", incident_id=incident_id, now=now)
+            await inbox.finish(conn, case.row, outcome="mitigated", incident_id=incident_id, now=now)
         try:
             if not case.drill:  # a drill leaves no trace in the guards of real incidents (flap detection)
                 await self.engine.coordination.mark_mitigated(

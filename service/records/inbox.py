@@ -2,16 +2,23 @@
 
 A row is claimable when it is pending (or its claim's lease expired) and no earlier row of the same
 fingerprint is unfinished: the alerts of one label set are processed in the order they arrived.
+
+Claims are fenced: a claim's lease is short and renewed by one ``heartbeat`` per worker; a worker whose
+lease expired may have been overtaken, so every write that moves a row's work forward (``fence``, and
+``finish`` in the transaction that did the work) checks that the worker still holds the claim and raises
+``errors.LostClaim`` otherwise: the transaction rolls back and the new owner does the work, once.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 
+from service import errors
 from service.records import schema, wakeups
 from service.records.sqlite_inline import Conn
 from service.records.store import Store
@@ -35,6 +42,7 @@ class InboxRow:
     attempts: int
     rule: str | None = None  # the rule intake matched (None: not matched there, or stored before that)
     drill: bool = False  # a runbook drill's alert (``POST /v1/drills``): its incident is a drill
+    claimed_by: str = ""  # the worker that claimed it (the fence of every write of its work)
 
 
 async def insert(store: Store, conn: Conn, rows: Sequence[dict[str, Any]]) -> set[Key]:
@@ -47,8 +55,18 @@ async def insert(store: Store, conn: Conn, rows: Sequence[dict[str, Any]]) -> se
     return {(r[0], r[1], r[2]) for r in result.all()}
 
 
-async def claim(store: Store, worker: str, *, limit: int, lease_s: float, now: float) -> list[InboxRow]:
-    """Claim up to ``limit`` claimable rows for ``worker`` until ``now + lease_s``."""
+#: the columns a claim returns, in ``InboxRow``'s order
+_ROW_FIELDS = tuple(f.name for f in dataclasses.fields(InboxRow))
+
+
+async def claim(
+    store: Store, worker: str, *, limit: int, lease_s: float, now: float, take_expired: bool = True
+) -> list[InboxRow]:
+    """Claim up to ``limit`` claimable rows for ``worker`` until ``now + lease_s``.
+
+    An expired claim of ``worker`` itself is not taken again: the worker still runs it (its heartbeat
+    could not reach the store) and renews it as soon as it can. ``take_expired`` False: pending rows only
+    (just after a store outage, every claim expired and their live owners have not renewed them yet)."""
     t = schema.inbox
     earlier = schema.inbox.alias("earlier")
     blocked = (
@@ -60,34 +78,24 @@ async def claim(store: Store, worker: str, *, limit: int, lease_s: float, now: f
     window = limit * 16
     oldest_pending = sa.select(t.c.id).where(t.c.state == PENDING).order_by(t.c.id).limit(window)
     expired = (
-        sa.select(t.c.id).where(t.c.state == CLAIMED, t.c.lease_until < now).order_by(t.c.id).limit(window)
-    )
-    candidates = (
         sa.select(t.c.id)
-        .where(sa.or_(t.c.id.in_(oldest_pending), t.c.id.in_(expired)), ~blocked)
+        .where(t.c.state == CLAIMED, t.c.lease_until < now, t.c.claimed_by != worker)
         .order_by(t.c.id)
-        .limit(limit)
+        .limit(window)
     )
+    pool = (
+        sa.or_(t.c.id.in_(oldest_pending), t.c.id.in_(expired))
+        if take_expired
+        else t.c.id.in_(oldest_pending)
+    )
+    candidates = sa.select(t.c.id).where(pool, ~blocked).order_by(t.c.id).limit(limit)
     if store.dialect == "postgresql":
         candidates = candidates.with_for_update(skip_locked=True)
     stmt = (
         sa.update(t)
         .where(t.c.id.in_(candidates.scalar_subquery()))
         .values(state=CLAIMED, claimed_by=worker, lease_until=now + lease_s, attempts=t.c.attempts + 1)
-        .returning(
-            t.c.id,
-            t.c.fingerprint,
-            t.c.starts_at,
-            t.c.status,
-            t.c.payload,
-            t.c.receiver,
-            t.c.group_key,
-            t.c.truncated,
-            t.c.received_at,
-            t.c.attempts,
-            t.c.rule,
-            t.c.drill,
-        )
+        .returning(*(t.c[name] for name in _ROW_FIELDS))
     )
     async with store.write() as conn:
         result = await conn.execute(stmt)
@@ -121,9 +129,14 @@ async def drill_incident(store: Store, fingerprint: str) -> str | None:
 
 
 #: Statements of the per-alert hot path, built once (SQLAlchemy memoizes their cache keys).
+_HELD = sa.and_(
+    schema.inbox.c.id == sa.bindparam("row_id"),
+    schema.inbox.c.claimed_by == sa.bindparam("worker"),
+    schema.inbox.c.state == CLAIMED,
+)
 _FINISH = (
     sa.update(schema.inbox)
-    .where(schema.inbox.c.id == sa.bindparam("row_id"))
+    .where(_HELD)
     .values(
         state=DONE,
         outcome=sa.bindparam("outcome"),
@@ -132,6 +145,9 @@ _FINISH = (
         lease_until=None,
     )
 )
+#: a no-op write on the row: it fails when the claim is lost, and on PostgreSQL it row-locks the claim
+#: until the transaction ends (a claim by another worker skips locked rows), so the check cannot go stale
+_FENCE = sa.update(schema.inbox).where(_HELD).values(lease_until=schema.inbox.c.lease_until)
 _RESOLVED_BEFORE = (
     sa.select(sa.func.count())
     .select_from(schema.inbox)
@@ -144,29 +160,83 @@ _RESOLVED_BEFORE = (
 )
 
 
-async def finish(conn: Conn, row_id: int, *, outcome: str, incident_id: str | None, now: float) -> None:
-    """Mark a row done inside the transaction that did its work."""
-    await conn.execute(_FINISH, {"row_id": row_id, "outcome": outcome, "incident": incident_id, "now": now})
+def _lost(row: InboxRow) -> errors.LostClaim:
+    return errors.LostClaim(f"inbox row {row.id} is no longer claimed by {row.claimed_by or 'this worker'}")
 
 
-async def extend(store: Store, row_id: int, worker: str, *, until: float) -> None:
-    """Push the lease of a row this worker still holds."""
-    t = schema.inbox
-    async with store.write() as conn:
-        await conn.execute(
-            sa.update(t)
-            .where(t.c.id == row_id, t.c.claimed_by == worker, t.c.state == CLAIMED)
-            .values(lease_until=until)
+async def finish(conn: Conn, row: InboxRow, *, outcome: str, incident_id: str | None, now: float) -> None:
+    """Mark a row done inside the transaction that did its work; ``errors.LostClaim`` (the transaction
+    must roll back) when the worker that claimed it no longer holds the claim."""
+    params = {
+        "row_id": row.id,
+        "worker": row.claimed_by,
+        "outcome": outcome,
+        "incident": incident_id,
+        "now": now,
+    }
+    result = await conn.execute(_FINISH, params)
+    if not result.rowcount:
+        raise _lost(row)
+
+
+async def finish_many(
+    conn: Conn, rows: Sequence[InboxRow], *, outcome: str, incidents: Sequence[str], now: float
+) -> None:
+    """SQLite: ``finish`` for several rows in one ``executemany`` (``incidents`` in the rows' order), fenced
+    as ``finish`` is: ``errors.LostClaim`` (roll back) unless every row's worker still holds its claim."""
+    params = [
+        {"row_id": row.id, "worker": row.claimed_by, "outcome": outcome, "incident": incident, "now": now}
+        for row, incident in zip(rows, incidents, strict=True)
+    ]
+    result = await conn.execute(_FINISH, params)
+    if result.rowcount != len(rows):
+        raise errors.LostClaim(
+            f"{len(rows) - result.rowcount} of inbox rows {[r.id for r in rows]} lost their claim"
         )
 
 
-async def fail(store: Store, row_id: int, *, error: str, now: float, give_up: bool) -> None:
-    """Record a processing error; the row becomes claimable again unless we give up on it."""
+async def resolved_among(conn: Conn, rows: Sequence[InboxRow]) -> set[int]:
+    """``resolved_before`` for several rows in one statement: the ids of those whose episode's resolved
+    notification arrived before them."""
+    t, r = schema.inbox, schema.inbox.alias("resolved")
+    earlier = (
+        sa.select(sa.literal(1))
+        .where(r.c.fingerprint == t.c.fingerprint, r.c.starts_at == t.c.starts_at)
+        .where(r.c.status == "resolved", r.c.id < t.c.id)
+        .exists()
+    )
+    found = await conn.execute(sa.select(t.c.id).where(t.c.id.in_([row.id for row in rows]), earlier))
+    return {int(row_id) for (row_id,) in found.all()}
+
+
+async def fence(conn: Conn, row: InboxRow) -> None:
+    """Inside a transaction that moves the row's work forward without finishing it: ``errors.LostClaim``
+    unless its worker still holds the claim (held, on PostgreSQL, until the transaction ends)."""
+    result = await conn.execute(_FENCE, {"row_id": row.id, "worker": row.claimed_by})
+    if not result.rowcount:
+        raise _lost(row)
+
+
+async def heartbeat(store: Store, worker: str, *, until: float) -> int:
+    """Renew every claim ``worker`` holds until ``until`` (one statement for all of them); how many."""
+    t = schema.inbox
+    async with store.write() as conn:
+        result = await conn.execute(
+            sa.update(t).where(t.c.claimed_by == worker, t.c.state == CLAIMED).values(lease_until=until)
+        )
+    return int(result.rowcount or 0)
+
+
+async def fail(store: Store, row: InboxRow, *, error: str, now: float, give_up: bool) -> bool:
+    """Record a processing error if the worker still holds the claim; the row becomes claimable again
+    unless we give up on it. False: the claim was lost (the new owner decides)."""
     t = schema.inbox
     values: dict[str, Any] = {"error": error[:2000], "claimed_by": None, "lease_until": None}
     values.update({"state": DONE, "outcome": "error", "processed_at": now} if give_up else {"state": PENDING})
+    held = sa.and_(t.c.id == row.id, t.c.claimed_by == row.claimed_by, t.c.state == CLAIMED)
     async with store.write() as conn:
-        await conn.execute(sa.update(t).where(t.c.id == row_id).values(**values))
+        result = await conn.execute(sa.update(t).where(held).values(**values))
+    return bool(result.rowcount)
 
 
 async def release(

@@ -62,7 +62,7 @@ async def test_rows_of_one_fingerprint_are_claimed_one_at_a_time_in_order(store:
     assert [(r.fingerprint, r.status) for r in first] == [("a", "firing"), ("b", "firing")]
     assert await inbox.claim(store, "w2", limit=10, lease_s=60, now=time.time()) == []
     async with store.write() as conn:
-        await inbox.finish(conn, first[0].id, outcome="opened", incident_id=None, now=time.time())
+        await inbox.finish(conn, first[0], outcome="opened", incident_id=None, now=time.time())
     [resolved] = await inbox.claim(store, "w2", limit=10, lease_s=60, now=time.time())
     assert (resolved.fingerprint, resolved.status) == ("a", "resolved")
 
