@@ -1,4 +1,5 @@
-"""The processes under test, each pinned to the server core: remediator, the bare baseline, ansible-rulebook.
+"""The processes under test, each pinned to the server core: remediator (one, or replicas), the bare baseline,
+ansible-rulebook.
 
 Every process is started by us, in its own session, and stopped by its PID (never by name).
 """
@@ -154,6 +155,22 @@ def remediator(
     with running(argv, env=env, log=workdir / "remediator.log") as proc:
         wait_http(f"http://127.0.0.1:{port}/healthz", proc)
         yield proc.pid
+
+
+@contextlib.contextmanager
+def replicas(
+    ports: list[int], store_url: str, rules_dir: Path, workdir: Path, redis_url: str
+) -> Iterator[list[int]]:
+    """Remediator replicas on one PostgreSQL database, coordinated through Redis (as HA runs), started at
+    once, all on the server core; their PIDs."""
+    with contextlib.ExitStack() as stack:
+        pids = []
+        for n, port in enumerate(ports):
+            own = workdir / f"replica-{n}"
+            own.mkdir(parents=True, exist_ok=True)
+            env = {"REMEDIATOR_REDIS_URL": redis_url}
+            pids.append(stack.enter_context(remediator(port, store_url, rules_dir, own, extra_env=env)))
+        yield pids
 
 
 @contextlib.contextmanager

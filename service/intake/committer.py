@@ -10,7 +10,8 @@ holding it is refused alone (``errors.Permanent``) and the others are stored.
 
 On SQLite (a file) the grouping is done by the store's SQLite writer (``records.sqlite_writer``), which
 commits on the loop thread between the store's own transactions; there is no committer task then. The task
-here serves PostgreSQL.
+here serves PostgreSQL, through ``records.pg_intake`` (asyncpg on a connection of its own: one statement, one
+round trip per batch, the replicas' wake-up included); an in-memory SQLite store goes through the store.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import Any
 import structlog
 
 from service import errors
-from service.records import inbox, wakeups
+from service.records import inbox, pg_intake
 from service.records.store import Store
 
 log = structlog.get_logger(__name__)
@@ -49,10 +50,29 @@ class _Request:
 class GroupCommitter:
     """Batches inbox inserts from concurrent requests into shared transactions."""
 
-    def __init__(self, store: Store, *, on_commit: Callable[[], None], max_batch_rows: int = 5000) -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        on_commit: Callable[[], None],
+        dsn: str | None = None,
+        max_batch_rows: int = 5000,
+    ) -> None:
+        """``dsn``: the ``postgresql://`` URL of a PostgreSQL store (required then), for the committer's own
+        connection."""
+        if store.dialect == "postgresql" and dsn is None:
+            raise errors.ConfigError("the intake committer needs the PostgreSQL store's DSN")
         self._store = store
         self._on_commit = on_commit
         self._max_rows = max_batch_rows
+        # a statement may run this long before the batch counts as failed (the rows may still land)
+        self._pg = (
+            pg_intake.Inserter(
+                dsn, connect_timeout_s=store.timeout_s, statement_timeout_s=10 * store.timeout_s
+            )
+            if dsn is not None and store.dialect == "postgresql"
+            else None
+        )
         self._queue: list[_Request] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -93,6 +113,8 @@ class GroupCommitter:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        if self._pg is not None:
+            await self._pg.close()
         for request in self._queue:
             if not request.future.done():
                 request.future.set_exception(errors.StoreUnavailable("service is shutting down"))
@@ -125,10 +147,7 @@ class GroupCommitter:
                     owners[key] = (request, n)
                     rows.append(row)
         try:
-            async with self._store.write() as conn:
-                new = await inbox.insert(self._store, conn, rows)
-                if new and self._store.dialect == "postgresql":
-                    await wakeups.notify(conn)  # the other replicas start on it at once
+            new = await self._insert(rows)
         except Exception as exc:
             await self._failed(batch, exc)
             return
@@ -139,6 +158,12 @@ class GroupCommitter:
             ]
             if not request.future.done():
                 request.future.set_result(flags)
+
+    async def _insert(self, rows: list[dict[str, Any]]) -> set[inbox.Key]:
+        if self._pg is not None:  # PostgreSQL: the rows, and the replicas woken if one is pending work
+            return await self._pg.insert(rows)
+        async with self._store.write() as conn:
+            return await inbox.insert(self._store, conn, rows)
 
     async def _failed(self, batch: list[_Request], exc: Exception) -> None:
         """The batch's commit raised: a 503 if the store failed, a split if some rows were refused (each
@@ -161,22 +186,15 @@ class GroupCommitter:
                 request.future.exception()  # retrieved: a timed-out waiter must not warn
 
 
-#: SQLSTATE classes of an error in what the rows hold: data exception, integrity violation, program limit
-#: exceeded (a value too large for an index).
-_ROW_SQLSTATES = ("22", "23", "54")
-
-
 def _rows_refused(exc: BaseException) -> bool:
     """True when the store refused the rows for what they hold — the same rows fail again however often
-    they are retried — rather than failed itself. ``Store.write`` reports PostgreSQL's data exceptions as
-    StoreUnavailable, so the causes are looked at: a SQLSTATE of ``_ROW_SQLSTATES`` (asyncpg's), or a value
-    the driver could not encode (an integer out of range is an OverflowError)."""
+    they are retried — rather than failed itself (``pg_intake.refused``). The store's path (in-memory SQLite)
+    wraps the driver's error: the causes are looked at too."""
     seen: BaseException | None = exc
-    for _ in range(8):  # the chain is StoreUnavailable → SQLAlchemy → its asyncpg adapter → asyncpg → …
+    for _ in range(8):  # the chain is StoreUnavailable → SQLAlchemy → its driver → …
         if seen is None:
             return False
-        state = getattr(seen, "sqlstate", None)
-        if isinstance(seen, OverflowError) or (isinstance(state, str) and state[:2] in _ROW_SQLSTATES):
+        if pg_intake.refused(seen):
             return True
         seen = seen.__cause__ or getattr(seen, "orig", None)
     return False

@@ -38,7 +38,7 @@ def row(fingerprint: str, **values: Any) -> dict[str, Any]:
 async def committer(postgres_url: str) -> AsyncIterator[GroupCommitter]:
     store = Store.open(postgres_url)
     await store.migrate()
-    committer = GroupCommitter(store, on_commit=lambda: None)
+    committer = GroupCommitter(store, on_commit=lambda: None, dsn=postgres_url)
     committer.start()
     try:
         yield committer
@@ -71,8 +71,9 @@ async def test_a_request_whose_rows_postgresql_refuses_fails_alone(
 
 
 async def test_a_store_that_is_down_fails_the_whole_batch_as_unavailable(postgres_url: str) -> None:
-    store = Store.open(postgres_url.rsplit("/", 1)[0] + "/no_such_database", timeout_s=1)
-    committer = GroupCommitter(store, on_commit=lambda: None)
+    missing = postgres_url.rsplit("/", 1)[0] + "/no_such_database"
+    store = Store.open(missing, timeout_s=1)
+    committer = GroupCommitter(store, on_commit=lambda: None, dsn=missing)
     committer.start()
     try:
         results = await asyncio.gather(
