@@ -215,10 +215,35 @@ class Lifecycle(Linking, Deadlines, Levels, Checklist, WarRooms, Comms):
             )
         return new
 
-    async def _sharpen(
-        self, conn: Conn, incident: dict[str, Any], alert: alerts.Alert, *, now: float
-    ) -> None:
-        """A new alert of the incident: raise its severity to the alert's, move its clock's start earlier."""
+    async def attach_many(
+        self, conn: Conn, episodes: Sequence[tuple[str, alerts.Alert, Episode]], *, now: float
+    ) -> bool:
+        """SQLite: ``attach`` for several new firing episodes (incident id, alert, episode) in two statements,
+        each with its ``alert.attached`` event. Only for episodes that ``sharpens`` nothing and of an
+        untruncated group; False when one of them was attached already (the caller rolls back and attaches
+        them one by one)."""
+        rows = [
+            {"incident_id": i, "fingerprint": e.fingerprint, "starts_at": e.starts_at, "payload": e.payload}
+            for i, _alert, e in episodes
+        ]
+        if await incident_rows.attach_many(conn, rows, now=now) != len(rows):
+            return False
+        events = [
+            {
+                "incident_id": incident_id,
+                "at": now,
+                "kind": "alert.attached",
+                "message": f"{alert.name} fired again (episode {e.starts_at}); attached to the open incident",
+                "data": {"fingerprint": e.fingerprint, "starts_at": e.starts_at},
+            }
+            for incident_id, alert, e in episodes
+        ]
+        await incident_rows.add_events(conn, events)
+        return True
+
+    @staticmethod
+    def sharpens(incident: dict[str, Any], alert: alerts.Alert, *, now: float) -> dict[str, Any]:
+        """What a new alert changes in its incident (pure): a higher severity, an earlier clock start."""
         rule_severity = incident.get("root_severity") or incident["severity"]
         sharper = severity.highest([incident["severity"], severity.of_alert(alert.labels, rule_severity)])
         start = min(incident_rows.clock_start(incident), alert.starts_at.timestamp(), now)
@@ -227,6 +252,14 @@ class Lifecycle(Linking, Deadlines, Levels, Checklist, WarRooms, Comms):
             changes["severity"] = sharper
         if start < incident_rows.clock_start(incident):
             changes["started_at"] = start
+        return changes
+
+    async def _sharpen(
+        self, conn: Conn, incident: dict[str, Any], alert: alerts.Alert, *, now: float
+    ) -> None:
+        """A new alert of the incident: raise its severity to the alert's, move its clock's start earlier."""
+        changes = self.sharpens(incident, alert, now=now)
+        sharper = changes.get("severity")
         if changes:
             await incident_rows.update(conn, incident["id"], **changes)
             if "severity" in changes:

@@ -20,6 +20,7 @@ from service.matching import select, templates
 from service.matching.loader import CompiledRule, RuleSet
 from service.model import alerts, incidents
 from service.observability import Metrics
+from service.pipeline import joining
 from service.pipeline.acting import Acting
 from service.pipeline.cases import (
     DIAGNOSING,
@@ -54,6 +55,10 @@ class Pipeline(Acting):
     on_notify: Callable[[], None] = lambda: None
     clock: Callable[[], float] = time.time
     background: set[asyncio.Task[None]] = field(default_factory=set)
+    joins: joining.Joiner = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.joins = joining.Joiner(self.store, self.lifecycle, self.clock)
 
     async def drain(self, timeout_s: float = 30.0) -> None:
         """Wait for the verifications of approved actions still running, then cancel what is left (their
@@ -86,7 +91,7 @@ class Pipeline(Acting):
         rule = self._rule_of(row, alert) if alert.status == "firing" else None
         if rule is None:
             async with self.store.write() as conn:
-                await inbox.finish(conn, row.id, outcome="quarantined", incident_id=None, now=self.clock())
+                await inbox.finish(conn, row, outcome="quarantined", incident_id=None, now=self.clock())
             log.warning("alert.processed", outcome="quarantined", reason=reason)
             return
         case = await self._case(row, alert, rule)
@@ -102,8 +107,19 @@ class Pipeline(Acting):
         when it attached to another row's incident and is done)."""
         context = templates.alert_context(alert, rule)
         target = templates.render_target(rule.target, context)
+        open_key = f"drill:{row.fingerprint}" if row.drill else f"{rule.rule.name}|{target.key}"
+        joined = await self.joins.attached(joining.Join(row, alert, rule, target, open_key))
+        if joined is not None:  # attached with the other rows of its claim
+            log.info(
+                "alert.processed",
+                outcome="attached",
+                incident_id=joined,
+                rule=rule.rule.name,
+                target=target.key,
+            )
+            return None
         async with self.store.write() as conn:
-            opened = await self._open_or_attach(conn, row, alert, rule, target)
+            opened = await self._open_or_attach(conn, row, alert, rule, target, open_key)
         if opened is None:
             return None
         return Case(row, opened, rule, target, alert, templates.with_target(context, target))
@@ -118,7 +134,7 @@ class Pipeline(Acting):
         rule = self._rule_of(row, alert)
         if rule is None:
             async with self.store.write() as conn:
-                await inbox.finish(conn, row.id, outcome="unmatched", incident_id=None, now=self.clock())
+                await inbox.finish(conn, row, outcome="unmatched", incident_id=None, now=self.clock())
             self.metrics.alerts_unmatched.inc()
             log.info("alert.unmatched", labels=alert.labels)
             return
@@ -136,6 +152,7 @@ class Pipeline(Acting):
         found = await self._diagnose(case.rule, case.target, case.context)
         now, incident_id = self.clock(), case.opened.incident_id
         async with self.store.write() as conn:
+            await inbox.fence(conn, case.row)  # a worker that lost the row records no diagnosis round
             diagnosed = await findings.record(conn, incident_id, found, phase="diagnosis", now=now)
             if found:
                 await self.lifecycle.note(
@@ -155,6 +172,7 @@ class Pipeline(Acting):
         alert: alerts.Alert,
         rule: CompiledRule,
         target: incidents.TargetRef,
+        open_key: str,
     ) -> Opened | None:
         """Open the incident (→ this row diagnoses it), or attach to the open one and finish the row.
 
@@ -162,10 +180,9 @@ class Pipeline(Acting):
         attaches to, opens or holds up a real incident."""
         now = self.clock()
         if await inbox.resolved_before(conn, row):
-            await inbox.finish(conn, row.id, outcome="already-resolved", incident_id=None, now=now)
+            await inbox.finish(conn, row, outcome="already-resolved", incident_id=None, now=now)
             log.info("alert.processed", outcome="already-resolved", rule=rule.rule.name)
             return None
-        open_key = f"drill:{row.fingerprint}" if row.drill else f"{rule.rule.name}|{target.key}"
         existing = await incident_rows.find_open(conn, open_key)
         if existing is None:
             values = new_incident(
@@ -221,7 +238,7 @@ class Pipeline(Acting):
                 reason=f"flapping: {alert.name} fired again after it was mitigated; no more automation",
             )
             self.on_notify()
-        await inbox.finish(conn, row.id, outcome="attached", incident_id=existing["id"], now=now)
+        await inbox.finish(conn, row, outcome="attached", incident_id=existing["id"], now=now)
 
     async def _diagnose(
         self, rule: CompiledRule, target: incidents.TargetRef, context: dict[str, Any]
@@ -247,7 +264,7 @@ class Pipeline(Acting):
         async with self.store.write() as conn:
             incident = await incident_rows.find_by_episode(conn, row.fingerprint, row.starts_at)
             if incident is None:
-                await inbox.finish(conn, row.id, outcome="resolved-unattached", incident_id=None, now=now)
+                await inbox.finish(conn, row, outcome="resolved-unattached", incident_id=None, now=now)
                 return
             incident_id = incident["id"]
             firing = await self.lifecycle.alert_resolved(
@@ -256,7 +273,7 @@ class Pipeline(Acting):
             if firing == 0:
                 await self.lifecycle.close(conn, incident, now=now)
                 resolved = True
-            await inbox.finish(conn, row.id, outcome="resolved", incident_id=incident_id, now=now)
+            await inbox.finish(conn, row, outcome="resolved", incident_id=incident_id, now=now)
         if resolved:
             self.on_notify()
         log.info("alert.resolved", incident_id=incident_id, incident_resolved=resolved)

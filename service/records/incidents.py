@@ -27,7 +27,9 @@ T, A, E = schema.incidents, schema.incident_alerts, schema.timeline
 #: Statements of the per-alert hot path, built once: SQLAlchemy memoizes a statement object's cache key, so
 #: reusing the object skips both building the statement and keying it (see docs/performance.md).
 _FIND_OPEN = sa.select(T).where(T.c.open_key == sa.bindparam("open_key"))
+_FIND_OPEN_MANY = sa.select(T).where(T.c.open_key.in_(sa.bindparam("open_keys", expanding=True)))
 _ADD_EVENT = sa.insert(E)
+_ATTACH_MANY = sa.insert(A).prefix_with("OR IGNORE", dialect="sqlite")
 
 
 def dump_bundle(bundle: model.Bundle) -> str:
@@ -118,6 +120,12 @@ async def find_open(conn: Conn, open_key: str) -> dict[str, Any] | None:
     return plain(row) if row else None
 
 
+async def find_open_many(conn: Conn, open_keys: Collection[str]) -> dict[str, dict[str, Any]]:
+    """The open incidents of these ``open_key``s (one statement), by key."""
+    rows = (await conn.execute(_FIND_OPEN_MANY, {"open_keys": list(open_keys)})).mappings()
+    return {row["open_key"]: plain(row) for row in rows}
+
+
 async def create(store: Store, conn: Conn, values: dict[str, Any]) -> IncidentRow | None:
     """Insert a new incident, the row as written; None when another one holds the same open_key."""
     result = await conn.execute(store.insert_ignore(T).returning(*T.c), [values])
@@ -152,6 +160,20 @@ async def attach_alert(
     }
     result = await conn.execute(store.insert_ignore(A).returning(A.c.incident_id), [row])
     return result.first() is not None
+
+
+async def attach_many(conn: Conn, rows: Sequence[Mapping[str, Any]], *, now: float) -> int:
+    """SQLite: attach firing episodes (``incident_id``, ``fingerprint``, ``starts_at``, ``payload``) in one
+    ``executemany``; how many were new (an episode already attached is left as it is)."""
+    values = [{**row, "status": "firing", "attached_at": now, "ends_at": None} for row in rows]
+    result = await conn.execute(_ATTACH_MANY, values)
+    return int(result.rowcount or 0)
+
+
+async def add_events(conn: Conn, events: Sequence[Mapping[str, Any]]) -> None:
+    """Append timeline events (``incident_id``, ``at``, ``kind``, ``message``, ``data``) in one statement."""
+    rows = [{**event, "data": orjson.dumps(event.get("data") or {}).decode()} for event in events]
+    await conn.execute(_ADD_EVENT, rows)
 
 
 async def add_event(
