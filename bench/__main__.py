@@ -1,11 +1,14 @@
-"""``python -m bench [--quick]``: intake (remediator on SQLite and PostgreSQL, the bare aiohttp baseline,
-ansible-rulebook), matching; prints the table and writes docs/performance.md.
+"""``python -m bench [--quick]``: intake (remediator on SQLite, on PostgreSQL, and as three replicas on one
+PostgreSQL behind one load generator; the bare aiohttp baseline, ansible-rulebook), matching; prints the
+table and writes docs/performance.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
+import dataclasses
 import json
 import os
 import platform
@@ -21,12 +24,12 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
-from bench import load, matching, report, servers, storm
+from bench import load, matching, report, servers, storm, takeover
 
 
 @dataclass
 class Config:
-    target: str  # baseline | sqlite | postgresql | ansible-rulebook
+    target: str  # baseline | sqlite | postgresql | postgresql-3 | ansible-rulebook
     alerts: int
     rounds: list[load.Round] = field(default_factory=list)
     rss_mb: float = float("nan")
@@ -60,31 +63,36 @@ FULL = Plan(
     3,
     5,
     3,
-    ("baseline", "baseline-uvloop", "sqlite", "postgresql", "ansible-rulebook"),
+    ("baseline", "baseline-uvloop", "sqlite", "postgresql", "postgresql-3", "ansible-rulebook"),
     15,
     20000,
     20,
     (10000, 1000, 10),
 )
 QUICK = Plan((1,), 1, 1, 1, ("baseline", "sqlite"), 0, 500, 0.5, None)
+#: Remediator targets, and how many replicas each runs (on PostgreSQL, several share one database).
+REMEDIATOR = {"sqlite": 1, "postgresql": 1, "postgresql-3": 3}
 
 
-def counter(port: int, name: str) -> int:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
-        for line in response.read().decode().splitlines():
-            if line.startswith(f"{name} "):
-                return int(float(line.split()[1]))
-    return 0
+def counter(ports: list[int], name: str) -> int:
+    """The sum of a counter over the replicas listening on ``ports``."""
+    total = 0
+    for port in ports:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+            for line in response.read().decode().splitlines():
+                if line.startswith(f"{name} "):
+                    total += int(float(line.split()[1]))
+    return total
 
 
-def drain(port: int, timeout: float) -> tuple[int, int, float]:
+def drain(ports: list[int], timeout: float) -> tuple[int, int, float]:
     """When the load stops: the backlog (stored, undecided), what is left after waiting at most ``timeout``
     for the dispatcher to decide it, and how long that wait was."""
     started = time.monotonic()
     backlog = -1
     while True:
-        left = counter(port, "remediator_alerts_received_total") - counter(
-            port, "remediator_alerts_unmatched_total"
+        left = counter(ports, "remediator_alerts_received_total") - counter(
+            ports, "remediator_alerts_unmatched_total"
         )
         backlog = left if backlog < 0 else backlog
         if left <= 0 or time.monotonic() - started > timeout:
@@ -93,66 +101,96 @@ def drain(port: int, timeout: float) -> tuple[int, int, float]:
 
 
 def paced(
-    url: str, template: Path, *, prefix: str, alerts: int, rate: float, seconds: float
+    urls: list[str], template: Path, *, prefix: str, alerts: int, rate: float, seconds: float
 ) -> dict[str, float]:
-    argv = [
-        "taskset",
-        "-c",
-        servers.LOAD_CORE,
-        sys.executable,
-        "-m",
-        "bench.paced",
-        url,
-        str(template),
-        prefix,
-    ]
-    argv += [str(alerts), f"{rate:.1f}", f"{seconds:g}", servers.TOKEN]
-    out = subprocess.run(
-        argv, capture_output=True, text=True, check=True, timeout=seconds + 120, cwd=servers.REPO
-    )
-    line = next(line for line in out.stdout.splitlines() if line.startswith("BENCH "))
-    figures: dict[str, float] = json.loads(line.removeprefix("BENCH "))
-    return figures
+    """Open-loop load at ``rate`` requests/s in all, an equal share to each of ``urls`` at once; over
+    replicas, the slowest one's p50 and p99 (never an average that hides it)."""
+    procs = []
+    for n, url in enumerate(urls):
+        argv = [
+            "taskset",
+            "-c",
+            servers.LOAD_CORE,
+            sys.executable,
+            "-m",
+            "bench.paced",
+            url,
+            str(template),
+            f"{prefix}-{n}-",
+        ]
+        argv += [str(alerts), f"{rate / len(urls):.1f}", f"{seconds:g}", servers.TOKEN]
+        procs.append(subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, cwd=servers.REPO))
+    each: list[dict[str, float]] = []
+    for proc in procs:
+        out, _ = proc.communicate(timeout=seconds + 120)
+        if proc.returncode != 0:
+            raise subprocess.CalledProcessError(proc.returncode, proc.args, out)
+        line = next(line for line in out.splitlines() if line.startswith("BENCH "))
+        each.append(json.loads(line.removeprefix("BENCH ")))
+    if len(each) == 1:
+        return each[0]
+    return {
+        "requests": sum(f["requests"] for f in each),
+        "errors": sum(f["errors"] for f in each),
+        "offered_rps": sum(f["offered_rps"] for f in each),
+        "achieved_rps": sum(f["achieved_rps"] for f in each),
+        "p50_ms": max(f["p50_ms"] for f in each),
+        "p99_ms": max(f["p99_ms"] for f in each),
+    }
 
 
 @contextlib.contextmanager
-def server(target: str, port: int, work: Path, store_url: str) -> Iterator[int]:
+def server(target: str, ports: list[int], work: Path, store_url: str, redis_url: str) -> Iterator[list[int]]:
+    """The target's processes listening on ``ports`` (several: replicas); their PIDs."""
     if target in ("baseline", "baseline-uvloop"):
-        with servers.baseline(port, work, uvloop=target == "baseline-uvloop") as pid:
-            yield pid
+        with servers.baseline(ports[0], work, uvloop=target == "baseline-uvloop") as pid:
+            yield [pid]
     elif target == "ansible-rulebook":
-        with servers.peer(port, work) as pid:
-            yield pid
+        with servers.peer(ports[0], work) as pid:
+            yield [pid]
+    elif len(ports) > 1:
+        with servers.replicas(ports, store_url, work / "rules", work, redis_url) as pids:
+            yield pids
     else:
-        with servers.remediator(port, store_url, work / "rules", work) as pid:
-            yield pid
+        with servers.remediator(ports[0], store_url, work / "rules", work) as pid:
+            yield [pid]
 
 
-def measure(target: str, size: int, plan: Plan, work: Path, store_url: str, template: Path) -> Config:
-    port = free_port()
+def measure(
+    target: str, size: int, plan: Plan, work: Path, store_url: str, template: Path, redis_url: str = ""
+) -> Config:
+    """Closed-loop rounds (wrk), then, for remediator, the drain and an open-loop run at half the rate. Over
+    replicas the load is spread (``load.spread``) and RSS is their sum."""
+    ports = [free_port() for _ in range(REMEDIATOR.get(target, 1))]
     config = Config(target, size)
-    token = servers.TOKEN if target in ("sqlite", "postgresql") else None
-    url = f"http://127.0.0.1:{port}/v1/alerts"
-    with server(target, port, work, store_url) as pid:
-        config.idle_rss_mb = servers.peak_rss_mb(pid)
+    token = servers.TOKEN if target in REMEDIATOR else None
+    urls = [f"http://127.0.0.1:{port}/v1/alerts" for port in ports]
+    with server(target, ports, work, store_url, redis_url) as pids:
+        config.idle_rss_mb = sum(servers.peak_rss_mb(pid) for pid in pids)
         warmup = plan.peer_warmup_s if target == "ansible-rulebook" else plan.warmup_s
-        first = load.wrk(url, template, prefix=f"{target}{size}w", alerts=size, seconds=warmup, token=token)
+        first = load.spread(
+            urls, template, prefix=f"{target}{size}w", alerts=size, seconds=warmup, token=token
+        )
         config.sent += (first.requests - first.non2xx) * size
         for n in range(plan.rounds):
-            one = load.wrk(
-                url, template, prefix=f"{target}{size}r{n}", alerts=size, seconds=plan.round_s, token=token
+            one = load.spread(
+                urls, template, prefix=f"{target}{size}r{n}", alerts=size, seconds=plan.round_s, token=token
             )
             config.rounds.append(one)
             config.sent += (one.requests - one.non2xx) * size
-        config.rss_mb = servers.peak_rss_mb(pid) if target != "ansible-rulebook" else servers.tree_rss_mb(pid)
-        if target in ("sqlite", "postgresql"):
-            config.stored = counter(port, "remediator_alerts_received_total")
-            config.backlog, config.left, config.drain_s = drain(port, plan.drain_timeout_s)
+        config.rss_mb = (
+            servers.tree_rss_mb(pids[0])
+            if target == "ansible-rulebook"
+            else sum(servers.peak_rss_mb(pid) for pid in pids)
+        )
+        if target in REMEDIATOR:
+            config.stored = counter(ports, "remediator_alerts_received_total")
+            config.backlog, config.left, config.drain_s = drain(ports, plan.drain_timeout_s)
             rate = config.median("alerts_per_s") / size / 2
             config.half_rate = paced(
-                url, template, prefix=f"{target}{size}h", alerts=size, rate=rate, seconds=plan.round_s
+                urls, template, prefix=f"{target}{size}h", alerts=size, rate=rate, seconds=plan.round_s
             )
-            config.rss_mb = servers.peak_rss_mb(pid)
+            config.rss_mb = sum(servers.peak_rss_mb(pid) for pid in pids)
     r = config.rounds
     print(
         f"  {target:<17} {size:>3}/POST  {config.median('alerts_per_s'):>9.0f} alerts/s  "
@@ -199,13 +237,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="tiny rounds, SQLite and baseline only (< 20 s)")
     parser.add_argument("--out", type=Path, default=servers.REPO / "docs" / "performance.md")
     parser.add_argument("--skip", action="append", default=[], help="a target to leave out (repeatable)")
+    parser.add_argument(
+        "--targets", help="the intake targets to run, comma-separated (default: all of the plan's)"
+    )
+    parser.add_argument("--sizes", help="alerts per POST, comma-separated (default: 1,10,100)")
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, _exit)  # so that the servers and PostgreSQL are stopped
     os.sched_setaffinity(
         0, {int(servers.LOAD_CORE)}
     )  # this process (storm client, matching) stays off core 0
     plan = QUICK if args.quick else FULL
-    targets = [t for t in plan.targets if t not in args.skip]
+    if args.sizes:
+        plan = dataclasses.replace(plan, sizes=tuple(int(n) for n in args.sizes.split(",")))
+    chosen = args.targets.split(",") if args.targets else plan.targets
+    targets = [t for t in chosen if t not in args.skip]
     if "ansible-rulebook" in targets and not (servers.PEER_VENV / "bin" / "ansible-rulebook").exists():
         print(f"ansible-rulebook not found in {servers.PEER_VENV}: peer left out", flush=True)
         targets.remove("ansible-rulebook")
@@ -214,8 +259,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="remediator-bench-") as tmp:
         root = Path(tmp)
         template = load.write_template(root / "template.txt")
-        pg = None
-        if "postgresql" in targets:
+        pg = redis = None
+        if any(t.startswith("postgresql") for t in targets):
             sys.path.insert(0, str(servers.REPO))
             from tests.support import procs
 
@@ -225,6 +270,13 @@ def main(argv: list[str] | None = None) -> int:
                 check=True,
                 capture_output=True,
             )
+            if any(REMEDIATOR.get(t, 1) > 1 for t in targets):  # replicas coordinate through Redis, as in HA
+                redis = procs.start_redis(root)
+                subprocess.run(
+                    ["taskset", "-a", "-p", "-c", servers.SERVER_CORE, str(redis.pid)],
+                    check=True,
+                    capture_output=True,
+                )
         try:
             for target in targets:
                 for size in plan.sizes:
@@ -234,15 +286,18 @@ def main(argv: list[str] | None = None) -> int:
                         servers.NO_MATCH_RULE.format(today=date.today().isoformat())
                     )
                     store_url = f"sqlite:///{work}/remediator.db"
-                    if target == "postgresql":
+                    if target.startswith("postgresql"):
                         assert pg is not None
-                        store_url = create_database(pg, f"bench_{size}")
+                        store_url = create_database(pg, f"bench_{target.replace('-', '_')}_{size}")
                     try:
-                        results.append(measure(target, size, plan, work, store_url, template))
+                        redis_url = redis.url if redis is not None else ""
+                        results.append(measure(target, size, plan, work, store_url, template, redis_url))
                     except Exception as exc:  # a target that fails is reported, not fatal
                         notes.append(f"{target} at {size} alerts/POST failed: {exc}")
                         print(f"  {target} {size}/POST FAILED: {exc}", flush=True)
         finally:
+            if redis is not None:
+                redis.stop()
             if pg is not None:
                 pg.stop()
         storm_figures = None
@@ -252,6 +307,10 @@ def main(argv: list[str] | None = None) -> int:
                 root / "storm", free_port(), alerts=alerts, targets=targets_n, per_post=per_post, timeout=600
             )
             print(f"  storm: {storm_figures}", flush=True)
+        takeover_figures = None
+        if not args.quick and "takeover" not in args.skip:
+            takeover_figures = asyncio.run(takeover.run(takeover.defaults()))
+            print(f"  takeover: {takeover_figures}", flush=True)
         match_figures = [
             matching.run(
                 root / f"rules-{names}",
@@ -275,6 +334,7 @@ def main(argv: list[str] | None = None) -> int:
         match_figures,
         storm_figures,
         notes,
+        takeover_figures=takeover_figures,
         quick=args.quick,
         command=" ".join(["python -m bench", *sys.argv[1:]]),
     )

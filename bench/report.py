@@ -72,6 +72,12 @@ def goals(
                 f"{ratio:.1f}× the reference figure (peer not re-measured)",
                 None,
             )
+    for store in ("postgresql", "postgresql-3"):  # the store that scales out, against SQLite in the same run
+        for size in (1, 10, 100):
+            ours, sqlite = _find(results, store, size), _find(results, "sqlite", size)
+            if ours and sqlite:
+                ratio = ours.median("alerts_per_s") / sqlite.median("alerts_per_s")
+                row(f"{store} intake ≥ 0.6× SQLite's at {size} alerts/POST", f"{ratio:.2f}×", ratio >= 0.6)
     for store in ("sqlite", "postgresql"):  # the goal is SQLite's; PostgreSQL's is shown for comparison
         ours = [r for r in results if r.target == store]
         if ours:
@@ -162,6 +168,30 @@ def storm_section(figures: dict[str, Any] | None) -> str:
     )
 
 
+def takeover_section(figures: dict[str, Any] | None) -> str:
+    if figures is None:
+        return "Not run in this mode (`--quick` or `--skip takeover`)."
+    kills = " / ".join(f"{s:.2f} s ({rows} rows)" for s, rows in figures.get("kills", []))
+    median = figures.get("takeover_median_s")
+    lines = [
+        "`bench/takeover.py` (alone: `python -m bench.takeover`): three replicas on one PostgreSQL and "
+        "one Redis, all on core 0, every alert's one probe answering after 1 s, 20 alerts/s (10 per POST) "
+        "round-robin. "
+        "Takeover: SIGKILL one replica after 5 s of load, time until every row it had claimed is done by "
+        "another (3 kills). Outage: PostgreSQL stopped for 10 s under the load, time from its return until "
+        "every accepted alert is decided.\n",
+        "| figure | value |\n| --- | --- |",
+        f"| takeover per kill | {kills or 'none'} |",
+        f"| **takeover, median** (goal ≤ 15 s) | {f'{median:.2f} s' if median is not None else 'n/a'} |",
+    ]
+    if "outage" in figures:
+        seconds, accepted = figures["outage"]
+        lines.append(
+            f"| **decided after a 10 s outage** (goal ≤ 10 s; {accepted} accepted) | {seconds:.2f} s |"
+        )
+    return "\n".join(lines)
+
+
 def render(
     machine: dict[str, str],
     plan: Any,
@@ -170,6 +200,7 @@ def render(
     storm_figures: dict[str, Any] | None,
     notes: list[str],
     *,
+    takeover_figures: dict[str, Any] | None = None,
     quick: bool,
     command: str,
 ) -> str:
@@ -200,6 +231,7 @@ def render(
         .replace("@HALF@", half_rate(results))
         .replace("@MATCH@", match_rows)
         .replace("@STORM@", storm_section(storm_figures))
+        .replace("@TAKEOVER@", takeover_section(takeover_figures))
         .replace("@GOALS@", goals(results, match_figures, storm_figures))
         .replace("@FAILURES@", failures)
         .replace("@ANALYSIS@", ANALYSIS)
@@ -242,6 +274,10 @@ alert is new, so every one is inserted; none is a duplicate.
   alerts that match a rule are measured by the storm below. The service runs on uvloop.
   SQLite: a new file per configuration. PostgreSQL 15: one server (`fsync=off`, as in the tests, started
   with `tests/support/procs.start_postgres`), a new database per configuration, pinned to core 0 too.
+  **postgresql-3**: three replicas on one PostgreSQL database, coordinated through one Redis (as HA runs),
+  all pinned to core 0 like the single one; the same 16 connections spread over them (one wrk per replica,
+  at once: 6 + 5 + 5 connections, so that no proxy adds a hop); a round is their summed requests and the
+  worst replica's p99; the half-rate run sends a third of the rate to each replica and reports the worst p99.
   A 200 is sent only after the commit (group commit). "stored / sent" compares the service's
   `remediator_alerts_received_total` with the alerts in 2xx answers wrk counted (warm-up included; requests
   still in flight when wrk stops are stored but not counted, hence stored ≥ sent).
@@ -290,6 +326,10 @@ candidate and matches none. Median of 3 rounds of @CALLS@ calls; load time is th
 ## End to end: an alert storm
 
 @STORM@
+
+## Failover: takeover of a dead replica's alerts, and a PostgreSQL outage
+
+@TAKEOVER@
 
 ## Goals
 

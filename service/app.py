@@ -183,7 +183,7 @@ async def _workers(app: web.Application) -> AsyncIterator[None]:
             quarantine=flow.quarantine,
             max_claims=settings.max_claims,
         )
-        committer = GroupCommitter(store, on_commit=dispatcher.wake)
+        committer = GroupCommitter(store, on_commit=dispatcher.wake, dsn=_postgres_dsn(settings, store))
         app[keys.OUTBOX], app[keys.DISPATCHER], app[keys.COMMITTER] = outbox, dispatcher, committer
         listener = _listener(settings, store, dispatcher)
         await gauges.refresh()  # the first scrape already reads the store's numbers
@@ -289,13 +289,19 @@ def _pipeline(
     return flow
 
 
-def _listener(settings: Settings, store: Store, dispatcher: Dispatcher) -> wakeups.InboxListener | None:
-    """On PostgreSQL, a listener that wakes the dispatcher when another replica stores an alert (started)."""
+def _postgres_dsn(settings: Settings, store: Store) -> str | None:
+    """The asyncpg DSN of a PostgreSQL store (its own connections: intake's committer, the listener)."""
     if store.dialect != "postgresql":
         return None
-    listener = wakeups.InboxListener(
-        settings.store_url.replace("postgres://", "postgresql://", 1), dispatcher.wake
-    )
+    return settings.store_url.replace("postgres://", "postgresql://", 1)
+
+
+def _listener(settings: Settings, store: Store, dispatcher: Dispatcher) -> wakeups.InboxListener | None:
+    """On PostgreSQL, a listener that wakes the dispatcher when another replica stores an alert (started)."""
+    dsn = _postgres_dsn(settings, store)
+    if dsn is None:
+        return None
+    listener = wakeups.InboxListener(dsn, dispatcher.wake)
     listener.start()
     return listener
 
