@@ -4,7 +4,6 @@ committed with it are stored; a store that is down fails them all with StoreUnav
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -13,25 +12,12 @@ from structlog.testing import capture_logs
 
 from service import errors
 from service.intake.committer import GroupCommitter
-from service.records import inbox
 from service.records.store import Store
+from tests.support import inbox_rows
 
 
 def row(fingerprint: str, **values: Any) -> dict[str, Any]:
-    return {
-        "fingerprint": fingerprint,
-        "starts_at": "2026-11-27T10:00:00.000000Z",
-        "status": "firing",
-        "alertname": "A",
-        "payload": "{}",
-        "receiver": "r",
-        "group_key": "",
-        "truncated": 0,
-        "received_at": time.time(),
-        "state": inbox.PENDING,
-        "attempts": 0,
-        **values,
-    }
+    return inbox_rows.inbox_row(fingerprint, **values)
 
 
 @pytest.fixture

@@ -29,7 +29,7 @@ from service.observability import Metrics
 from service.records import inbox
 from service.records.store import Store
 from tests.conftest import ROOT, TOKEN, eventually
-from tests.support import procs
+from tests.support import inbox_rows, procs
 
 #: every alert of this rule waits DELAY_S on its one probe: a replica holds its claims that long
 DELAY_S = 3.0
@@ -192,19 +192,7 @@ async def store(postgres_url: str) -> Any:
 
 
 def inbox_row(fingerprint: str) -> dict[str, Any]:
-    return {
-        "fingerprint": fingerprint,
-        "starts_at": "2026-12-06T10:00:00.000000Z",
-        "status": "firing",
-        "alertname": "A",
-        "payload": "{}",
-        "receiver": "r",
-        "group_key": "",
-        "truncated": 0,
-        "received_at": time.time(),
-        "state": "pending",
-        "attempts": 0,
-    }
+    return inbox_rows.inbox_row(fingerprint, starts_at="2026-12-06T10:00:00.000000Z")
 
 
 async def test_a_worker_that_stalled_past_its_lease_cannot_commit_the_row_another_took(store: Store) -> None:

@@ -10,24 +10,13 @@ import pytest
 
 from service.records import inbox
 from service.records.store import Store
+from tests.support import inbox_rows
 
 
 def row(
     fingerprint: str, status: str = "firing", starts_at: str = "2026-11-27T10:00:00.000000Z"
 ) -> dict[str, Any]:
-    return {
-        "fingerprint": fingerprint,
-        "starts_at": starts_at,
-        "status": status,
-        "alertname": "A",
-        "payload": "{}",
-        "receiver": "r",
-        "group_key": "",
-        "truncated": 0,
-        "received_at": time.time(),
-        "state": "pending",
-        "attempts": 0,
-    }
+    return inbox_rows.inbox_row(fingerprint, status, starts_at)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

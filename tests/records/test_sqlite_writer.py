@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-import time
 from pathlib import Path
 from typing import Any
 
@@ -16,22 +15,11 @@ from service import errors
 from service.records import inbox, schema
 from service.records.sqlite_writer import SqliteWriter
 from service.records.store import Store
+from tests.support import inbox_rows
 
 
 def row(fingerprint: str, status: str = "firing") -> dict[str, Any]:
-    return {
-        "fingerprint": fingerprint,
-        "starts_at": "2026-11-27T10:00:00.000000Z",
-        "status": status,
-        "alertname": "A",
-        "payload": "{}",
-        "receiver": "r",
-        "group_key": "",
-        "truncated": 0,
-        "received_at": time.time(),
-        "state": "pending",
-        "attempts": 0,
-    }
+    return inbox_rows.inbox_row(fingerprint, status)
 
 
 @pytest.fixture
