@@ -12,6 +12,7 @@ import logging
 import os
 import sqlite3
 import struct
+import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -35,6 +36,13 @@ SLOW_S = 0.02  # the issue's bound on an event-loop stall
 #: machine's quiet disk — under the issue's 20 ms — while a commit without one takes under 7 ms.
 COMMIT_S = 0.01
 LOAD_S = 5.0
+#: The load goes on past ``LOAD_S`` until the WAL started over three times, for at most this long (a
+#: machine shared with other jobs can leave the process without a CPU for seconds).
+LOAD_MAX_S = 20.0
+#: A watcher thread reads the loop thread's run-queue wait (``/proc/self/task/<tid>/schedstat``, second
+#: field, ns) this often: time the loop was ready to run but had no CPU — a machine busy with other jobs —
+#: is counted like a collection's pause, not as a stall of ours.
+SCHED_EVERY_S = 0.002
 POSTERS = 32
 ALERTS_PER_POST = 10
 HEADERS = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
@@ -85,10 +93,21 @@ def wal_header(path: Path) -> tuple[int, int]:
     return size, struct.unpack(">I", head[20:24])[0] if len(head) == 24 else 0
 
 
+def merged(spans: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """Overlapping (start, end) spans joined, so that time in two of them is not counted twice."""
+    out: list[tuple[float, float]] = []
+    for start, end in sorted(spans):
+        if out and start <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], end))
+        else:
+            out.append((start, end))
+    return out
+
+
 @dataclass
 class Stall:
     took_s: float
-    gc_s: float  # time the garbage collector ran inside it
+    gc_s: float  # time the garbage collector ran, or the process waited for a CPU, inside it
     what: str
 
     @property
@@ -97,14 +116,38 @@ class Stall:
 
 
 class LoopWatch(logging.Handler):
-    """asyncio's slow-callback warnings ("Executing <handle> took 0.031 seconds") and the garbage
-    collector's pauses (``gc.callbacks``), to tell a stall of our code from a collection."""
+    """asyncio's slow-callback warnings ("Executing <handle> took 0.031 seconds"), the garbage collector's
+    pauses (``gc.callbacks``) and the loop thread's waits for a CPU (``SCHED_EVERY_S``), to tell a stall
+    of our code from a collection or a machine busy with other jobs."""
 
     def __init__(self) -> None:
         super().__init__()
         self.records: list[tuple[float, float, str]] = []
         self.pauses: list[tuple[float, float]] = []
         self._gc_start = 0.0
+        self._stop = threading.Event()
+        self._schedstat = Path(f"/proc/self/task/{threading.get_native_id()}/schedstat")
+        self._watcher = threading.Thread(target=self._watch_run_queue, name="run-queue", daemon=True)
+        self._watcher.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._watcher.join()
+        super().close()
+
+    def _watch_run_queue(self) -> None:
+        waited = self._run_queue_s()
+        while not self._stop.wait(SCHED_EVERY_S):
+            now, total = time.time(), self._run_queue_s()
+            if total > waited:
+                self.pauses.append((now - (total - waited), now))
+            waited = total
+
+    def _run_queue_s(self) -> float:
+        try:
+            return int(self._schedstat.read_text().split()[1]) / 1e9
+        except (OSError, IndexError, ValueError):  # no scheduler statistics: nothing is excused
+            return 0.0
 
     def emit(self, record: logging.LogRecord) -> None:
         if record.msg.startswith("Executing") and isinstance(record.args, tuple):
@@ -121,7 +164,7 @@ class LoopWatch(logging.Handler):
         found = []
         for end, took, what in self.records:
             start = end - took
-            in_gc = sum(max(0.0, min(end, b) - max(start, a)) for a, b in self.pauses)
+            in_gc = sum(max(0.0, min(end, b) - max(start, a)) for a, b in merged(self.pauses))
             found.append(Stall(took, in_gc, what))
         return found
 
@@ -137,6 +180,7 @@ def watch() -> Iterator[LoopWatch]:
     finally:
         gc.callbacks.remove(watch.on_gc)
         logger.removeHandler(watch)
+        watch.close()
 
 
 @dataclass
@@ -147,22 +191,27 @@ class Load:
 
 
 async def intake_load(url: str, wal: Path, *, seconds: float) -> Load:
-    """``POSTERS`` senders post alerts back to back for ``seconds``; the WAL is sampled every 20 ms."""
+    """``POSTERS`` senders post alerts back to back for ``seconds``, then on until the WAL started over
+    three times (``LOAD_MAX_S`` at most); the WAL is sampled every 20 ms."""
     load = Load()
     count = 0
     salt: int | None = None
-    deadline = time.monotonic() + seconds
+    start = time.monotonic()
+
+    def going() -> bool:
+        elapsed = time.monotonic() - start
+        return elapsed < seconds or (load.restarts < 3 and elapsed < LOAD_MAX_S)
 
     async def sender(session: aiohttp.ClientSession) -> None:
         nonlocal count
-        while time.monotonic() < deadline:
+        while going():
             count += 1
             async with session.post(url, data=payload(count), headers=HEADERS) as response:
                 load.answers[response.status] = load.answers.get(response.status, 0) + 1
 
     async def sampler() -> None:
         nonlocal salt
-        while time.monotonic() < deadline:
+        while going():
             size, new_salt = wal_header(wal)
             load.max_wal = max(load.max_wal, size)
             load.restarts += salt is not None and new_salt != salt
@@ -209,11 +258,13 @@ async def test_intake_load_never_stalls_the_loop_on_a_commit_or_a_checkpoint(
     stalls = watch.stalls()
     ours = [s for s in stalls if any(name in s.what for name in COMMITTING) and s.own_s >= COMMIT_S]
     assert not ours, "commits or checkpoints held the loop 10 ms or more: " + "; ".join(
-        f"{s.what[:160]} took {s.took_s * 1000:.0f} ms ({s.gc_s * 1000:.0f} ms of it in gc)" for s in ours
+        f"{s.what[:160]} took {s.took_s * 1000:.0f} ms ({s.gc_s * 1000:.0f} ms of it in gc or paused)"
+        for s in ours
     )
     others = [s for s in stalls if s.own_s >= SLOW_S]
     assert not others, "callbacks over 20 ms outside the garbage collector: " + "; ".join(
-        f"{s.what[:160]} took {s.took_s * 1000:.0f} ms ({s.gc_s * 1000:.0f} ms of it in gc)" for s in others
+        f"{s.what[:160]} took {s.took_s * 1000:.0f} ms ({s.gc_s * 1000:.0f} ms of it in gc or paused)"
+        for s in others
     )
 
 
