@@ -143,7 +143,16 @@ async def _health_server() -> web.AppRunner:
     return runner
 
 
-async def _run(work: Path, port: int, *, alerts: int, targets: int, per_post: int, timeout: float) -> Any:
+async def _run(
+    work: Path,
+    port: int,
+    *,
+    alerts: int,
+    targets: int,
+    per_post: int,
+    timeout: float,
+    profile: Path | None = None,
+) -> Any:
     db = work / "storm.db"
     health = await _health_server()
     http_port = procs.free_port()
@@ -166,7 +175,8 @@ async def _run(work: Path, port: int, *, alerts: int, targets: int, per_post: in
                 "REMEDIATOR_VERIFY_INTERVAL_S": "0.3",
             }
             url = f"http://127.0.0.1:{port}/v1/alerts"
-            with servers.remediator(port, f"sqlite:///{db}", rules, work, extra_env=env) as pid:
+            serve = servers.remediator(port, f"sqlite:///{db}", rules, work, extra_env=env, profile=profile)
+            with serve as pid:
                 await _trickle(url)
                 await _wait_decided(db, time.monotonic(), 30)
                 started = time.monotonic()
@@ -239,9 +249,75 @@ def _figures(
     }
 
 
-def run(work: Path, port: int, *, alerts: int, targets: int, per_post: int, timeout: float) -> dict[str, Any]:
+def run(
+    work: Path,
+    port: int,
+    *,
+    alerts: int,
+    targets: int,
+    per_post: int,
+    timeout: float,
+    profile: Path | None = None,
+) -> dict[str, Any]:
+    """The storm's figures; ``profile``: run the server under cProfile and dump its profile there."""
     work.mkdir(parents=True, exist_ok=True)
     figures: dict[str, Any] = asyncio.run(
-        _run(work, port, alerts=alerts, targets=targets, per_post=per_post, timeout=timeout)
+        _run(work, port, alerts=alerts, targets=targets, per_post=per_post, timeout=timeout, profile=profile)
     )
     return figures
+
+
+def _profile_summary(path: Path, top: int) -> str:
+    """The ``top`` entries of our code (``service/``) by cumulative time, from a cProfile dump."""
+    import pstats
+
+    stats = pstats.Stats(str(path))
+    table = stats.stats  # type: ignore[attr-defined]
+    ours = [
+        (v[3], v[1], f"{file.split('/service/', 1)[1]}:{line} {func}")
+        for (file, line, func), v in table.items()
+        if "/service/" in file and "/.venv/" not in file
+    ]
+    ours.sort(reverse=True)
+    lines = [f"{'cumulative s':>12} {'calls':>8}  function"]
+    lines += [f"{cum:12.2f} {calls:8d}  {where}" for cum, calls, where in ours[:top]]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m bench.storm``: the storm alone, the server on the server core and this process (the
+    senders, the Kubernetes stand-in) on the load core, as ``python -m bench`` runs it."""
+    import argparse
+    import os
+    import sys
+    import tempfile
+
+    parser = argparse.ArgumentParser(prog="python -m bench.storm", description=__doc__.splitlines()[0])
+    parser.add_argument("--alerts", type=int, default=10_000)
+    parser.add_argument("--targets", type=int, default=1_000)
+    parser.add_argument("--per-post", type=int, default=10)
+    parser.add_argument("--timeout", type=float, default=600.0)
+    parser.add_argument("--profile", type=Path, help="run the server under cProfile, dump to PATH")
+    parser.add_argument("--top", type=int, default=40, help="with --profile: entries of our code shown")
+    args = parser.parse_args(argv)
+    os.sched_setaffinity(0, {int(servers.LOAD_CORE)})
+    command = "python -m bench.storm " + " ".join(argv if argv is not None else sys.argv[1:])
+    with tempfile.TemporaryDirectory(prefix="storm-") as tmp:
+        figures = run(
+            Path(tmp),
+            procs.free_port(),
+            alerts=args.alerts,
+            targets=args.targets,
+            per_post=args.per_post,
+            timeout=args.timeout,
+            profile=args.profile,
+        )
+    print(orjson.dumps(figures).decode())
+    print(f"command: {command.strip()}")
+    if args.profile is not None:
+        print(_profile_summary(args.profile, args.top))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
