@@ -13,10 +13,14 @@ incident is escalated to a human. Figures come from the store itself: POST → d
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
+import os
 import sqlite3
 import statistics
+import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -135,6 +139,36 @@ async def _wait_decided(db: Path, started: float, timeout: float) -> int:
         conn.close()
 
 
+def _cpu_s(pid: int) -> float:
+    """CPU time (user + system) ``pid`` has used so far, in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@contextlib.contextmanager
+def _server(
+    port: int, db: Path, rules: Path, work: Path, env: dict[str, str], profile: Path | None
+) -> Iterator[int]:
+    """The remediator on SQLite (``servers.remediator``), or, with ``profile``, the same under cProfile."""
+    if profile is None:
+        with servers.remediator(port, f"sqlite:///{db}", rules, work, extra_env=env) as pid:
+            yield pid
+        return
+    env = {
+        **env,
+        "REMEDIATOR_LISTEN": f"127.0.0.1:{port}",
+        "REMEDIATOR_STORE_URL": f"sqlite:///{db}",
+        "REMEDIATOR_RULES_DIR": str(rules),
+        "REMEDIATOR_WEBHOOK_TOKEN": servers.TOKEN,
+        "REMEDIATOR_LOG_FORMAT": "json",
+        "REMEDIATOR_LOG_LEVEL": "warning",
+    }
+    argv = [sys.executable, "-m", "cProfile", "-o", str(profile), "-m", "service", "serve"]
+    with servers.running(argv, env=env, log=work / "remediator.log") as proc:
+        servers.wait_http(f"http://127.0.0.1:{port}/healthz", proc)
+        yield proc.pid
+
+
 async def _health_server() -> web.AppRunner:
     app = web.Application()
     app.router.add_get("/healthz", lambda _request: web.json_response({"status": "ok"}))
@@ -175,8 +209,7 @@ async def _run(
                 "REMEDIATOR_VERIFY_INTERVAL_S": "0.3",
             }
             url = f"http://127.0.0.1:{port}/v1/alerts"
-            serve = servers.remediator(port, f"sqlite:///{db}", rules, work, extra_env=env, profile=profile)
-            with serve as pid:
+            with _server(port, db, rules, work, env, profile) as pid:
                 await _trickle(url)
                 await _wait_decided(db, time.monotonic(), 30)
                 started = time.monotonic()
@@ -185,10 +218,12 @@ async def _run(
                 pending = await _wait_decided(db, started, timeout)
                 decided = time.monotonic() - started
                 rss = servers.peak_rss_mb(pid)
+                cpu = _cpu_s(pid)
             restarts = sum(1 for r in kube.writes() if r.method == "PATCH" and "/deployments/" in r.path)
     finally:
         await health.cleanup()
-    return _figures(db, alerts, targets, per_post, posted, decided, pending, retries, rss, restarts)
+    figures = _figures(db, alerts, targets, per_post, posted, decided, pending, retries, rss, restarts)
+    return {**figures, "server_cpu_s": cpu}
 
 
 def _figures(
@@ -288,8 +323,6 @@ def main(argv: list[str] | None = None) -> int:
     """``python -m bench.storm``: the storm alone, the server on the server core and this process (the
     senders, the Kubernetes stand-in) on the load core, as ``python -m bench`` runs it."""
     import argparse
-    import os
-    import sys
     import tempfile
 
     parser = argparse.ArgumentParser(prog="python -m bench.storm", description=__doc__.splitlines()[0])
