@@ -14,4 +14,4 @@ echo "== rules lint";   .venv/bin/remediator rules lint rules
 echo "== rules test";   .venv/bin/remediator rules test rules/tests/*.yaml
 echo "== promtool";     promtool check rules rules/alerts/*.yaml && promtool check config examples/prometheus.yml
 echo "== amtool";       amtool check-config examples/alertmanager.yml
-echo "== pytest";       .venv/bin/python -m pytest -q "$@"
+echo "== pytest";       .venv/bin/python -m pytest -q --durations=25 "$@"
