@@ -22,11 +22,8 @@ from tests.support import procs
 #: (label, pstats pattern): the components of the webhook path, outermost first
 COMPONENTS = [
     ("aiohttp: parse + dispatch (whole request)", "web_protocol.py", "_handle_request"),
-    ("middleware: timing", "intake/timing.py", "timed"),
-    ("middleware: request id", "intake/requestid.py", "request_id_middleware"),
-    ("middleware: errors", "intake/responses.py", "errors_middleware"),
-    ("middleware: limiter", "intake/limits.py", "limit"),
-    ("middleware: control characters", "intake/limits.py", "refuse_control_characters"),
+    ("middleware: the edge (request id, limits, errors, timing)", "intake/timing.py", "at_the_edge"),
+    ("edge: limiter + control characters + handler", "intake/timing.py", "_guarded"),
     ("handler: post_alerts", "intake/webhook.py", "post_alerts"),
     ("read body", "intake/limits.py", "read_body"),
     ("JSON + pydantic validation", "intake/webhook.py", "_parse"),

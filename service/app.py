@@ -22,7 +22,7 @@ from service.dispatcher import Dispatcher, worker_name
 from service.escalation import links, paging, routes
 from service.escalation.channels import registry as channels
 from service.escalation.outbox import OutboxWorker
-from service.intake import api, control, drills, humans, limits, requestid, responses, slack, timing, webhook
+from service.intake import api, control, drills, humans, limits, slack, timing, webhook
 from service.intake.committer import GroupCommitter
 from service.intake.gauges import GaugeRefresher
 from service.lifecycle.timers import EscalationTimers
@@ -50,13 +50,8 @@ def create_app(
         max_inflight=settings.max_inflight, max_large_bodies=settings.max_large_bodies, metrics=metrics
     )
     app = web.Application(
-        middlewares=[
-            timing.Timing(metrics).middleware(),  # outermost: times every answer, the refusals too
-            requestid.request_id_middleware,  # next: errors and refusals carry the id too
-            responses.errors_middleware,
-            limiter.middleware(),
-            limits.refuse_control_characters,
-        ],
+        # one layer: request id, limits, control characters, JSON errors, timing (timing.edge)
+        middlewares=[timing.edge(timing.Timing(metrics), limiter)],
         client_max_size=settings.max_body_bytes + 1,
         handler_args=server_options(settings),
     )

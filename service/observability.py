@@ -149,8 +149,11 @@ class Metrics:
         self.intake_requests = Counter(
             "remediator_intake_requests", "Webhook requests by HTTP status", ["code"], registry=r
         )
-        for code in INTAKE_CODES:  # at 0 from the start: increase() then sees the first refusal of each
-            self.intake_requests.labels(code=code)
+        # at 0 from the start (increase() then sees the first refusal of each), and kept: labels() validates
+        # and locks on every call, a dict look-up does not (the webhook counts every request)
+        self._intake_by_code: dict[int, Counter] = {
+            int(code): self.intake_requests.labels(code=code) for code in INTAKE_CODES
+        }
         self.intake_latency = Histogram(
             "remediator_intake_latency_seconds",
             "Time from request to durable answer",
@@ -288,6 +291,13 @@ class Metrics:
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)
         GCCollector(registry=self.registry)
+
+    def intake_request(self, status: int) -> Counter:
+        """The ``remediator_intake_requests`` child of this status code (kept once made)."""
+        child = self._intake_by_code.get(status)
+        if child is None:
+            child = self._intake_by_code[status] = self.intake_requests.labels(code=str(status))
+        return child
 
     def inbox_pending(self, rows: int) -> None:
         """Intake committed ``rows`` new pending rows: the backlog reads them at once, not at the next

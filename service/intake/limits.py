@@ -15,7 +15,6 @@ import asyncio
 
 import structlog
 from aiohttp import web
-from aiohttp.typedefs import Middleware
 
 from service.intake import responses
 from service.model import alerts
@@ -39,25 +38,24 @@ class Limiter:
         self.large_bodies = 0
         self._metrics = metrics
 
-    def middleware(self) -> Middleware:
-        @web.middleware
-        async def limit(request: web.Request, handler: responses.Handler) -> web.StreamResponse:
-            if request.path in PROBES:
-                return await handler(request)
-            if self.inflight >= self.max_inflight:
-                return self._busy("inflight", f"{self.max_inflight} requests in flight")
-            large = is_large(request)
-            if large and self.large_bodies >= self.max_large_bodies:
-                return self._busy("large_bodies", f"{self.max_large_bodies} large bodies in flight")
-            self.inflight += 1
-            self.large_bodies += large
-            try:
-                return await handler(request)
-            finally:
-                self.inflight -= 1
-                self.large_bodies -= large
+    def enter(self, request: web.Request) -> web.Response | bool | None:
+        """Count ``request`` in: whether its body is large (hand it to ``leave``), ``None`` for a probe (not
+        counted, never refused), or the 503 refusing it (not counted either)."""
+        if request.path in PROBES:
+            return None
+        if self.inflight >= self.max_inflight:
+            return self._busy("inflight", f"{self.max_inflight} requests in flight")
+        large = is_large(request)
+        if large and self.large_bodies >= self.max_large_bodies:
+            return self._busy("large_bodies", f"{self.max_large_bodies} large bodies in flight")
+        self.inflight += 1
+        self.large_bodies += large
+        return large
 
-        return limit
+    def leave(self, *, large: bool) -> None:
+        """The request ``enter`` counted in is answered."""
+        self.inflight -= 1
+        self.large_bodies -= large
 
     def _busy(self, reason: str, what: str) -> web.Response:
         self._metrics.http_refused.labels(reason=reason).inc()
@@ -74,15 +72,17 @@ def is_large(request: web.Request) -> bool:
     return length is None or length > LARGE_BODY_BYTES or encoding not in ("", "identity")
 
 
-@web.middleware
-async def refuse_control_characters(request: web.Request, handler: responses.Handler) -> web.StreamResponse:
+def control_character_refusal(request: web.Request) -> web.Response | None:
     """A path parameter or query value with a control character is a 400 naming it, before any handler
     (an id with NUL would fail the PostgreSQL query it is bound to)."""
-    for name, value in (*request.match_info.items(), *request.query.items()):
+    match_info, query = request.match_info, request.query
+    if not match_info and not query:  # the webhook's case: nothing to look at
+        return None
+    for name, value in (*match_info.items(), *query.items()):
         if alerts.CONTROL.search(name) or alerts.CONTROL.search(value):
             field = name if not alerts.CONTROL.search(name) else "query"
             return responses.error(400, f"{field} must not contain control characters", field=field)
-    return await handler(request)
+    return None
 
 
 async def read_body(request: web.Request, *, limit: int, timeout_s: float) -> bytes | web.Response:
@@ -93,8 +93,11 @@ async def read_body(request: web.Request, *, limit: int, timeout_s: float) -> by
     if request.content_length is not None and request.content_length > limit:
         return too_large(limit)
     try:
-        async with asyncio.timeout(timeout_s):
+        if request.content.is_eof():  # the whole body came with the head (the usual webhook): no wait
             body = await request.read()
+        else:
+            async with asyncio.timeout(timeout_s):
+                body = await request.read()
     except TimeoutError:
         log.info("http.body_timeout", path=request.path, timeout_s=timeout_s)
         response = responses.error(408, f"request body not received within {timeout_s:g} s")

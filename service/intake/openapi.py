@@ -812,7 +812,7 @@ _REQUEST_ID = {
 
 
 def _plain_parameters(document: dict[str, Any]) -> None:
-    """A free-text path or query value holds no control character (``limits.refuse_control_characters``
+    """A free-text path or query value holds no control character (``limits.control_character_refusal``
     answers 400); a path segment is never empty."""
     for item in document["paths"].values():
         for operation in item.values():

@@ -1,4 +1,5 @@
-"""JSON error answers and the middleware that guarantees no request ever sees a traceback."""
+"""JSON answers: the errors, and what a raised HTTP error or an unexpected exception becomes (the edge
+middleware, ``timing.edge``, makes sure no request ever sees a traceback)."""
 
 from __future__ import annotations
 
@@ -32,15 +33,16 @@ def retry_later(message: str, *, after_s: int = 1) -> web.Response:
     return response
 
 
-@web.middleware
-async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """HTTP errors become JSON bodies; anything unexpected becomes a JSON 500 with no detail leaked."""
-    try:
-        return await handler(request)
-    except web.HTTPException as exc:
-        if exc.content_type == "application/json" or exc.status < 400:
-            raise
-        return error(exc.status, exc.reason)
-    except Exception:
-        log.exception("http.unhandled", path=request.path, method=request.method)
-        return error(500, "internal error")
+def http_error(exc: web.HTTPException) -> web.Response | None:
+    """The JSON answer for a raised HTTP error, or ``None`` for one that is sent as raised (a redirect, an
+    error whose body is already JSON)."""
+    if exc.content_type == "application/json" or exc.status < 400:
+        return None
+    return error(exc.status, exc.reason)
+
+
+def internal_error(request: web.Request) -> web.Response:
+    """The answer to an unexpected exception (call it where it is caught: it logs the traceback), a JSON
+    500 with no detail leaked."""
+    log.exception("http.unhandled", path=request.path, method=request.method)
+    return error(500, "internal error")

@@ -79,7 +79,7 @@ async def post_alerts(request: web.Request) -> web.StreamResponse:
     started = time.perf_counter()
     metrics = request.app[keys.METRICS]
     response = await _handle(request)
-    metrics.intake_requests.labels(code=str(response.status)).inc()
+    metrics.intake_request(response.status).inc()
     if response.status == 200:
         metrics.intake_latency.observe(time.perf_counter() - started)
     return response

@@ -1,5 +1,5 @@
-"""The request-id middleware on its own: the id in every answer, raised ones included, bound only while the
-request is handled."""
+"""The request id at the edge middleware, on an app of its own: the id in every answer, raised ones included,
+bound only while the request is handled."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from structlog.testing import capture_logs
 
-from service.intake import requestid, responses
+from service.intake import limits, requestid, timing
+from service.observability import Metrics
 
 log = structlog.get_logger(__name__)
 
@@ -30,7 +31,9 @@ async def _crashes(_request: web.Request) -> web.Response:
 
 
 def _app() -> web.Application:
-    app = web.Application(middlewares=[requestid.request_id_middleware, responses.errors_middleware])
+    metrics = Metrics()
+    limiter = limits.Limiter(max_inflight=10, max_large_bodies=1, metrics=metrics)
+    app = web.Application(middlewares=[timing.edge(timing.Timing(metrics), limiter)])
     app.router.add_get("/logs", _logs)
     app.router.add_get("/redirects", _redirects)
     app.router.add_get("/crashes", _crashes)
@@ -68,3 +71,23 @@ def test_only_plain_bounded_tokens_are_kept() -> None:
         generated = requestid.request_id(replaced)
         assert generated != replaced and re.fullmatch(r"[0-9a-f]{32}", generated)
     assert len({requestid.request_id(None) for _ in range(1000)}) == 1000
+
+
+async def test_every_answer_is_timed_and_a_crash_leaves_the_limiter_at_rest(aiohttp_client: Any) -> None:
+    """The one edge layer does what the five middlewares did: the crash is a timed JSON 500, the refused
+    path a timed 404 under ``unmatched``, and the request the crash ended is no longer counted in flight."""
+    metrics = Metrics()
+    limiter = limits.Limiter(max_inflight=10, max_large_bodies=1, metrics=metrics)
+    app = web.Application(middlewares=[timing.edge(timing.Timing(metrics), limiter)])
+    app.router.add_get("/crashes", _crashes)
+    client: TestClient[Any, Any] = await aiohttp_client(app)
+    with capture_logs():
+        crash = await client.get("/crashes")
+    assert crash.status == 500 and await crash.json() == {"error": "internal error"}
+    missing = await client.get("/nowhere?x=1")
+    assert missing.status == 404 and (await missing.json())["error"] == "Not Found"
+    assert limiter.inflight == 0 and limiter.large_bodies == 0
+    count = metrics.registry.get_sample_value
+    name = "remediator_http_request_duration_seconds_count"
+    assert count(name, {"route": "/crashes", "code": "500"}) == 1
+    assert count(name, {"route": "unmatched", "code": "404"}) == 1
