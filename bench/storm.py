@@ -7,12 +7,21 @@ Each target is a Deployment ``shop/svc-NNNN`` whose pods crash-loop; the storm r
 per 10 minutes: the budget must hold, so exactly ``BUDGET`` restarts reach the stand-in and every other
 incident is escalated to a human. Figures come from the store itself: POST → decided
 (``inbox.processed_at - received_at``), POST → first probe started (an incident's opening alert's
-``received_at`` to its first finding's start), wall time, peak RSS.
+``received_at`` to its first finding's start), wall time, peak RSS, the server's CPU seconds (in all and
+during the storm alone) and the stand-in's requests by kind.
+
+Alone, as ``python -m bench`` runs it (server on the server core, this process on the load core)::
+
+    python -m bench.storm [--alerts 10000 --targets 1000 --per-post 10] [--profile PATH [--top 40]]
+
+``--profile`` runs the server under cProfile (wall-clock, ~1.3-2× slower: read shares, not speed) and prints
+the entries of our code with the most cumulative time.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import datetime
 import os
@@ -212,6 +221,7 @@ async def _run(
             with _server(port, db, rules, work, env, profile) as pid:
                 await _trickle(url)
                 await _wait_decided(db, time.monotonic(), 30)
+                cpu_before = _cpu_s(pid)
                 started = time.monotonic()
                 retries = await _post_all(url, _payloads(alerts, targets, per_post))
                 posted = time.monotonic() - started
@@ -220,10 +230,20 @@ async def _run(
                 rss = servers.peak_rss_mb(pid)
                 cpu = _cpu_s(pid)
             restarts = sum(1 for r in kube.writes() if r.method == "PATCH" and "/deployments/" in r.path)
+            calls = collections.Counter(f"{r.method} {_kind(r.path)}" for r in kube.requests)
     finally:
         await health.cleanup()
     figures = _figures(db, alerts, targets, per_post, posted, decided, pending, retries, rss, restarts)
-    return {**figures, "server_cpu_s": cpu}
+    return {**figures, "server_cpu_s": cpu, "storm_cpu_s": cpu - cpu_before, "kube_requests": dict(calls)}
+
+
+def _kind(path: str) -> str:
+    """``/apis/apps/v1/namespaces/shop/deployments/svc-0001`` → ``deployments/NAME`` (a request's kind)."""
+    parts = path.split("?", maxsplit=1)[0].strip("/").split("/")
+    if "namespaces" in parts and len(parts) > parts.index("namespaces") + 2:
+        rest = parts[parts.index("namespaces") + 2 :]
+        return "/".join([rest[0], *(["NAME"] if len(rest) > 1 else []), *rest[2:]])
+    return "/".join(parts[-2:])
 
 
 def _figures(

@@ -23,6 +23,8 @@ from service.records.sqlite_inline import Conn
 from service.records.store import Store
 
 T = schema.incidents
+#: built once: every notification of every incident asks it (a per-call statement costs SQLAlchemy ~4× more)
+_DRILL = sa.select(T.c.drill).where(T.c.id == sa.bindparam("incident_id"))
 
 UNRESOLVED = frozenset({"open", "diagnosing", "remediating", "verifying", "mitigated", "escalated"})
 #: a human is handed the incident from any state short of resolved but escalated (a flap re-escalates)
@@ -124,7 +126,7 @@ class Core:
         """
         # the row decides (a bundle built elsewhere may not carry the flag); one lookup by primary key
         if (document is not None and document.drill) or await conn.scalar(
-            sa.select(T.c.drill).where(T.c.id == incident_id)
+            _DRILL, {"incident_id": incident_id}
         ):
             drilled = document.model_copy(update={"drill": True}) if document is not None else None
             channel = self.drill_channel if self.drill_channel in self.channels else "log"

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from service.clients.hub import Clients
 from service.decision import plan as planning
 from service.matching import templates
 from service.model import alerts, incidents
@@ -25,15 +26,25 @@ def _clock(at: float) -> str:
 
 
 class Acting(Handing):
-    async def _decide(self, case: Case, found: list[incidents.Finding], diagnosed: int | None) -> None:
-        """Decide on the findings (pure ``decide`` over the guards read now); act, or hand over."""
+    async def _decide(
+        self,
+        case: Case,
+        found: list[incidents.Finding],
+        diagnosed: int | None,
+        *,
+        clients: Clients | None = None,
+    ) -> None:
+        """Decide on the findings (pure ``decide`` over the guards read now); act, or hand over.
+        ``clients``: the opening's (``reads.for_opening``), for the preflight's reads."""
         now = self.clock()
         engine = self._engine_of(case.drill)  # a drill's: dry-run, whatever the settings say
         if engine is None:
             await self._escalate(case, found, escalation_reason(case.target, case.row.truncated))
             return
         prepared = engine.prepare(case.rule, case.target, case.context)  # params rendered once
-        guards = await engine.guards(prepared, truncated=case.row.truncated, now=now, found=found)
+        guards = await engine.guards(
+            prepared, truncated=case.row.truncated, now=now, found=found, clients=clients
+        )
         plan = planning.decide(case.rule, case.alert, found, guards, now=now)
         async with self.store.write() as conn:
             await inbox.fence(conn, case.row)  # only the row's owner decides and starts remediating

@@ -20,7 +20,7 @@ from service.matching import select, templates
 from service.matching.loader import CompiledRule, RuleSet
 from service.model import alerts, incidents
 from service.observability import Metrics
-from service.pipeline import joining
+from service.pipeline import joining, reads
 from service.pipeline.acting import Acting
 from service.pipeline.cases import (
     DIAGNOSING,
@@ -144,12 +144,13 @@ class Pipeline(Acting):
         if case.opened.state in INTERRUPTED:  # we died while acting: never repeat, escalate
             await self._interrupted(case)
             return
-        found, diagnosed = await self._diagnosed(case)
-        await self._decide(case, found, diagnosed)
+        clients = reads.for_opening(self.clients)  # the diagnosis' Deployment read serves the preflight
+        found, diagnosed = await self._diagnosed(case, clients)
+        await self._decide(case, found, diagnosed, clients=clients)
 
-    async def _diagnosed(self, case: Case) -> tuple[list[incidents.Finding], int | None]:
+    async def _diagnosed(self, case: Case, clients: Clients) -> tuple[list[incidents.Finding], int | None]:
         """Run the rule's probes and record them as the incident's diagnosis round."""
-        found = await self._diagnose(case.rule, case.target, case.context)
+        found = await self._diagnose(case.rule, case.target, case.context, clients)
         now, incident_id = self.clock(), case.opened.incident_id
         async with self.store.write() as conn:
             await inbox.fence(conn, case.row)  # a worker that lost the row records no diagnosis round
@@ -241,7 +242,7 @@ class Pipeline(Acting):
         await inbox.finish(conn, row, outcome="attached", incident_id=existing["id"], now=now)
 
     async def _diagnose(
-        self, rule: CompiledRule, target: incidents.TargetRef, context: dict[str, Any]
+        self, rule: CompiledRule, target: incidents.TargetRef, context: dict[str, Any], clients: Clients
     ) -> list[incidents.Finding]:
         planned = [
             runner.plan_probe(spec, params, context, target)
@@ -253,7 +254,7 @@ class Pipeline(Acting):
             planned,
             registry=self.probes,
             target=target,
-            clients=self.clients,
+            clients=clients,
             limits=self.limits,
             metrics=self.metrics,
         )

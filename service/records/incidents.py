@@ -30,6 +30,16 @@ _FIND_OPEN = sa.select(T).where(T.c.open_key == sa.bindparam("open_key"))
 _FIND_OPEN_MANY = sa.select(T).where(T.c.open_key.in_(sa.bindparam("open_keys", expanding=True)))
 _ADD_EVENT = sa.insert(E)
 _ATTACH_MANY = sa.insert(A).prefix_with("OR IGNORE", dialect="sqlite")
+# Built once: a statement built per call costs SQLAlchemy ~4× the execution of a prebuilt one (its
+# construction and cache key), and the storm's ~1,000 openings run these on every incident.
+_GET_ROW = sa.select(T).where(T.c.id == sa.bindparam("incident_id"))
+_EFFECTS_OF = sa.select(T).where(T.c.caused_by == sa.bindparam("incident_id")).order_by(T.c.opened_at, T.c.id)
+_UPDATE = sa.update(T).where(T.c.id == sa.bindparam("_incident_id"))
+#: per dialect (``Store.insert_ignore``): the incident's insert, an alert episode's attachment
+_CREATE: dict[str, Any] = {}
+_ATTACH: dict[str, Any] = {}
+#: compare-and-set statements by shape (from-states, the columns written): ``transition``
+_TRANSITIONS: dict[tuple[tuple[str, ...], tuple[str, ...]], Any] = {}
 
 
 def dump_bundle(bundle: model.Bundle) -> str:
@@ -105,13 +115,27 @@ async def transition(
     """Compare-and-set: write ``values`` when the incident is in one of ``from_states`` (and ``where``
     holds); the row as written, or None when it was not (another worker or an earlier event moved it).
     Only ``service.lifecycle`` calls this."""
-    stmt = (
-        sa.update(T)
-        .where(T.c.id == incident_id, T.c.state.in_(list(from_states)), *where)
-        .values(**values)
-        .returning(*T.c)
-    )
-    row = (await conn.execute(stmt)).mappings().first()
+    stmt: Any
+    if where or any(isinstance(v, sa.ClauseElement) for v in values.values()):  # not a plain shape
+        stmt = (
+            sa.update(T)
+            .where(T.c.id == incident_id, T.c.state.in_(list(from_states)), *where)
+            .values(**values)
+            .returning(*T.c)
+        )
+        row = (await conn.execute(stmt)).mappings().first()
+    else:
+        states, columns = tuple(sorted(from_states)), tuple(sorted(values))
+        stmt = _TRANSITIONS.get((states, columns))
+        if stmt is None:  # one per shape: a handful of shapes in all (the lifecycle's transitions)
+            stmt = _TRANSITIONS[(states, columns)] = (
+                sa.update(T)
+                .where(T.c.id == sa.bindparam("_incident_id"), T.c.state.in_(states))
+                .values({c: sa.bindparam(f"_v_{c}") for c in columns})
+                .returning(*T.c)
+            )
+        params = {f"_v_{c}": v for c, v in values.items()} | {"_incident_id": incident_id}
+        row = (await conn.execute(stmt, params)).mappings().first()
     return IncidentRow.of(row) if row else None
 
 
@@ -128,14 +152,20 @@ async def find_open_many(conn: Conn, open_keys: Collection[str]) -> dict[str, di
 
 async def create(store: Store, conn: Conn, values: dict[str, Any]) -> IncidentRow | None:
     """Insert a new incident, the row as written; None when another one holds the same open_key."""
-    result = await conn.execute(store.insert_ignore(T).returning(*T.c), [values])
+    stmt = _CREATE.get(store.dialect)
+    if stmt is None:
+        stmt = _CREATE[store.dialect] = store.insert_ignore(T).returning(*T.c)
+    result = await conn.execute(stmt, [values])
     row = result.mappings().first()
     return IncidentRow.of(row) if row else None
 
 
 async def update(conn: Conn, incident_id: str, **values: Any) -> None:
     """Write columns that are not the state (the bundle, a timer); only ``service.lifecycle`` calls this."""
-    await conn.execute(sa.update(T).where(T.c.id == incident_id).values(**values))
+    if any(isinstance(v, sa.ClauseElement) for v in values.values()):
+        await conn.execute(sa.update(T).where(T.c.id == incident_id).values(**values))
+    else:
+        await conn.execute(_UPDATE, {**values, "_incident_id": incident_id})
 
 
 async def attach_alert(
@@ -158,7 +188,10 @@ async def attach_alert(
         "attached_at": now,
         "ends_at": None,
     }
-    result = await conn.execute(store.insert_ignore(A).returning(A.c.incident_id), [row])
+    stmt = _ATTACH.get(store.dialect)
+    if stmt is None:
+        stmt = _ATTACH[store.dialect] = store.insert_ignore(A).returning(A.c.incident_id)
+    result = await conn.execute(stmt, [row])
     return result.first() is not None
 
 
@@ -190,7 +223,7 @@ async def add_event(
 
 
 async def get_row(conn: Conn, incident_id: str) -> dict[str, Any] | None:
-    row = (await conn.execute(sa.select(T).where(T.c.id == incident_id))).mappings().first()
+    row = (await conn.execute(_GET_ROW, {"incident_id": incident_id})).mappings().first()
     return plain(row) if row else None
 
 
@@ -385,8 +418,7 @@ def link_ref(row: Mapping[str, Any]) -> model.LinkRef:
 
 async def effects_of(conn: Conn, incident_id: str) -> list[dict[str, Any]]:
     """The incidents linked to this one (``caused_by`` it), oldest first."""
-    stmt = sa.select(T).where(T.c.caused_by == incident_id).order_by(T.c.opened_at, T.c.id)
-    return [plain(r) for r in (await conn.execute(stmt)).mappings()]
+    return [plain(r) for r in (await conn.execute(_EFFECTS_OF, {"incident_id": incident_id})).mappings()]
 
 
 async def links_of(conn: Conn, row: Mapping[str, Any]) -> tuple[model.LinkRef | None, list[model.LinkRef]]:

@@ -11,6 +11,7 @@ from service.records.store import Store, iso
 
 S = schema.service_state
 PAUSED = "paused"
+_READ = sa.select(S.c.value).where(S.c.key == PAUSED)  # built once: read before every automatic action
 
 
 async def set_paused(store: Store, paused: bool, *, by: str, now: float) -> None:
@@ -25,7 +26,7 @@ async def set_paused(store: Store, paused: bool, *, by: str, now: float) -> None
 
 async def paused(store: Store) -> bool:
     async with store.read() as conn:
-        value = await conn.scalar(sa.select(S.c.value).where(S.c.key == PAUSED))
+        value = await conn.scalar(_READ)
     return bool(value and orjson.loads(value).get("paused"))
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
@@ -40,6 +40,15 @@ from service.records.store import Store
 from service.remediation.base import ActionContext, ActionDef, Outcome
 
 log = structlog.get_logger(__name__)
+
+#: How long a "not paused" reading of the stored kill switch, or a "no maintenance window in force" one,
+#: stands in for the guards of the incidents decided after it (s). A storm decides ~1,000 incidents a few ms
+#: apart: one read per interval instead of one per incident. Safe because both are read again, fresh, right
+#: before an automatic action starts (``_paused_now``): an action that starts after a pause or a window is
+#: committed is always stopped; only the *decision* of an incident in this interval may still plan the action
+#: (which the fresh read then blocks, journaled as ``paused``). A "paused" reading, or a window in force, is
+#: never reused: resuming takes effect for the very next incident.
+KILL_SWITCH_STALENESS_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -74,6 +83,7 @@ class _Run:
     base: dict[str, Any]  # the fields every journal write of the step carries
     action_id: str
     new: bool  # automatic (a new journal record) rather than approved (the proposal's record)
+    prepared: Prepared  # the rule and target (the maintenance window read right before the step starts)
 
 
 @dataclass(frozen=True)
@@ -104,6 +114,28 @@ class Engine:
     clock: Callable[[], float] = time.time
     #: counts actions by outcome, guard refusals and probes (None: counted nowhere, as in unit tests)
     metrics: Metrics | None = None
+    #: monotonic time of the last stored-kill-switch read that said "not paused" (``_stored_pause``)
+    _not_paused_at: float = field(default=float("-inf"), init=False, repr=False, compare=False)
+    #: monotonic time of the last read that found no maintenance window in force (``_windows``)
+    _no_window_at: float = field(default=float("-inf"), init=False, repr=False, compare=False)
+
+    async def _windows(self, now: float, *, fresh: bool) -> list[windows.Window]:
+        """The maintenance windows in force; unless ``fresh``, a read that found none less than
+        ``KILL_SWITCH_STALENESS_S`` ago is reused (a window in force is always read again)."""
+        if not fresh and time.monotonic() - self._no_window_at < KILL_SWITCH_STALENESS_S:
+            return []
+        found = await windows.active(self.store, now)
+        self._no_window_at = float("-inf") if found else time.monotonic()
+        return found
+
+    async def _stored_pause(self, *, fresh: bool) -> bool:
+        """The stored kill switch; unless ``fresh``, a "not paused" read less than ``KILL_SWITCH_STALENESS_S``
+        old is reused (see there for why that is safe)."""
+        if not fresh and time.monotonic() - self._not_paused_at < KILL_SWITCH_STALENESS_S:
+            return False
+        paused = await switches.paused(self.store)
+        self._not_paused_at = float("-inf") if paused else time.monotonic()
+        return paused
 
     def params_for(
         self, rule: CompiledRule, index: int, context: Mapping[str, Any]
@@ -133,8 +165,12 @@ class Engine:
         truncated: int,
         now: float,
         found: Sequence[incidents.Finding] = (),
+        clients: Clients | None = None,
     ) -> planning.GuardState:
         """Read every guard's input. Coordination errors make the state fail closed.
+
+        ``clients``: what the blast-radius preflights read through (an opening shares its diagnosis' reads:
+        ``pipeline.reads``); the engine's own by default. The action re-reads fresh before it writes.
 
         ``found``: the findings the plan is decided on; with the open incidents of depended-on rules they
         give the ``dependency`` guard its input (``dependencies``)."""
@@ -143,11 +179,11 @@ class Engine:
         for index, spec in enumerate(rule.rule.remediate):
             if spec.safety != "safe" or not target.valid or spec.action in radius:
                 continue
-            radius[spec.action] = await self.preflight(prepared, index)
+            radius[spec.action] = await self.preflight(prepared, index, clients=clients)
         state: dict[str, Any] = {}
         try:
             paused, _by, _since = await self.coordination.paused()
-            paused = paused or await switches.paused(self.store)
+            paused = paused or await self._stored_pause(fresh=False)
             last = {
                 s.action: await self.coordination.last_action(f"{key}|{s.action}")
                 for s in rule.rule.remediate
@@ -185,10 +221,11 @@ class Engine:
             **state,
         )
 
-    async def window(self, prepared: Prepared, now: float) -> str | None:
-        """The maintenance window in force on this rule or target, as a human reads it; None: none is."""
+    async def window(self, prepared: Prepared, now: float, *, fresh: bool = False) -> str | None:
+        """The maintenance window in force on this rule or target, as a human reads it; None: none is.
+        ``fresh``: read now, never a reused "none in force" (``_windows``)."""
         target = prepared.target
-        for window in await windows.active(self.store, now):
+        for window in await self._windows(now, fresh=fresh):
             if window.covers(
                 rule=prepared.rule.rule.name, kind=target.kind, namespace=target.namespace, name=target.name
             ):
@@ -208,7 +245,9 @@ class Engine:
                 )
         return deps.failing(rule, found, causes)
 
-    async def preflight(self, prepared: Prepared, index: int) -> str | None:
+    async def preflight(
+        self, prepared: Prepared, index: int, *, clients: Clients | None = None
+    ) -> str | None:
         """The blast-radius refusal of step ``index`` on the target (reads only), or None."""
         spec, target = prepared.rule.rule.remediate[index], prepared.target
         definition = self.actions.get(spec.action)
@@ -218,16 +257,22 @@ class Engine:
         if definition.preflight is None:
             return None
         try:
-            return await definition.preflight(self._context(target, dry_run=True, quorum=spec.quorum), params)
+            context = self._context(target, dry_run=True, quorum=spec.quorum, clients=clients)
+            return await definition.preflight(context, params)
         except errors.RemediatorError as exc:
             return f"could not check the blast radius: {exc}"
 
     def _context(
-        self, target: incidents.TargetRef, *, dry_run: bool, quorum: int | None = None
+        self,
+        target: incidents.TargetRef,
+        *,
+        dry_run: bool,
+        quorum: int | None = None,
+        clients: Clients | None = None,
     ) -> ActionContext:
         return ActionContext(
             target=target,
-            clients=self.clients,
+            clients=clients or self.clients,
             timeout_s=self.policy.action_timeout_s,
             dry_run=dry_run,
             quorum=quorum,
@@ -307,6 +352,7 @@ class Engine:
             base=self._record_base(incident_id, step, spec, params, action_id, approver, round_),
             action_id=action_id,
             new=approver is None,
+            prepared=prepared,
         )
         if problem is not None:
             await self._journal(run.base, action_id, status="failed", reason=problem, new=run.new)
@@ -371,6 +417,8 @@ class Engine:
     async def _locked(self, run: _Run) -> tuple[str, Outcome | None]:
         """Under the target lock: budget and storm seat (automatic steps), intent, run, result."""
         now = self.clock()
+        if run.new and await self._paused_now(run, now):
+            return "blocked", None
         if run.new and not self.policy.dry_run and not await self._admit(run, now):
             return "blocked", None
         # the intent is committed before anything is sent; a crash from here on leaves it "running" → unknown
@@ -382,6 +430,24 @@ class Engine:
             except CoordinationUnavailable:
                 log.warning("coordination.record_failed", key=run.key)
         return await self._run(run)
+
+    async def _paused_now(self, run: _Run, now: float) -> bool:
+        """The kill switch (the coordination's and the stored one) and the maintenance windows, read fresh
+        right before an automatic step starts, whatever the guards read (``KILL_SWITCH_STALENESS_S``): a
+        pause or window committed before this point stops it; journal why."""
+        try:
+            paused, _by, _since = await self.coordination.paused()
+        except CoordinationUnavailable:
+            await self._blocked(run, "coordination_unavailable", "coordination unavailable")
+            return True
+        if paused or await self._stored_pause(fresh=True):
+            await self._blocked(run, "paused", "automatic actions are paused (kill switch)")
+            return True
+        window = await self.window(run.prepared, now, fresh=True)
+        if window is not None:
+            await self._blocked(run, "paused", window)
+            return True
+        return False
 
     async def _admit(self, run: _Run, now: float) -> bool:
         """Take a budget slot and a storm-brake seat for an automatic step; journal why not."""

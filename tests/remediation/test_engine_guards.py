@@ -22,7 +22,8 @@ from service.diagnosis import runner
 from service.matching import templates
 from service.matching.loader import CompiledRule, parse_rule
 from service.model import alerts, incidents
-from service.records import schema
+from service.records import actions as journal
+from service.records import schema, switches, windows
 from service.records.coordination import LocalCoordination
 from service.records.store import Store
 from service.remediation import registry as action_registry
@@ -335,3 +336,47 @@ async def test_a_failed_or_errored_dependency_probe_blocks_and_a_skipped_one_doe
         "redis": "probe redis (redis.ping) could not check its dependency: timeout after 2s"
     }
     assert (await engine.guards(prepared, truncated=0, now=now, found=skipped)).dependencies == {}
+
+
+# -- the kill switch and maintenance windows: read once per interval, fresh before an action -------------
+
+
+async def test_a_pause_committed_after_the_guards_read_still_stops_the_action(
+    engine: Engine, standin: KubeStandin, node: tuple[Node, TestServer]
+) -> None:
+    prepared = prepared_for(engine, partition_rule(node[1]), "BlockchainPeerCountLow")
+    assert not (await engine.guards(prepared, truncated=0, now=time.time())).paused
+    await switches.set_paused(engine.store, True, by="alice", now=time.time())  # after the guards read it
+    standin.clear_requests()
+    status, outcome, reason = await engine.execute("inc-1", prepared, RESTART)
+    assert (status, outcome, reason) == ("blocked", None, "automatic actions are paused (kill switch)")
+    assert standin.writes() == []
+    async with engine.store.read() as conn:
+        [record] = await journal.of_incident(conn, "inc-1")
+    assert (record["status"], record["guard"]) == ("blocked", "paused")
+
+
+async def test_a_paused_reading_is_never_reused_so_resuming_acts_at_once(
+    engine: Engine, node: tuple[Node, TestServer]
+) -> None:
+    prepared = prepared_for(engine, partition_rule(node[1]), "BlockchainPeerCountLow")
+    await switches.set_paused(engine.store, True, by="alice", now=time.time())
+    assert (await engine.guards(prepared, truncated=0, now=time.time())).paused
+    await switches.set_paused(engine.store, False, by="alice", now=time.time())
+    assert not (await engine.guards(prepared, truncated=0, now=time.time())).paused
+
+
+async def test_a_window_opened_after_the_guards_read_still_stops_the_action(
+    engine: Engine, standin: KubeStandin, node: tuple[Node, TestServer]
+) -> None:
+    prepared = prepared_for(engine, partition_rule(node[1]), "BlockchainPeerCountLow")
+    now = time.time()
+    assert (await engine.guards(prepared, truncated=0, now=now)).window is None
+    window = await windows.open_window(
+        engine.store, kind="namespace", value=NS, until=now + 600, by="bob", reason="upgrade", now=now
+    )
+    standin.clear_requests()
+    status, _outcome, reason = await engine.execute("inc-1", prepared, RESTART)
+    assert (status, reason) == ("blocked", window.sentence())
+    assert standin.writes() == []
+    assert (await engine.guards(prepared, truncated=0, now=time.time())).window == window.sentence()

@@ -245,6 +245,15 @@ class _Store:
         self._rv = 1000
         self._history: deque[tuple[int, str, str, Obj, Obj | None]] = deque(maxlen=HISTORY_SIZE)
         self._watchers: set[_Watcher] = set()
+        # kind → controller uid → (namespace, name) → object, in creation order: kept on every write, so that
+        # finding what an owner controls costs what it owns, not a scan of the kind (1,000 Deployments)
+        self._by_owner: dict[str, dict[str, dict[tuple[str, str], Obj]]] = {}
+        # ReplicaSets and Deployments whose derived status may have changed since the last refresh: a write
+        # marks the object and its controllers, so a refresh recomputes those, not the whole cluster
+        self._dirty: dict[str, dict[tuple[str, str], None]] = {
+            REPLICA_SETS.plural: {},
+            DEPLOYMENTS.plural: {},
+        }
 
     # -- identity
 
@@ -279,15 +288,44 @@ class _Store:
         self._rv += 1
         metadata["resourceVersion"] = str(self._rv)
         self._bucket(rt)[key] = obj
+        self._index(rt, key, obj, old)
         self._publish(rt, "ADDED" if old is None else "MODIFIED", obj, old)
         return obj
+
+    def _index(self, rt: ResourceType, key: tuple[str, str], obj: Obj | None, old: Obj | None) -> None:
+        """Keep the owner index and the dirty marks in step with one write (``obj`` None: deleted)."""
+        index = self._by_owner.setdefault(rt.plural, {})
+        before = (controller_of(old) or {}).get("uid", "") if old is not None else None
+        after = (controller_of(obj) or {}).get("uid", "") if obj is not None else None
+        if before is not None and before != after:
+            index.get(before, {}).pop(key, None)
+        if obj is not None and after is not None:
+            index.setdefault(after, {})[key] = obj
+        self._mark(rt, key, obj if obj is not None else old)
+
+    def _mark(self, rt: ResourceType, key: tuple[str, str], obj: Obj | None) -> None:
+        """Mark ``key`` and its controllers up to the Deployment as needing their status recomputed."""
+        while obj is not None:
+            if rt.plural in self._dirty:
+                self._dirty[rt.plural][key] = None
+            ref = controller_of(obj)
+            if ref is None or ref.get("kind") not in ("ReplicaSet", "Deployment"):
+                return
+            rt = REPLICA_SETS if ref["kind"] == "ReplicaSet" else DEPLOYMENTS
+            key = (key[0], ref.get("name", ""))
+            obj = self._bucket(rt).get(key)
+            if obj is None:
+                self._dirty[rt.plural][key] = None  # gone: nothing to recompute, harmless to list
+                return
 
     def _ensure_namespace(self, name: str) -> None:
         self._save(NAMESPACES, make_namespace(name, uid=self._uid(), now=now_ts()))
 
     def _drop(self, rt: ResourceType, namespace: str | None, name: str) -> Obj | None:
-        obj = self._bucket(rt).pop(((namespace or "") if rt.namespaced else "", name), None)
+        key = ((namespace or "") if rt.namespaced else "", name)
+        obj = self._bucket(rt).pop(key, None)
         if obj is not None:
+            self._index(rt, key, None, obj)
             self._rv += 1
             gone = copy.deepcopy(obj)
             gone["metadata"]["resourceVersion"] = str(self._rv)
@@ -326,7 +364,6 @@ class _Cluster(_Store):
         self._logs: dict[tuple[str, str, str, bool], str] = {}
         self._rs_pod_state: dict[tuple[str, str], str] = {}  # state that new pods of a ReplicaSet start in
         self._fixes_crashloop: dict[tuple[str, str], bool] = {}
-        self._owner_index: dict[str, dict[str, list[Obj]]] | None = None  # only during _refresh
         self._ensure_namespace("default")
 
     # ---------------------------------------------------------------------------------- scheduling
@@ -368,16 +405,8 @@ class _Cluster(_Store):
     # ---------------------------------------------------------------------------------- ownership
 
     def _owned(self, rt: ResourceType, owner: Obj) -> list[Obj]:
-        uid = owner["metadata"]["uid"]
-        if self._owner_index is not None:  # inside _refresh: one pass per kind, not one per owner
-            index = self._owner_index.get(rt.plural)
-            if index is None:
-                index = self._owner_index[rt.plural] = {}
-                for o in self._all(rt):
-                    index.setdefault((controller_of(o) or {}).get("uid", ""), []).append(o)
-            return list(index.get(uid, ()))
-        namespace = owner["metadata"].get("namespace")
-        return [o for o in self._all(rt, namespace) if (controller_of(o) or {}).get("uid") == uid]
+        """The objects of kind ``rt`` that ``owner`` controls, in creation order (the owner index)."""
+        return list(self._by_owner.get(rt.plural, {}).get(owner["metadata"]["uid"], {}).values())
 
     def _replica_sets(self, dep: Obj) -> list[Obj]:
         return sorted(self._owned(REPLICA_SETS, dep), key=_revision)
@@ -499,28 +528,35 @@ class _Cluster(_Store):
     def _refresh(self) -> None:
         """Recompute the status the controllers would report (saved only where it changed).
 
-        Owners are looked up through an index built once per kind during the refresh (a cluster of
-        1,000 Deployments would otherwise cost a full scan per ReplicaSet); only statuses change here,
-        and a kind's index is built after the last status write of that kind."""
-        self._owner_index = {}
-        try:
-            self._refresh_statuses()
-        finally:
-            self._owner_index = None
-
-    def _refresh_statuses(self) -> None:
-        for rs in self._all(REPLICA_SETS):
+        Only the ReplicaSets and Deployments a write marked since the last refresh are recomputed (``_mark``:
+        an object and its controllers), so a write costs what it touches, not the cluster (setting up 1,000
+        Deployments was quadratic); PDBs and HPAs, which select pods by label, are all recomputed."""
+        for key in self._take_dirty(REPLICA_SETS):
+            rs = self._bucket(REPLICA_SETS).get(key)
+            if rs is None:
+                continue
             pods = self._owned(PODS, rs)
             ready = sum(pod_is_ready(p) for p in pods)
             status = {"replicas": len(pods), "fullyLabeledReplicas": len(pods), "readyReplicas": ready}
             status.update(availableReplicas=ready, observedGeneration=rs["metadata"].get("generation", 1))
             self._save_status(REPLICA_SETS, rs, {k: v for k, v in status.items() if v or k == "replicas"})
-        for dep in self._all(DEPLOYMENTS):
-            self._save_status(DEPLOYMENTS, dep, self._deployment_status(dep))
+        for key in self._take_dirty(DEPLOYMENTS):
+            dep = self._bucket(DEPLOYMENTS).get(key)
+            if dep is not None:
+                self._save_status(DEPLOYMENTS, dep, self._deployment_status(dep))
+        self._dirty[REPLICA_SETS.plural].clear()  # the status writes above marked themselves
+        self._dirty[DEPLOYMENTS.plural].clear()
         for pdb in self._all(PDBS):
             self._save_status(PDBS, pdb, self._pdb_status(pdb))
         for hpa in self._all(HPAS):
             self._save_status(HPAS, hpa, self._hpa_status(hpa))
+
+    def _take_dirty(self, rt: ResourceType) -> list[tuple[str, str]]:
+        """The keys of kind ``rt`` marked since the last refresh, in the order they were marked (not creation
+        order: sorting would scan the kind again); the marks cleared."""
+        keys = list(self._dirty[rt.plural])
+        self._dirty[rt.plural].clear()
+        return keys
 
     def _save_status(self, rt: ResourceType, obj: Obj, status: Obj) -> None:
         if obj.get("status") != status:
