@@ -183,3 +183,36 @@ async def test_the_kubernetes_client_sends_our_user_agent(tmp_path: Path) -> Non
         async with connect_kube(standin.write_kubeconfig(tmp_path / "kubeconfig", namespace="shop")) as kube:
             await kube.call("list pods", kube.core.list_namespaced_pod, "shop", timeout=5.0)
         assert standin.requests and {r.user_agent for r in standin.requests} == {service.USER_AGENT}
+
+
+PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "no_proxy", "NETRC")
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "netrc", "trusted"),
+    [
+        (None, None, False, False),  # nothing to find: no thread hop per request for the look-ups
+        ("HTTPS_PROXY", "http://proxy.internal:3128", False, True),
+        ("http_proxy", "http://proxy.internal:3128", False, True),
+        ("NETRC", "/etc/remediator/netrc", False, True),
+        (None, None, True, True),  # ~/.netrc is still honoured
+    ],
+)
+async def test_the_environment_is_trusted_only_when_it_names_a_proxy_or_a_netrc(
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    variable: str | None,
+    value: str | None,
+    netrc: bool,
+    trusted: bool,
+) -> None:
+    for name in PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    if variable is not None and value is not None:
+        monkeypatch.setenv(variable, value)
+    if netrc:
+        (tmp_path / ".netrc").write_text("machine example.org login a password b\n")
+    async with sessions.new_session() as session:
+        assert session.trust_env is trusted
