@@ -12,6 +12,7 @@ lease expired may have been overtaken, so every write that moves a row's work fo
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -67,8 +68,22 @@ async def claim(
     An expired claim of ``worker`` itself is not taken again: the worker still runs it (its heartbeat
     could not reach the store) and renews it as soon as it can. ``take_expired`` False: pending rows only
     (just after a store outage, every claim expired and their live owners have not renewed them yet)."""
+    stmt = _claim_statement(store.dialect, limit, take_expired)
+    params = {"worker": worker, "now": now, "until": now + lease_s}
+    async with store.write() as conn:
+        result = await conn.execute(stmt, params)
+        rows = [InboxRow(*r) for r in result.all()]
+    return sorted(rows, key=lambda r: r.id)
+
+
+@functools.lru_cache(maxsize=16)
+def _claim_statement(dialect: str, limit: int, take_expired: bool) -> sa.Update:
+    """The claim, built once per shape (SQLAlchemy memoizes a reused statement's cache key; building it
+    costs more than running it): binds ``worker``, ``now`` and ``until``."""
     t = schema.inbox
     earlier = schema.inbox.alias("earlier")
+    worker: sa.BindParameter[str] = sa.bindparam("worker")
+    now: sa.BindParameter[float] = sa.bindparam("now")
     blocked = (
         sa.select(sa.literal(1))
         .where(earlier.c.fingerprint == t.c.fingerprint, earlier.c.id < t.c.id, earlier.c.state != DONE)
@@ -89,18 +104,19 @@ async def claim(
         else t.c.id.in_(oldest_pending)
     )
     candidates = sa.select(t.c.id).where(pool, ~blocked).order_by(t.c.id).limit(limit)
-    if store.dialect == "postgresql":
+    if dialect == "postgresql":
         candidates = candidates.with_for_update(skip_locked=True)
-    stmt = (
+    return (
         sa.update(t)
         .where(t.c.id.in_(candidates.scalar_subquery()))
-        .values(state=CLAIMED, claimed_by=worker, lease_until=now + lease_s, attempts=t.c.attempts + 1)
+        .values(
+            state=CLAIMED,
+            claimed_by=worker,
+            lease_until=sa.bindparam("until"),
+            attempts=t.c.attempts + 1,
+        )
         .returning(*(t.c[name] for name in _ROW_FIELDS))
     )
-    async with store.write() as conn:
-        result = await conn.execute(stmt)
-        rows = [InboxRow(*r) for r in result.all()]
-    return sorted(rows, key=lambda r: r.id)
 
 
 async def add_drill(store: Store, row: dict[str, Any]) -> int:
@@ -159,6 +175,18 @@ _RESOLVED_BEFORE = (
     )
 )
 
+_RESOLVED = schema.inbox.alias("resolved")
+_RESOLVED_AMONG = sa.select(schema.inbox.c.id).where(
+    schema.inbox.c.id.in_(sa.bindparam("ids", expanding=True)),
+    sa.select(sa.literal(1))
+    .where(
+        _RESOLVED.c.fingerprint == schema.inbox.c.fingerprint,
+        _RESOLVED.c.starts_at == schema.inbox.c.starts_at,
+    )
+    .where(_RESOLVED.c.status == "resolved", _RESOLVED.c.id < schema.inbox.c.id)
+    .exists(),
+)
+
 
 def _lost(row: InboxRow) -> errors.LostClaim:
     return errors.LostClaim(f"inbox row {row.id} is no longer claimed by {row.claimed_by or 'this worker'}")
@@ -198,14 +226,7 @@ async def finish_many(
 async def resolved_among(conn: Conn, rows: Sequence[InboxRow]) -> set[int]:
     """``resolved_before`` for several rows in one statement: the ids of those whose episode's resolved
     notification arrived before them."""
-    t, r = schema.inbox, schema.inbox.alias("resolved")
-    earlier = (
-        sa.select(sa.literal(1))
-        .where(r.c.fingerprint == t.c.fingerprint, r.c.starts_at == t.c.starts_at)
-        .where(r.c.status == "resolved", r.c.id < t.c.id)
-        .exists()
-    )
-    found = await conn.execute(sa.select(t.c.id).where(t.c.id.in_([row.id for row in rows]), earlier))
+    found = await conn.execute(_RESOLVED_AMONG, {"ids": [row.id for row in rows]})
     return {int(row_id) for (row_id,) in found.all()}
 
 
