@@ -161,6 +161,7 @@ class _Checker:
             name: info.default for name, info in rules.Target.model_fields.items() if not info.is_required()
         }
         compiled_fields: dict[str, Any] = {}
+        literals: dict[str, str] = {}
         for name in ("kind", "namespace", "name", "selector"):
             source = raw.get(name, defaults.get(name))
             compiled_fields[name] = None if source is None else self._text(source, ("target", name))
@@ -168,9 +169,11 @@ class _Checker:
                 problem = names.check_target_field(name, source)  # a constant is checked now, not per alert
                 if problem is not None:
                     self._add(("target", name), problem)
+                else:
+                    literals[name] = source
         if any(compiled_fields[name] is None for name in ("kind", "namespace", "name")):
             return None
-        return templates.CompiledTarget(**compiled_fields)
+        return templates.CompiledTarget(**compiled_fields, literals=literals)
 
     def _text(self, source: Any, loc: Loc) -> Any:
         if not isinstance(source, str):

@@ -29,7 +29,7 @@ import functools
 import re
 import shlex
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import jinja2
@@ -61,6 +61,9 @@ class CompiledTarget:
     namespace: jinja2.Template
     name: jinja2.Template
     selector: jinja2.Template | None = None
+    #: fields whose source holds no Jinja syntax, by name: used as they are (checked once, at load), so that
+    #: a constant ``kind: Deployment`` costs nothing per alert
+    literals: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -168,9 +171,14 @@ def render_target(target: CompiledTarget, context: Mapping[str, Any]) -> inciden
     ]
     rendered: dict[str, str | None] = {}
     problems: list[str] = []
+    literals = target.literals
     for field_name, template in fields:
         if template is None:
             rendered[field_name] = None
+            continue
+        literal = literals.get(field_name)
+        if literal is not None:  # checked when the rule was loaded
+            rendered[field_name] = literal
             continue
         try:
             text = template.render(context)

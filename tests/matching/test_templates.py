@@ -93,6 +93,18 @@ def test_target_renders_from_labels() -> None:
     )
 
 
+def test_constant_target_fields_are_used_as_written_and_templated_ones_rendered() -> None:
+    rule = loader.parse_rule(
+        RULE.replace("namespace: \"{{ labels.namespace | default('default') }}\"", "namespace: shop")
+    )
+    assert rule.target is not None and dict(rule.target.literals) == {
+        "kind": "Deployment",
+        "namespace": "shop",
+    }
+    target = templates.render_target(rule.target, context(namespace="ignored", deployment="web-7"))
+    assert (target.kind, target.namespace, target.name, target.valid) == ("Deployment", "shop", "web-7", True)
+
+
 def test_target_default_filter_fills_a_missing_label() -> None:
     rule = loader.parse_rule(RULE)
     target = templates.render_target(rule.target, context())
