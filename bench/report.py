@@ -470,6 +470,20 @@ statements, ~50 µs of overhead each), the Kubernetes client, probes' result red
 the outbox. The budget holds (exactly 50 restarts reach the stand-in); the other incidents are escalated to a
 human, and the 50 mitigated ones are re-escalated as flapping when their later alerts attach.
 
+### Latency at half the max rate: the tails of this run
+
+The p99 at half rate is the figure this machine moves most. Over repeated `python -m bench --targets sqlite
+--sizes 1,10 --skip storm --skip takeover` runs on 2026-12-06, SQLite's p99 at 1 / 10 alerts/POST with the
+default WAL checkpoint every 1 s was 17–239 / 12–53 ms (5 runs; p50 2–4 ms throughout); with checkpoints
+effectively off after start-up (`REMEDIATOR_WAL_CHECKPOINT_S=3600`) 15–21 / 5–8 ms (2 runs); every 5 s
+484–615 / 168–1,031 ms; every 0.25 s 45–212 / 38–40 ms; and a variant that started the WAL over only past
+16 MiB (no hold of intake below it) 59–361 / 29–63 ms, so it was not kept. The checkpoints cost the tail,
+and not through the hold that makes intake wait. Our reading, not verified: the checkpoint fsyncs the
+database file in its thread, and on ext4 that fsync commits the filesystem journal, which the WAL appends
+of intake's commits on the loop then wait for. PostgreSQL (no checkpoint task of ours, `fsync=off`) also
+had 37–279 ms tails in the full run, so part of it is this shared machine. On 2026-11-27, before the
+checkpoints moved into a thread (issue 17), SQLite measured 15 / 12 / 19 ms.
+
 ### Cost of the intake limits (issue 12, 2026-12-06)
 
 The hostile-input work added bounds to every field, two middlewares and a body timeout. Measured before
