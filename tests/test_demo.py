@@ -216,7 +216,7 @@ def test_ctrl_c_in_the_foreground_stops_everything(tmp_path: Path) -> None:
         assert f"http://127.0.0.1:{ports['SERVICE']}/ui/" in "".join(lines)
         assert len(demo_processes(tmp_path / "demo")) == 4
         os.killpg(shell.pid, signal.SIGINT)  # what the terminal does on Ctrl-C
-        rest, _ = shell.communicate(timeout=30)
+        rest, _ = shell.communicate(timeout=60)  # the script gives each of its 4 components 10 s to stop
         assert shell.returncode == 130, "".join(lines) + rest
         assert "demo: stopped" in rest
         assert demo_processes(tmp_path / "demo") == []

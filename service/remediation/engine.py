@@ -174,13 +174,31 @@ class Engine:
 
         ``found``: the findings the plan is decided on; with the open incidents of depended-on rules they
         give the ``dependency`` guard its input (``dependencies``)."""
-        rule, target, key = prepared.rule, prepared.target, prepared.key
+        rule, target = prepared.rule, prepared.target
         radius: dict[str, str | None] = {}
         for index, spec in enumerate(rule.rule.remediate):
             if spec.safety != "safe" or not target.valid or spec.action in radius:
                 continue
             radius[spec.action] = await self.preflight(prepared, index, clients=clients)
-        state: dict[str, Any] = {}
+        state = await self._coordination_state(prepared, now)
+        return planning.GuardState(
+            target=target,
+            dry_run=self.policy.dry_run,
+            allowed_namespaces=self.policy.namespaces,
+            truncated=truncated,
+            budget=self.policy.budget_text,
+            storm_brake=self.policy.storm_brake,
+            flap_window_s=self.policy.flap_window_s,
+            blast_radius=radius,
+            dependencies=await self.dependencies(prepared, found),
+            window=await self.window(prepared, now),
+            **state,
+        )
+
+    async def _coordination_state(self, prepared: Prepared, now: float) -> dict[str, Any]:
+        """The guards' inputs kept in coordination (pause, last actions, attempts, budget, acting, last
+        mitigation); ``{"coordination_ok": False}`` when coordination cannot answer (fail closed)."""
+        rule, key = prepared.rule, prepared.key
         try:
             paused, _by, _since = await self.coordination.paused()
             paused = paused or await self._stored_pause(fresh=False)
@@ -196,7 +214,7 @@ class Engine:
             }
             limit, window = self.policy.budget
             used = await self.coordination.budget_used(now=now, window_s=window)
-            state = {
+            return {
                 "paused": paused,
                 "last_action": last,
                 "attempts": attempts,
@@ -206,20 +224,7 @@ class Engine:
             }
         except CoordinationUnavailable as exc:
             log.warning("coordination.unavailable", reason=str(exc))
-            state = {"coordination_ok": False}
-        return planning.GuardState(
-            target=target,
-            dry_run=self.policy.dry_run,
-            allowed_namespaces=self.policy.namespaces,
-            truncated=truncated,
-            budget=self.policy.budget_text,
-            storm_brake=self.policy.storm_brake,
-            flap_window_s=self.policy.flap_window_s,
-            blast_radius=radius,
-            dependencies=await self.dependencies(prepared, found),
-            window=await self.window(prepared, now),
-            **state,
-        )
+            return {"coordination_ok": False}
 
     async def window(self, prepared: Prepared, now: float, *, fresh: bool = False) -> str | None:
         """The maintenance window in force on this rule or target, as a human reads it; None: none is.

@@ -12,7 +12,6 @@ import logging
 import os
 import sqlite3
 import struct
-import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -30,6 +29,7 @@ from service.app import create_app
 from service.records import schema
 from service.records.store import Store
 from tests.conftest import TOKEN, eventually
+from tests.support.run_queue import RunQueueWatch
 
 SLOW_S = 0.02  # the issue's bound on an event-loop stall
 #: A commit's own bound: an automatic checkpoint inside one (4 MB copied + fsync) takes 15-17 ms on this
@@ -39,10 +39,6 @@ LOAD_S = 5.0
 #: The load goes on past ``LOAD_S`` until the WAL started over three times, for at most this long (a
 #: machine shared with other jobs can leave the process without a CPU for seconds).
 LOAD_MAX_S = 20.0
-#: A watcher thread reads the loop thread's run-queue wait (``/proc/self/task/<tid>/schedstat``, second
-#: field, ns) this often: time the loop was ready to run but had no CPU — a machine busy with other jobs —
-#: is counted like a collection's pause, not as a stall of ours.
-SCHED_EVERY_S = 0.002
 POSTERS = 32
 ALERTS_PER_POST = 10
 HEADERS = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
@@ -117,7 +113,7 @@ class Stall:
 
 class LoopWatch(logging.Handler):
     """asyncio's slow-callback warnings ("Executing <handle> took 0.031 seconds"), the garbage collector's
-    pauses (``gc.callbacks``) and the loop thread's waits for a CPU (``SCHED_EVERY_S``), to tell a stall
+    pauses (``gc.callbacks``) and the loop thread's waits for a CPU (``RunQueueWatch``), to tell a stall
     of our code from a collection or a machine busy with other jobs."""
 
     def __init__(self) -> None:
@@ -125,29 +121,11 @@ class LoopWatch(logging.Handler):
         self.records: list[tuple[float, float, str]] = []
         self.pauses: list[tuple[float, float]] = []
         self._gc_start = 0.0
-        self._stop = threading.Event()
-        self._schedstat = Path(f"/proc/self/task/{threading.get_native_id()}/schedstat")
-        self._watcher = threading.Thread(target=self._watch_run_queue, name="run-queue", daemon=True)
-        self._watcher.start()
+        self.run_queue = RunQueueWatch()
 
     def close(self) -> None:
-        self._stop.set()
-        self._watcher.join()
+        self.run_queue.close()
         super().close()
-
-    def _watch_run_queue(self) -> None:
-        waited = self._run_queue_s()
-        while not self._stop.wait(SCHED_EVERY_S):
-            now, total = time.time(), self._run_queue_s()
-            if total > waited:
-                self.pauses.append((now - (total - waited), now))
-            waited = total
-
-    def _run_queue_s(self) -> float:
-        try:
-            return int(self._schedstat.read_text().split()[1]) / 1e9
-        except (OSError, IndexError, ValueError):  # no scheduler statistics: nothing is excused
-            return 0.0
 
     def emit(self, record: logging.LogRecord) -> None:
         if record.msg.startswith("Executing") and isinstance(record.args, tuple):
@@ -164,7 +142,8 @@ class LoopWatch(logging.Handler):
         found = []
         for end, took, what in self.records:
             start = end - took
-            in_gc = sum(max(0.0, min(end, b) - max(start, a)) for a, b in merged(self.pauses))
+            spans = merged(self.pauses + self.run_queue.spans)
+            in_gc = sum(max(0.0, min(end, b) - max(start, a)) for a, b in spans)
             found.append(Stall(took, in_gc, what))
         return found
 
