@@ -194,6 +194,14 @@ def test_stop_leaves_no_process_and_frees_every_port(demo: Demo) -> None:
     assert demo.run("status").returncode != 0
 
 
+def terminal_signals() -> None:
+    """In the child: SIGINT and SIGTERM as a terminal's job gets them (default, unblocked), whatever the
+    test process inherited (a shell started with SIGINT ignored cannot trap it)."""
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
+
+
 def test_ctrl_c_in_the_foreground_stops_everything(tmp_path: Path) -> None:
     env, ports = demo_env(tmp_path / "demo")
     shell = subprocess.Popen(
@@ -204,6 +212,7 @@ def test_ctrl_c_in_the_foreground_stops_everything(tmp_path: Path) -> None:
         stderr=subprocess.STDOUT,
         text=True,
         start_new_session=True,  # its own process group, as a terminal's foreground job
+        preexec_fn=terminal_signals,  # noqa: PLW1509 -- only signal calls between fork and exec
     )
     lines: list[str] = []
     try:

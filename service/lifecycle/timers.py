@@ -71,16 +71,22 @@ class EscalationTimers:
         """Everything due at ``now``: pages whose deadline passed while an action verifies, held linked
         incidents that outlived their cause, and the next escalation level; returns how many moved."""
         moved = 0
+        # SQLite statements run inline and never suspend: ``_turn()`` after each incident gives the loop back,
+        # so that a batch of due incidents (each a bundle to build) never holds it for the whole batch
         async with self._store.write() as conn:
             for row in await _due(conn, _PAGE_DUE, now):
                 moved += await self._lifecycle.page_due(conn, row, now=now) is not None
+                await _turn()
             for row in await _due(conn, _HELD, now):
                 moved += await self._lifecycle.stand_alone(conn, row, now=now) is not None
+                await _turn()
             for row in await _due(conn, _RAISE, now):
                 moved += await self._lifecycle.raise_level(conn, row, now=now) is not None
+                await _turn()
             comms = 0  # drafts and reminders of customer communication (not counted as moves)
             for row in await _comms_due(conn, now):
                 comms += await self._lifecycle.comms_due(conn, row, now=now)
+                await _turn()
         if comms:
             self._on_notify()
         await self._auto_publish(now)
@@ -119,6 +125,11 @@ AUTO_STEPS = ("investigating", "resolved")
 AUTO_RETRY_S = 60.0
 #: customer-impacting incidents handed to humans (drafts and reminders), or resolved within the hour
 _COMMS_RECENT_S = 3600.0
+
+
+async def _turn() -> None:
+    """Let the event loop run other callbacks (the transaction stays open; other writers wait for it)."""
+    await asyncio.sleep(0)
 
 
 async def _comms_due(conn: Conn, now: float) -> list[dict[str, Any]]:
