@@ -29,6 +29,7 @@ from service.app import create_app
 from service.records import schema
 from service.records.store import Store
 from tests.conftest import TOKEN, eventually
+from tests.support.inbox_rows import inbox_row
 from tests.support.run_queue import RunQueueWatch
 
 SLOW_S = 0.02  # the bound on an event-loop stall
@@ -261,22 +262,7 @@ async def store(tmp_path: Path) -> AsyncIterator[Store]:
 
 
 def rows(first: int, count: int) -> list[dict[str, Any]]:
-    return [
-        {
-            "fingerprint": f"fp-{n}",
-            "starts_at": "2026-11-27T10:00:00.000000Z",
-            "status": "firing",
-            "alertname": "A",
-            "payload": "p" * 4000,  # about a page a row
-            "receiver": "r",
-            "group_key": "",
-            "truncated": 0,
-            "received_at": time.time(),
-            "state": "pending",
-            "attempts": 0,
-        }
-        for n in range(first, first + count)
-    ]
+    return [inbox_row(f"fp-{n}", payload="p" * 4000) for n in range(first, first + count)]  # a page a row
 
 
 async def test_no_commit_checkpoints_the_wal_the_checkpoint_task_does(store: Store, tmp_path: Path) -> None:
