@@ -3,12 +3,12 @@
 Every connection of the store turns SQLite's automatic checkpoints off (``PRAGMA wal_autocheckpoint=0``):
 SQLite would otherwise run one inside whichever commit pushed the WAL over 1,000 pages — on the event loop,
 since statements run inline there — copying pages and fsyncing the database file. Instead a task runs
-``PRAGMA wal_checkpoint(PASSIVE)`` every ``interval_s`` in a thread of its own at the lowest scheduling
-priority (nice 19), on a connection of its own. PASSIVE takes no lock a writer or a reader waits for, and
-the sqlite3 module releases the GIL while SQLite works, so the loop never waits for the copying or the
-fsync. The priority matters where the service has one core (a CPU limit of 1, or the benchmark's pinning):
-copying 13,000 frames a second at half the SQLite intake rate took 50-100 ms of that core each tick, and
-the loop got half of it meanwhile. The PASSIVE runs again while the last pass found more than
+``PRAGMA wal_checkpoint(PASSIVE)`` every ``interval_s`` in a thread of its own, on a connection of its
+own. PASSIVE takes no lock a writer or a reader waits for, and the sqlite3 module releases the GIL while
+SQLite works, so the loop never waits for the copying or the fsync. The thread runs at a low scheduling
+priority (nice ``BACKGROUND_NICE``): where the service has one core (a CPU limit of 1, or the benchmark's
+pinning), copying 13,000 frames a second at half the SQLite intake rate took 50-100 ms of that core each
+tick, and the loop got half of it meanwhile. The PASSIVE runs again while the last pass found more than
 ``SMALL_FRAMES`` new frames (at most ``CATCH_UP_PASSES``), so little is left for the hold below.
 
 Two more fsyncs would still land on the loop, and the task takes both:
@@ -66,6 +66,10 @@ TRUNCATE_OVER_BYTES = 64 * 1024 * 1024
 #: How long the RESTART checkpoint under the hold may wait for readers of an older snapshot (their reads
 #: last a millisecond or two); past it the restart is left to the next tick.
 RESTART_BUSY_MS = 50
+#: The checkpoint thread's niceness: the loop gets ~90 % of a core both want (CFS weights 1024 : 110). At
+#: 19 (weight 15) a saturated loop starved it: the WAL grew for as long as the load lasted, and the
+#: process' peak RSS with it (163 MB against 103 MB in the 100-alerts/POST benchmark).
+BACKGROUND_NICE = 10
 #: The background PASSIVE runs again while the last pass found more than this many new frames (1 MiB at
 #: 4 KiB pages), at most this many passes: the hold then copies a few milliseconds' worth.
 SMALL_FRAMES = 256
@@ -198,9 +202,9 @@ class Checkpointer:
         return result
 
     async def _in_background(self, fn: Callable[..., T], *args: object) -> T:
-        """Run ``fn`` in the task's own thread, whose scheduling priority is the lowest (nice 19)."""
+        """Run ``fn`` in the task's own thread, at a low scheduling priority (``BACKGROUND_NICE``)."""
         if self._executor is None:
-            self._executor = ThreadPoolExecutor(1, "sqlite-checkpoint", initializer=_lowest_priority)
+            self._executor = ThreadPoolExecutor(1, "sqlite-checkpoint", initializer=_low_priority)
         return await asyncio.get_running_loop().run_in_executor(self._executor, functools.partial(fn, *args))
 
     def _connection(self) -> sqlite3.Connection:
@@ -254,10 +258,10 @@ class Checkpointer:
         return (stat.st_mtime_ns, stat.st_size)
 
 
-def _lowest_priority() -> None:
-    """Nice 19 for the calling thread only (Linux: a thread id is a process id to setpriority)."""
+def _low_priority() -> None:
+    """``BACKGROUND_NICE`` for the calling thread only (Linux: a thread id is a process id to setpriority)."""
     with contextlib.suppress(OSError, AttributeError):
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), BACKGROUND_NICE)
 
 
 def _left(result: Result) -> int:

@@ -12,6 +12,7 @@ import logging
 import os
 import sqlite3
 import struct
+import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -26,7 +27,7 @@ from structlog.testing import capture_logs
 
 from service import keys
 from service.app import create_app
-from service.records import schema
+from service.records import checkpoints, schema
 from service.records.store import Store
 from tests.conftest import TOKEN, eventually
 from tests.support.inbox_rows import inbox_row
@@ -318,3 +319,19 @@ async def test_a_long_reader_lets_the_wal_grow_and_it_is_truncated_once_it_lets_
     assert [e["event"] for e in logs] == ["store.wal_truncated"]
     assert wal_header(wal)[0] < 64 * 1024, "the WAL file gave its space back"
     assert await writer.insert_inbox(rows(1500, 1)) == [True]
+
+
+async def test_the_copying_runs_in_a_thread_of_low_priority_that_leaves_the_loop_its_own(
+    store: Store,
+) -> None:
+    """The PASSIVE copying runs at nice ``BACKGROUND_NICE`` (``top`` shows it): where the service has one
+    core, the loop keeps ~90 % of it while a checkpoint copies; the loop thread keeps its own priority."""
+    writer, checkpointer = store.writer, store.checkpointer
+    assert writer is not None and checkpointer is not None
+    await writer.insert_inbox(rows(0, 50))
+    assert await checkpointer.run_once() is not None
+    copying = [t for t in threading.enumerate() if t.name.startswith("sqlite-checkpoint")]
+    assert len(copying) == 1, [t.name for t in threading.enumerate()]
+    assert copying[0].native_id is not None
+    own = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    assert os.getpriority(os.PRIO_PROCESS, copying[0].native_id) == max(own, checkpoints.BACKGROUND_NICE)
