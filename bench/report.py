@@ -278,6 +278,7 @@ python3 -m venv /tmp/eda-venv && /tmp/eda-venv/bin/pip install ansible-rulebook 
 .venv/bin/python -m bench --skip ansible-rulebook --skip postgresql --skip storm   # leave parts out
 .venv/bin/python -m bench.storm            # the storm alone (--profile PATH: the server under cProfile)
 .venv/bin/python -m bench.takeover         # the takeover and outage bench alone
+.venv/bin/python -m bench.halfrate sqlite 10 1300   # open-loop latency of one server at one rate, alone
 ```
 
 Per configuration: a fresh server, @WARMUP@ s warm-up (@PEER_WARMUP@ s for ansible-rulebook's JVM), then
@@ -324,8 +325,9 @@ Per round:
 ## Intake latency at half the measured max rate (open loop)
 
 After the rounds, the same server gets an open-loop load at half its median max rate for @ROUND_S@ s
-(`python -m bench.paced`, aiohttp on core 1; latency from each request's scheduled send time, so queueing
-is not hidden). "backlog" is how many stored alerts the dispatcher had not yet decided when the max-rate
+(`python -m bench.paced`, aiohttp on uvloop with its collector off, on core 1; latency from each request's
+scheduled send time, so queueing is not hidden; against the bare app at 3,400 POST/s it measures 2–5 ms p99
+itself). "backlog" is how many stored alerts the dispatcher had not yet decided when the max-rate
 rounds ended, how many were still undecided after waiting (at most @DRAIN@ s, load stopped), and the rate at
 which the dispatcher decided them meanwhile. The half-rate run starts after that wait, so any backlog left
 competes with it for the core.
@@ -470,19 +472,43 @@ statements, ~50 µs of overhead each), the Kubernetes client, probes' result red
 the outbox. The budget holds (exactly 50 restarts reach the stand-in); the other incidents are escalated to a
 human, and the 50 mitigated ones are re-escalated as flapping when their later alerts attach.
 
-### Latency at half the max rate: the tails of this run
+### Latency at half the max rate: the generator, the checkpoint hold, PostgreSQL
 
-The p99 at half rate is the figure this machine moves most. Over repeated `python -m bench --targets sqlite
---sizes 1,10 --skip storm --skip takeover` runs on 2026-12-06, SQLite's p99 at 1 / 10 alerts/POST with the
-default WAL checkpoint every 1 s was 17–239 / 12–53 ms (5 runs; p50 2–4 ms throughout); with checkpoints
-effectively off after start-up (`REMEDIATOR_WAL_CHECKPOINT_S=3600`) 15–21 / 5–8 ms (2 runs); every 5 s
-484–615 / 168–1,031 ms; every 0.25 s 45–212 / 38–40 ms; and a variant that started the WAL over only past
-16 MiB (no hold of intake below it) 59–361 / 29–63 ms, so it was not kept. The checkpoints cost the tail,
-and not through the hold that makes intake wait. Our reading, not verified: the checkpoint fsyncs the
-database file in its thread, and on ext4 that fsync commits the filesystem journal, which the WAL appends
-of intake's commits on the loop then wait for. PostgreSQL (no checkpoint task of ours, `fsync=off`) also
-had 37–279 ms tails in the full run, so part of it is this shared machine. On 2026-11-27, before the
-checkpoints moved into a thread (issue 17), SQLite measured 15 / 12 / 19 ms.
+**The generator was the first tail.** Against the bare aiohttp app at 3,400 POST/s (far below its max), the
+open-loop generator as it was (asyncio, the collector on, 17,000 bodies built up front) measured a p99 of
+17–70 ms by itself: its own full collections and its loop stalled it, and a stall of the generator counts as
+latency of every request scheduled meanwhile. `bench/paced.py` now runs on uvloop with the collector off and
+times with `time.perf_counter` (uvloop's clock counts whole milliseconds): 2–5 ms p99 against the same app
+(2–11 ms over 4 runs of 5 s). Every half-rate figure before 2026-12-06 14:10 UTC, and the experiments of the
+last version of this section (checkpoint intervals, a 16 MiB restart threshold), were measured with the old
+generator: their tails were mostly its own.
+
+**SQLite: the hold, not the fsync.** With the fixed generator, the slow requests of a 5 s run came in bursts
+~1.05 s apart. Matching each request with the checkpoint task's own timestamps put every burst at the
+*hold* (intake waits while the WAL is started over), none at the PASSIVE copy. The hold took 15–40 ms:
+a write that failed to restart the WAL because the PASSIVE's completeness was stale by the time the hold was
+taken, then sleep, PASSIVE, sleep, write — four thread hops, each waiting for the GIL the loop holds (up to
+5 ms). An fsync is not the cost on this disk (0.07 ms for 4 KiB, 2 ms for 8 MiB). Now: the copying runs in a
+thread of its own at nice 10, with catch-up passes until a pass finds ≤ 256 new frames, and the hold is one
+hop: `wal_checkpoint(RESTART)` (SQLite's busy handler waits, in the thread, for the readers of older
+snapshots) then the restarting write. Hold 2–13 ms (it restarts on the first try); p99 at 1,300 POST/s × 10
+alerts 5–10 ms in quiet runs against 14–50 ms before (`python -m bench.halfrate sqlite 10 1300`: three 5 s
+runs per tree, the same generator). At nice 19 the thread starved under saturation: the WAL grew for as long
+as the load lasted and peak RSS with it (163 MB vs 103 MB at 100 alerts/POST), so 10.
+
+**PostgreSQL: not explained.** Its tails at 10 and 100 alerts/POST are episodes of 100–300 ms in which every
+request is slow, a few per 5 s, not periodic. Ruled out by measurement: the service's garbage collector
+(collections ≤ 17 ms, logged by a `gc.callbacks` hook), PostgreSQL checkpoints (`pg_stat_bgwriter`: none
+during the runs) and autovacuum (`pg_stat_activity`: no worker). Seen: PostgreSQL's backends write out
+evicted dirty buffers themselves (`buffers_backend` +7,700 per 5 s: the inbox outgrows the default 128 MB of
+shared buffers). At 100 alerts/POST the service takes 62 % of the shared core and PostgreSQL 38 % (6.2 s and
+3.8 s of CPU in 10 s at 25,700 alerts/s; at 10/POST 7.1 s and 3.0 s). On a quiet machine without the
+max-rate rounds before it, the same half-rate run measured 15–46 ms.
+
+Tried and not kept (2026-12-06): the inbox index on `(fingerprint, id)` made partial (undecided rows only,
+so that decided rows skip one B-tree insert). Interleaved A/B: SQLite 31,916 → 30,830 alerts/s at 10/POST,
+40,149 → 37,958 at 100; PostgreSQL 16,040 → 13,881 and 16,562 → 17,368: no change above the noise, so not
+worth a migration.
 
 ### Cost of the intake limits (issue 12, 2026-12-06)
 
