@@ -12,14 +12,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import statistics
-import subprocess
 import sys
 import tempfile
 from datetime import date
 from pathlib import Path
 
 from bench import load, servers
-from bench.__main__ import create_database, free_port, paced
+from bench.__main__ import free_port, paced, store_for
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -38,16 +37,7 @@ def main(argv: list[str] | None = None) -> None:
         rule = servers.NO_MATCH_RULE.format(today=date.today().isoformat())
         (work / "rules" / "bench.yaml").write_text(rule)
         template = load.write_template(work / "template.txt")
-        store_url = f"sqlite:///{work}/remediator.db"
-        if args.store == "postgresql":
-            sys.path.insert(0, str(servers.REPO))
-            from tests.support import procs
-
-            pg = procs.start_postgres(work)
-            stack.callback(pg.stop)
-            cmd = ["taskset", "-a", "-p", "-c", servers.SERVER_CORE, str(pg.pid)]
-            subprocess.run(cmd, check=True, capture_output=True)
-            store_url = create_database(pg, "bench_halfrate")
+        store_url = stack.enter_context(store_for(args.store, work))
         port = free_port()
         urls = [f"http://127.0.0.1:{port}/v1/alerts"]
         stack.enter_context(servers.remediator(port, store_url, work / "rules", work, extra_env=extra))

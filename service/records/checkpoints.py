@@ -154,7 +154,7 @@ class Checkpointer:
             if result.complete or not self._outlasted:
                 size = self.wal_bytes()
                 truncate = size > self.truncate_over_bytes
-                async with self._hold():
+                async with self._hold():  # intake waits: the default thread, at the loop's own priority
                     result, restarted = await asyncio.to_thread(self._restart, truncate)
                 self._outlasted = not result.complete
                 self._own_write = self._wal_stamp()
