@@ -17,7 +17,7 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 from selenium import webdriver
-from selenium.common.exceptions import NoAlertPresentException
+from selenium.common.exceptions import NoAlertPresentException, StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -94,9 +94,26 @@ def sign_in(driver: WebDriver, url: str, token: str) -> None:
 
 
 def wait_text(driver: WebDriver, css: str, text: str, timeout: float = 15) -> None:
-    WebDriverWait(driver, timeout).until(
+    """Wait until an element matching `css` shows `text`.
+
+    The page re-renders its rows as it polls, so an element found may be replaced before its text is
+    read; that is a reason to look again, not a failure.
+    """
+    WebDriverWait(driver, timeout, ignored_exceptions=(StaleElementReferenceException,)).until(
         lambda d: any(text in e.text for e in d.find_elements(By.CSS_SELECTOR, css)),
         f"{text!r} never appeared in {css}",
+    )
+
+
+def click(driver: WebDriver, css: str, timeout: float = 10) -> None:
+    """Click the element matching `css`, finding it again if polling replaced it first."""
+
+    def clicked(d: WebDriver) -> bool:
+        d.find_element(By.CSS_SELECTOR, css).click()
+        return True
+
+    WebDriverWait(driver, timeout, ignored_exceptions=(StaleElementReferenceException,)).until(
+        clicked, f"could not click {css}"
     )
 
 
@@ -113,22 +130,22 @@ def list_grew(driver: WebDriver) -> None:
 
 def approve_tick_ack(driver: WebDriver, url: str, incident_id: str) -> None:
     """The approver's walk through the incident page; the page must never reload."""
-    driver.find_element(By.CSS_SELECTOR, f"a[href='/ui/incidents/{incident_id}']").click()
+    click(driver, f"a[href='/ui/incidents/{incident_id}']")
     wait_text(driver, "tr.action", "awaiting_approval")
     driver.execute_script("window.sameDocument = 'yes'")
     loaded_at = driver.execute_script("return window.remediatorConsole.loadedAt")
 
-    driver.find_element(By.CSS_SELECTOR, "button.approve").click()
+    click(driver, "button.approve")
     wait_text(driver, "#flash", "approved by alice")
     wait_text(driver, "tr.action", "succeeded")  # the action ran; the page learnt it by polling
     wait_text(driver, "tr.action", "from revision 2 to 1")
     wait_text(driver, "#timeline", "kube.rollout_undo approved by alice")
 
-    driver.find_element(By.CSS_SELECTOR, "button.tick[data-item='service-fully-restored']").click()
+    click(driver, "button.tick[data-item='service-fully-restored']")
     wait_text(driver, "#checklist li.ticked", "Service fully restored — alice")
     wait_text(driver, "#timeline", "checklist")
 
-    driver.find_element(By.ID, "ack").click()
+    click(driver, "#ack")
     wait_text(driver, "#acked", "acknowledged by alice")
     assert driver.find_elements(By.ID, "ack") == [], "acknowledged: the button is gone"
 
