@@ -98,12 +98,14 @@ def _claim_statement(dialect: str, limit: int, take_expired: bool) -> sa.Update:
         .order_by(t.c.id)
         .limit(window)
     )
+    # one IN over a UNION ALL, not ``id IN (…) OR id IN (…)``: PostgreSQL cannot split that OR, so it walked
+    # the whole primary key testing each row against both lists (19 ms at 100,000 rows, at every claim)
     pool = (
-        sa.or_(t.c.id.in_(oldest_pending), t.c.id.in_(expired))
+        sa.union_all(_ids(oldest_pending, "pending_ids"), _ids(expired, "expired_ids"))
         if take_expired
-        else t.c.id.in_(oldest_pending)
+        else _ids(oldest_pending, "pending_ids")
     )
-    candidates = sa.select(t.c.id).where(pool, ~blocked).order_by(t.c.id).limit(limit)
+    candidates = sa.select(t.c.id).where(t.c.id.in_(pool), ~blocked).order_by(t.c.id).limit(limit)
     if dialect == "postgresql":
         candidates = candidates.with_for_update(skip_locked=True)
     return (
@@ -117,6 +119,13 @@ def _claim_statement(dialect: str, limit: int, take_expired: bool) -> sa.Update:
         )
         .returning(*(t.c[name] for name in _ROW_FIELDS))
     )
+
+
+def _ids(ordered: sa.Select[tuple[int]], name: str) -> sa.Select[tuple[int]]:
+    """``ordered`` (ids with ORDER BY and LIMIT) as a plain select from it, so it may stand in a UNION ALL
+    (SQLite refuses a parenthesised member)."""
+    sub = ordered.subquery(name)
+    return sa.select(sub.c.id)
 
 
 async def add_drill(store: Store, row: dict[str, Any]) -> int:
