@@ -86,15 +86,17 @@ def _claim_statement(dialect: str, limit: int, take_expired: bool) -> sa.Update:
     now: sa.BindParameter[float] = sa.bindparam("now")
     blocked = (
         sa.select(sa.literal(1))
-        .where(earlier.c.fingerprint == t.c.fingerprint, earlier.c.id < t.c.id, earlier.c.state != DONE)
+        .where(earlier.c.fingerprint == t.c.fingerprint, earlier.c.id < t.c.id, undecided(earlier))
         .exists()
     )
     # look only at the oldest rows (index on state, id), not the whole backlog: the claim stays O(limit)
     window = limit * 16
-    oldest_pending = sa.select(t.c.id).where(t.c.state == PENDING).order_by(t.c.id).limit(window)
+    oldest_pending = (
+        sa.select(t.c.id).where(t.c.state == PENDING, undecided(t)).order_by(t.c.id).limit(window)
+    )
     expired = (
         sa.select(t.c.id)
-        .where(t.c.state == CLAIMED, t.c.lease_until < now, t.c.claimed_by != worker)
+        .where(t.c.state == CLAIMED, undecided(t), t.c.lease_until < now, t.c.claimed_by != worker)
         .order_by(t.c.id)
         .limit(window)
     )
@@ -119,6 +121,12 @@ def _claim_statement(dialect: str, limit: int, take_expired: bool) -> sa.Update:
         )
         .returning(*(t.c[name] for name in _ROW_FIELDS))
     )
+
+
+def undecided(table: sa.FromClause) -> sa.ColumnElement[bool]:
+    """``state <> 'done'`` on ``table`` (the inbox or an alias of it): the partial indexes' WHERE
+    (``schema.INBOX_UNDECIDED``) with the constant inline, not bound, so that the planners may use them."""
+    return table.c.state != sa.literal_column(f"'{DONE}'")
 
 
 def _ids(ordered: sa.Select[tuple[int]], name: str) -> sa.Select[tuple[int]]:
@@ -252,7 +260,9 @@ async def heartbeat(store: Store, worker: str, *, until: float) -> int:
     t = schema.inbox
     async with store.write() as conn:
         result = await conn.execute(
-            sa.update(t).where(t.c.claimed_by == worker, t.c.state == CLAIMED).values(lease_until=until)
+            sa.update(t)
+            .where(t.c.claimed_by == worker, t.c.state == CLAIMED, undecided(t))
+            .values(lease_until=until)
         )
     return int(result.rowcount or 0)
 
@@ -278,7 +288,7 @@ async def release(
     ``uncount``: the claim did not fail (a graceful stop, a batch put back) and does not count as an
     attempt, so it brings no row closer to quarantine."""
     t = schema.inbox
-    cond = t.c.state == CLAIMED
+    cond = sa.and_(t.c.state == CLAIMED, undecided(t))
     if worker is not None:
         cond = sa.and_(cond, t.c.claimed_by == worker)
     if ids:
@@ -294,10 +304,8 @@ async def release(
 async def backlog(store: Store) -> int:
     t = schema.inbox
     async with store.read() as conn:
-        # IN, not != 'done': the (state, id) index then reads only the backlog, not every row ever received
-        value = await conn.scalar(
-            sa.select(sa.func.count()).select_from(t).where(t.c.state.in_((PENDING, CLAIMED)))
-        )
+        # the partial index holds exactly the backlog
+        value = await conn.scalar(sa.select(sa.func.count()).select_from(t).where(undecided(t)))
     return int(value or 0)
 
 

@@ -216,8 +216,26 @@ sa.Index("ix_incidents_caused_by", incidents.c.caused_by)
 sa.Index("ix_outbox_incident", outbox.c.incident_id)
 sa.Index("ix_actions_incident", actions.c.incident_id, actions.c.requested_at)
 sa.Index("ix_actions_status", actions.c.status)
-sa.Index("ix_inbox_state_id", inbox.c.state, inbox.c.id)
-sa.Index("ix_inbox_fingerprint_id", inbox.c.fingerprint, inbox.c.id)
+#: The predicate of the inbox's partial indexes: claims only ever look for undecided rows, so a row decided at
+#: intake (unmatched) adds no entry to them, and they stay the size of the backlog, not of all that retention
+#: keeps.
+#: A query that should use them states it literally (``inbox.undecided``): neither planner matches a bound
+#: value against an index's WHERE.
+INBOX_UNDECIDED = "state <> 'done'"
+sa.Index(
+    "ix_inbox_undecided_state_id",
+    inbox.c.state,
+    inbox.c.id,
+    postgresql_where=sa.text(INBOX_UNDECIDED),
+    sqlite_where=sa.text(INBOX_UNDECIDED),
+)
+sa.Index(
+    "ix_inbox_undecided_fingerprint_id",
+    inbox.c.fingerprint,
+    inbox.c.id,
+    postgresql_where=sa.text(INBOX_UNDECIDED),
+    sqlite_where=sa.text(INBOX_UNDECIDED),
+)
 sa.Index("ix_incidents_opened", incidents.c.opened_at, incidents.c.id)
 sa.Index("ix_incidents_state", incidents.c.state)
 sa.Index("ix_incidents_next_escalation", incidents.c.next_escalation_at)
