@@ -375,8 +375,8 @@ Reference figures for the peer (ENVIRONMENT.md, same machine type): ~1,000 / 2,0
 
 ANALYSIS = """## Analysis
 
-(Static text, written 2026-11-27 after the profile-driven fixes and updated 2026-12-06 for issue 18: re-check
-it against the tables.)
+(Static text, written 2026-11-27 after the profile-driven fixes and updated 2026-12-06 for issue 18, last at
+17:30 UTC: re-check it against the tables.)
 
 ### What the profiles showed, and what changed
 
@@ -508,22 +508,28 @@ alerts 5–10 ms in quiet runs against 14–50 ms before (`python -m bench.halfr
 runs per tree, the same generator). At nice 19 the thread starved under saturation: the WAL grew for as long
 as the load lasted and peak RSS with it (163 MB vs 103 MB at 100 alerts/POST), so 10.
 
-**PostgreSQL: not explained.** Its tails at 10 and 100 alerts/POST are episodes of 100–300 ms in which every
-request is slow, a few per 5 s, not periodic. They stay when PostgreSQL runs on the other core
-(**postgresql-own-core**: 64 / 110 / 103 ms at 1 / 10 / 100 alerts/POST in the run named under
-"PostgreSQL" above), so they are not PostgreSQL's CPU taken from the service. Ruled out by measurement:
-the service's garbage collector
-(collections ≤ 17 ms, logged by a `gc.callbacks` hook), PostgreSQL checkpoints (`pg_stat_bgwriter`: none
-during the runs) and autovacuum (`pg_stat_activity`: no worker). Seen: PostgreSQL's backends write out
-evicted dirty buffers themselves (`buffers_backend` +7,700 per 5 s: the inbox outgrows the default 128 MB of
-shared buffers). At 100 alerts/POST the service takes 62 % of the shared core and PostgreSQL 38 % (6.2 s and
-3.8 s of CPU in 10 s at 25,700 alerts/s; at 10/POST 7.1 s and 3.0 s). On a quiet machine without the
-max-rate rounds before it, the same half-rate run measured 15–46 ms.
+**PostgreSQL: the claim walked the whole inbox.** Its tails at 10 and 100 alerts/POST were episodes of
+60–300 ms, once per ~1.05 s. `log_min_duration_statement` named the cause: the dispatcher's claim, which runs
+about once a second, took 10 → 94 ms as the inbox grew. Its `id IN (…) OR id IN (…)` is one PostgreSQL cannot
+split, so it walked the whole primary key, on the core the service shares. The claim is now one `IN` over a
+`UNION ALL` (0.05 ms and 4 pages at any size). `python -m bench.halfrate postgresql 10 1100`: p99 39–196 ms →
+5–7 ms; at 100 alerts/POST, 125 POST/s after a 10 s fill, 7–9 ms. What else was measured on the way: the
+service's collector (collections ≤ 17 ms), PostgreSQL checkpoints and autovacuum (none during the runs) were
+not the cause. The episodes that remain in some runs are this machine's noise: the same run on a
+`tmpfs` also had one of 107 ms with every statement fast and the service's loop not stalled. PostgreSQL's
+16 MiB WAL segments are created as the load needs them: with 256 MiB segments, one run in two had one
+episode of 360–550 ms (a segment being zero-filled), so the default stays.
 
-Tried and not kept (2026-12-06): the inbox index on `(fingerprint, id)` made partial (undecided rows only,
-so that decided rows skip one B-tree insert). Interleaved A/B: SQLite 31,916 → 30,830 alerts/s at 10/POST,
-40,149 → 37,958 at 100; PostgreSQL 16,040 → 13,881 and 16,562 → 17,368: no change above the noise, so not
-worth a migration.
+**The claim indexes cover undecided rows only** (migration 0011: `(state, id)` and `(fingerprint, id)`
+`WHERE state <> 'done'`, stated literally in the statements that use them). An alert decided at intake
+maintains two indexes instead of four. PostgreSQL's CPU per stored alert, old and new interleaved
+(`python -m bench.cpusplit postgresql 10|100 8`): 14.2 → 12.4, 12.8 → 11.3, 18.3 → 16.6, 13.9 → 10.9 µs.
+The partial fingerprint index alone, tried earlier that day, made no difference that could be told from the
+noise. Where a PostgreSQL round's time goes at max rate (`bench.cpusplit`): per stored alert, ~24–30 µs of
+service CPU, as much as SQLite's whole path, plus ~11–13 µs of PostgreSQL's own on the same core. That puts
+the PostgreSQL ÷ SQLite ratio near 0.6–0.7 on a quiet machine. On this shared one the service's CPU per alert
+itself swings by up to 50 % from one minute to the next (the same tree measured 29.6 and 48.3 µs at 10/POST).
+So a single run's ratio ranges from 0.5 to 0.75.
 
 ### Cost of the intake limits (issue 12, 2026-12-06)
 
