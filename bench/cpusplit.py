@@ -15,11 +15,10 @@ import os
 import subprocess
 import sys
 import tempfile
-from datetime import date
 from pathlib import Path
 
 from bench import load, servers
-from bench.__main__ import free_port, store_for
+from bench.__main__ import one_server
 
 
 def cpu_s(pids: list[int]) -> float:
@@ -46,15 +45,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("seconds", type=float, help="seconds of load measured")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="remediator-cpusplit-") as tmp, contextlib.ExitStack() as stack:
-        work = Path(tmp)
-        (work / "rules").mkdir()
-        rule = servers.NO_MATCH_RULE.format(today=date.today().isoformat())
-        (work / "rules" / "bench.yaml").write_text(rule)
-        template = load.write_template(work / "template.txt")
-        store_url = stack.enter_context(store_for(args.store, work))
-        port = free_port()
-        urls = [f"http://127.0.0.1:{port}/v1/alerts"]
-        service = [stack.enter_context(servers.remediator(port, store_url, work / "rules", work))]
+        urls, template, pid = stack.enter_context(one_server(args.store, Path(tmp)))
+        service = [pid]
         load.spread(urls, template, prefix="warm", alerts=args.alerts, seconds=3, token=servers.TOKEN)
         postgres = postgres_pids() if args.store == "postgresql" else []
         before = cpu_s(service), cpu_s(postgres)

@@ -14,11 +14,10 @@ import contextlib
 import statistics
 import sys
 import tempfile
-from datetime import date
 from pathlib import Path
 
 from bench import load, servers
-from bench.__main__ import free_port, paced, store_for
+from bench.__main__ import one_server, paced
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -32,15 +31,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     extra = dict(item.split("=", 1) for item in args.env)
     with tempfile.TemporaryDirectory(prefix="remediator-halfrate-") as tmp, contextlib.ExitStack() as stack:
-        work = Path(tmp)
-        (work / "rules").mkdir()
-        rule = servers.NO_MATCH_RULE.format(today=date.today().isoformat())
-        (work / "rules" / "bench.yaml").write_text(rule)
-        template = load.write_template(work / "template.txt")
-        store_url = stack.enter_context(store_for(args.store, work))
-        port = free_port()
-        urls = [f"http://127.0.0.1:{port}/v1/alerts"]
-        stack.enter_context(servers.remediator(port, store_url, work / "rules", work, extra_env=extra))
+        urls, template, _ = stack.enter_context(one_server(args.store, Path(tmp), extra))
         if args.fill:
             token = servers.TOKEN
             load.spread(urls, template, prefix="fill", alerts=args.alerts, seconds=args.fill, token=token)

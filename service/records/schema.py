@@ -5,6 +5,8 @@ Times are stored as UTC epoch seconds (float) so that SQLite and PostgreSQL comp
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 
 metadata = sa.MetaData()
@@ -222,20 +224,15 @@ sa.Index("ix_actions_status", actions.c.status)
 #: A query that should use them states it literally (``inbox.undecided``): neither planner matches a bound
 #: value against an index's WHERE.
 INBOX_UNDECIDED = "state <> 'done'"
-sa.Index(
-    "ix_inbox_undecided_state_id",
-    inbox.c.state,
-    inbox.c.id,
-    postgresql_where=sa.text(INBOX_UNDECIDED),
-    sqlite_where=sa.text(INBOX_UNDECIDED),
-)
-sa.Index(
-    "ix_inbox_undecided_fingerprint_id",
-    inbox.c.fingerprint,
-    inbox.c.id,
-    postgresql_where=sa.text(INBOX_UNDECIDED),
-    sqlite_where=sa.text(INBOX_UNDECIDED),
-)
+
+
+def _undecided_index(name: str, *columns: sa.Column[Any]) -> sa.Index:
+    where = sa.text(INBOX_UNDECIDED)
+    return sa.Index(name, *columns, postgresql_where=where, sqlite_where=where)
+
+
+_undecided_index("ix_inbox_undecided_state_id", inbox.c.state, inbox.c.id)
+_undecided_index("ix_inbox_undecided_fingerprint_id", inbox.c.fingerprint, inbox.c.id)
 sa.Index("ix_incidents_opened", incidents.c.opened_at, incidents.c.id)
 sa.Index("ix_incidents_state", incidents.c.state)
 sa.Index("ix_incidents_next_escalation", incidents.c.next_escalation_at)
