@@ -88,13 +88,20 @@ OWN_CORE = "postgresql-own-core"
 
 def counter(ports: list[int], name: str) -> int:
     """The sum of a counter over the replicas listening on ``ports``."""
-    total = 0
+    return counters(ports, name)[0]
+
+
+def counters(ports: list[int], *names: str) -> list[int]:
+    """The sums of counters over the replicas listening on ``ports``, each replica's read from one scrape (two
+    scrapes let a commit land in between: received − unmatched once read −300)."""
+    totals = [0] * len(names)
     for port in ports:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
             for line in response.read().decode().splitlines():
-                if line.startswith(f"{name} "):
-                    total += int(float(line.split()[1]))
-    return total
+                metric, _, value = line.partition(" ")
+                if metric in names:
+                    totals[names.index(metric)] += int(float(value.split()[0]))
+    return totals
 
 
 def drain(ports: list[int], timeout: float) -> tuple[int, int, float]:
@@ -103,9 +110,10 @@ def drain(ports: list[int], timeout: float) -> tuple[int, int, float]:
     started = time.monotonic()
     backlog = -1
     while True:
-        left = counter(ports, "remediator_alerts_received_total") - counter(
-            ports, "remediator_alerts_unmatched_total"
+        received, unmatched = counters(
+            ports, "remediator_alerts_received_total", "remediator_alerts_unmatched_total"
         )
+        left = received - unmatched
         backlog = left if backlog < 0 else backlog
         if left <= 0 or time.monotonic() - started > timeout:
             return backlog, max(left, 0), time.monotonic() - started

@@ -515,8 +515,14 @@ split, so it walked the whole primary key, on the core the service shares. The c
 `UNION ALL` (0.05 ms and 4 pages at any size). `python -m bench.halfrate postgresql 10 1100`: p99 39–196 ms →
 5–7 ms; at 100 alerts/POST, 125 POST/s after a 10 s fill, 7–9 ms. What else was measured on the way: the
 service's collector (collections ≤ 17 ms), PostgreSQL checkpoints and autovacuum (none during the runs) were
-not the cause. The episodes that remain in some runs are this machine's noise: the same run on a
-`tmpfs` also had one of 107 ms with every statement fast and the service's loop not stalled. PostgreSQL's
+not the cause. The next tail was the benchmark's own: it kept every finished configuration's files until
+the end, and the kernel wrote their gigabytes of dirty pages back (~10 MB/s on this disk) while the later
+configurations ran. With 2.3 GB dirty (`dd` just before), the same `bench.halfrate` run measured a p99 of
+38–42 ms instead of 6–7. A finished configuration's files are now deleted at once, so their pages are dropped
+(`forget` in `bench/__main__.py`); in the next `--targets sqlite,postgresql` run PostgreSQL's half-rate p99
+was 7.1 / 20.8 / 9.0 ms, after 47.0 / 58.5 ms at 10 / 100 in the full run before. What remains is this
+machine's noise: on a `tmpfs` one run still had one episode of 107 ms, with every statement fast and the
+service's loop not stalled. PostgreSQL's
 16 MiB WAL segments are created as the load needs them: with 256 MiB segments, one run in two had one
 episode of 360–550 ms (a segment being zero-filled), so the default stays.
 
