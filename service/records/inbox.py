@@ -89,7 +89,7 @@ def _claim_statement(dialect: str, limit: int, take_expired: bool) -> sa.Update:
         .where(earlier.c.fingerprint == t.c.fingerprint, earlier.c.id < t.c.id, undecided(earlier))
         .exists()
     )
-    # look only at the oldest rows (index on state, id), not the whole backlog: the claim stays O(limit)
+    # look only at the oldest rows (the partial (state, id) index), not the whole backlog: O(limit)
     window = limit * 16
     oldest_pending = (
         sa.select(t.c.id).where(t.c.state == PENDING, undecided(t)).order_by(t.c.id).limit(window)
