@@ -301,11 +301,13 @@ async def release(
     return int(result.rowcount or 0)
 
 
+#: the rows not yet decided: exactly what the partial claim indexes hold
+BACKLOG = sa.select(sa.func.count()).select_from(schema.inbox).where(undecided(schema.inbox))
+
+
 async def backlog(store: Store) -> int:
-    t = schema.inbox
-    async with store.read() as conn:
-        # the partial index holds exactly the backlog
-        value = await conn.scalar(sa.select(sa.func.count()).select_from(t).where(undecided(t)))
+    async with store.counting() as conn:
+        value = await conn.scalar(BACKLOG)
     return int(value or 0)
 
 

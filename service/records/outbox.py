@@ -138,7 +138,7 @@ async def next_due(store: Store) -> float | None:
 
 
 async def backlog(store: Store) -> int:
-    async with store.read() as conn:
+    async with store.counting() as conn:  # ix_outbox_due, never the whole outbox retention keeps
         value = await conn.scalar(
             sa.select(sa.func.count()).select_from(O).where(O.c.state.in_([PENDING, SENDING]))
         )

@@ -177,6 +177,18 @@ class Store:
         except (exc.DBAPIError, OSError) as error:
             raise errors.StoreUnavailable(_describe(error)) from error
 
+    @contextlib.asynccontextmanager
+    async def counting(self) -> AsyncIterator[Conn]:
+        """``read()`` for a count a partial or small index can answer (the gauges' backlogs, every few
+        seconds on every replica). On PostgreSQL its transaction plans without sequential scans: the planner
+        takes the share of undecided rows from the last ANALYZE, and one taken mid-burst (a quarter of the
+        inbox waiting) made it scan the whole inbox, 251 MB and 270 ms every 5 s at 400,000 rows, instead of
+        the partial index that holds only the backlog."""
+        async with self.read() as conn:
+            if self.dialect == "postgresql":
+                await conn.execute(sa.text("SET LOCAL enable_seqscan = off"))
+            yield conn
+
     def insert_ignore(self, table: sa.Table) -> Any:
         """``INSERT … ON CONFLICT DO NOTHING`` for this dialect."""
         if self.dialect == "sqlite":
