@@ -520,9 +520,20 @@ the end, and the kernel wrote their gigabytes of dirty pages back (~10 MB/s on t
 configurations ran. With 2.3 GB dirty (`dd` just before), the same `bench.halfrate` run measured a p99 of
 38–42 ms instead of 6–7. A finished configuration's files are now deleted at once, so their pages are dropped
 (`forget` in `bench/__main__.py`); in the next `--targets sqlite,postgresql` run PostgreSQL's half-rate p99
-was 7.1 / 20.8 / 9.0 ms, after 47.0 / 58.5 ms at 10 / 100 in the full run before. What remains is this
-machine's noise: on a `tmpfs` one run still had one episode of 107 ms, with every statement fast and the
-service's loop not stalled. PostgreSQL's
+was 7.1 / 20.8 / 9.0 ms, after 47.0 / 58.5 ms at 10 / 100 in the full run before.
+
+**PostgreSQL: the gauges counted the backlog by scanning the whole inbox.** Full runs still measured 35–50 ms
+at 10 alerts/POST where `bench.halfrate` alone measured 6. `bench.halfrate postgresql 10 1080 --fill 18` (as
+many seconds of max-rate load first as the full run's rounds) reproduced it: 51–61 ms in every run, and
+`log_min_duration_statement` showed one statement every ~5.3 s, 70 → 270 ms as the inbox grew: the metrics
+gauges' backlog count, `count(*) WHERE state <> 'done'`. The partial index holds exactly those rows, but the
+planner took their share from statistics gathered mid-burst (a quarter of the inbox waiting), so it chose a
+sequential scan: 251 MB at 418,000 rows, every 5 s on every replica, on the core the service shares. Not the
+dirty pages this time (`sync` before the run changed nothing). The gauges' counts now run in a transaction
+that plans without sequential scans (`Store.counting`, PostgreSQL only; SQLite already read the partial
+index): the same measurement went from 177 / 225 ms to 4.5 / 9.8 ms p99, and the test
+`test_the_backlog_gauge_counts_the_partial_index_even_when_the_statistics_are_stale` reproduces the stale
+statistics and fails on the old count. PostgreSQL's
 16 MiB WAL segments are created as the load needs them: with 256 MiB segments, one run in two had one
 episode of 360–550 ms (a segment being zero-filled), so the default stays.
 

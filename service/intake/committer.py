@@ -153,13 +153,14 @@ class GroupCommitter:
             return
         for request in batch:
             flags = [
-                key in new and owners[key] == (request, n)
+                (new is None or key in new) and owners[key] == (request, n)
                 for n, key in enumerate((r["fingerprint"], r["starts_at"], r["status"]) for r in request.rows)
             ]
             if not request.future.done():
                 request.future.set_result(flags)
 
-    async def _insert(self, rows: list[dict[str, Any]]) -> set[inbox.Key]:
+    async def _insert(self, rows: list[dict[str, Any]]) -> set[inbox.Key] | None:
+        """The keys of ``rows`` that were new (None: every one was)."""
         if self._pg is not None:  # PostgreSQL: the rows, and the replicas woken if one is pending work
             return await self._pg.insert(rows)
         async with self._store.write() as conn:

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 from service import errors
 from service.intake.committer import GroupCommitter
-from service.records import inbox, schema, wakeups
+from service.records import inbox, pg_intake, schema, wakeups
 from service.records.store import Store
 from tests.support import procs
 
@@ -142,3 +142,49 @@ async def test_a_commit_wakes_another_replicas_dispatcher_when_there_is_work(
         assert not woken.is_set()
     finally:
         await listener.stop()
+
+
+async def test_one_batch_of_several_requests_stores_each_row_with_its_own_values_in_order(
+    postgres_url: str,
+) -> None:
+    """The values a request's rows share travel once per batch (the row carries an index into them): every
+    stored row must still hold its own request's receiver, time and state, in the order the rows came."""
+    store = Store.open(postgres_url, timeout_s=1)
+    await store.migrate()
+    inserter = pg_intake.Inserter(postgres_url, connect_timeout_s=5, statement_timeout_s=5)
+    try:
+        rows = [
+            row("a1", receiver="team-a", received_at=100.0),
+            row("b1", receiver="team-b", received_at=200.5, truncated=3),
+            row(
+                "a2",
+                receiver="team-a",
+                received_at=100.0,
+                state=inbox.DONE,
+                outcome="unmatched",
+                processed_at=100.0,
+                rule=None,
+            ),
+            row("b2", receiver="team-b", received_at=200.5, truncated=3, drill=True),
+            row("a3", receiver="team-a", received_at=100.0),
+        ]
+        assert await inserter.insert(rows) is None  # every row new: only the count comes back
+        # again, with one new row: the keys of the new rows come back, not those already stored
+        again = [row("a1", receiver="x"), row("c1", receiver="team-c", received_at=300.0)]
+        assert await inserter.insert(again) == {("c1", "2026-12-06T10:00:00.000000Z", "firing")}
+        t = schema.inbox
+        columns = [t.c.fingerprint, t.c.receiver, t.c.received_at, t.c.truncated, t.c.state, t.c.outcome]
+        columns += [t.c.processed_at, t.c.rule, t.c.drill]
+        async with store.read() as conn:
+            stored_rows = [tuple(r) for r in (await conn.execute(sa.select(*columns).order_by(t.c.id))).all()]
+        assert stored_rows == [
+            ("a1", "team-a", 100.0, 0, "pending", None, None, "r1", False),
+            ("b1", "team-b", 200.5, 3, "pending", None, None, "r1", False),
+            ("a2", "team-a", 100.0, 0, "done", "unmatched", 100.0, None, False),
+            ("b2", "team-b", 200.5, 3, "pending", None, None, "r1", True),
+            ("a3", "team-a", 100.0, 0, "pending", None, None, "r1", False),
+            ("c1", "team-c", 300.0, 0, "pending", None, None, "r1", False),
+        ]
+    finally:
+        await inserter.close()
+        await store.close()
