@@ -10,10 +10,11 @@ imported when the first connection opens (PostgreSQL stores only), not with this
 
 What a batch costs here is per array element: asyncpg checks every element against two ``collections.abc``
 classes before it encodes it (~0.25 µs a string, most of the insert's client CPU). So only the columns that
-differ per alert travel as one element per row (``_PER_ROW``); the others (the request's receiver, group key
-and time, the row's state and rule, …) are nearly always the same for every row of a request, and travel
-once per distinct combination (``_SHARED``), each row carrying that combination's index. And the answer is
-one row, the number stored, unless some rows were already stored: only then do the keys of the new rows come
+differ per alert travel as one element per row (``_PER_ROW``); the others (the alertname and status, the
+request's receiver, group key and time, the row's state and rule, …) are nearly always the same for every
+row of a request, and travel once per distinct combination (``_SHARED``), each row carrying that
+combination's index. And the answer is one row, the number stored, unless some rows were already stored:
+only then do the keys of the new rows come
 back (duplicates are the exception; decoding every key of every batch cost as much as encoding it).
 
 The connection is our own (not a pool's: a pool's release costs a reset round trip per batch), opened on
@@ -35,11 +36,11 @@ Key = tuple[str, str, str]
 _PER_ROW: tuple[tuple[str, str, Any], ...] = (
     ("fingerprint", "text", None),
     ("starts_at", "text", None),
-    ("status", "text", None),
-    ("alertname", "text", None),
     ("payload", "text", None),
 )
 _SHARED: tuple[tuple[str, str, Any], ...] = (
+    ("status", "text", None),  # firing or resolved
+    ("alertname", "text", None),  # a notification's alerts share it when Alertmanager groups by it
     ("receiver", "text", None),
     ("group_key", "text", None),
     ("truncated", "int4", 0),
