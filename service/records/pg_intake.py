@@ -14,8 +14,8 @@ differ per alert travel as one element per row (``_PER_ROW``); the others (the a
 request's receiver, group key and time, the row's state and rule, …) are nearly always the same for every
 row of a request, and travel once per distinct combination (``_SHARED``), each row carrying that
 combination's index. And the answer is one row, the number stored, unless some rows were already stored:
-only then do the keys of the new rows come
-back (duplicates are the exception; decoding every key of every batch cost as much as encoding it).
+only then do the keys of the new rows come back (duplicates are the exception; decoding every key of every
+batch cost as much as encoding it).
 
 The connection is our own (not a pool's: a pool's release costs a reset round trip per batch), opened on
 first use and again after it was lost. Errors are asyncpg's; the caller (``intake.committer``) tells the
