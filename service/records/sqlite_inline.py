@@ -26,7 +26,7 @@ from __future__ import annotations
 import sqlite3
 import weakref
 from collections.abc import Callable, Mapping
-from typing import Any, Concatenate, NamedTuple, ParamSpec, Protocol, TypeVar
+from typing import Any, Concatenate, Literal, NamedTuple, ParamSpec, Protocol, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import exc
@@ -74,7 +74,7 @@ class InlineConnection:
 _DML = (sa.Update, sa.Insert, sa.Delete)
 #: per statement object, per set of parameter names (an INSERT's or UPDATE's columns come from them): None
 #: (seen once: maybe built per call, not compiled), False (not eligible) or its compiled form
-_SEEN: weakref.WeakKeyDictionary[Executable, dict[tuple[str, ...], _Prebuilt | bool | None]] = (
+_SEEN: weakref.WeakKeyDictionary[Executable, dict[tuple[str, ...], _Prebuilt | Literal[False] | None]] = (
     weakref.WeakKeyDictionary()
 )
 
@@ -109,20 +109,14 @@ def _prebuilt(
 ) -> _Prebuilt | None:
     """The compiled form of a write seen before with these parameter names; None the first time and for
     writes that are not eligible."""
-    forms = _SEEN.get(statement)
-    if forms is None:
-        forms = _SEEN[statement] = {}
-    seen = forms.get(keys, True)
-    if isinstance(seen, _Prebuilt):
-        return seen
-    if seen is True:  # never seen
+    forms = _SEEN.setdefault(statement, {})
+    if keys not in forms:  # the first sighting: maybe a statement built per call, not worth compiling
         forms[keys] = None
         return None
-    if seen is False:
-        return None
-    prebuilt = _compile(statement, dialect, keys)
-    forms[keys] = prebuilt if prebuilt is not None else False
-    return prebuilt
+    prebuilt = forms[keys]
+    if prebuilt is None:
+        prebuilt = forms[keys] = _compile(statement, dialect, keys) or False
+    return prebuilt or None
 
 
 def _compile(
